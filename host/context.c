@@ -1,0 +1,263 @@
+/* Device selection and the context: what it owns, what it wraps. */
+#include "host/internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PLATFORMS 16
+#define MAX_DEVICES 64
+
+typedef struct candidate {
+    cl_platform_id platform;
+    cl_device_id device;
+    int platform_index, device_index;
+    cl_device_type type;
+    char name[256];
+} candidate;
+
+static int list_devices(candidate *out, int max)
+{
+    cl_platform_id plats[MAX_PLATFORMS];
+    cl_uint np = 0;
+    if (clGetPlatformIDs(MAX_PLATFORMS, plats, &np) != CL_SUCCESS)
+        return 0;
+    int n = 0;
+    for (cl_uint p = 0; p < np && p < MAX_PLATFORMS; p++) {
+        cl_device_id devs[MAX_DEVICES];
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devs, &nd) != CL_SUCCESS)
+            continue;
+        for (cl_uint d = 0; d < nd && d < MAX_DEVICES && n < max; d++) {
+            candidate *c = &out[n++];
+            c->platform = plats[p];
+            c->device = devs[d];
+            c->platform_index = (int)p;
+            c->device_index = (int)d;
+            c->type = 0;
+            clGetDeviceInfo(devs[d], CL_DEVICE_TYPE, sizeof c->type, &c->type, NULL);
+            c->name[0] = '\0';
+            clGetDeviceInfo(devs[d], CL_DEVICE_NAME, sizeof c->name, c->name, NULL);
+            c->name[sizeof c->name - 1] = '\0';
+        }
+    }
+    return n;
+}
+
+static int ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+
+static int icontains(const char *hay, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < nl && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == nl)
+            return 1;
+    }
+    return nl == 0;
+}
+
+static int first_of_type(const candidate *c, int n, cl_device_type type)
+{
+    for (int i = 0; i < n; i++)
+        if (c[i].type & type)
+            return i;
+    return -1;
+}
+
+/* The index of the candidate the selector names, or -1. */
+static int select_device(const candidate *c, int n, const char *sel)
+{
+    if (!sel || !*sel) {
+        int i = first_of_type(c, n, CL_DEVICE_TYPE_GPU);
+        if (i < 0)
+            i = first_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
+        if (i < 0)
+            i = first_of_type(c, n, CL_DEVICE_TYPE_CPU);
+        return i < 0 && n > 0 ? 0 : i;
+    }
+    int pi, di, used = 0;
+    if (sscanf(sel, "%d:%d%n", &pi, &di, &used) == 2 && sel[used] == '\0') {
+        for (int i = 0; i < n; i++)
+            if (c[i].platform_index == pi && c[i].device_index == di)
+                return i;
+        return -1;
+    }
+    if (ieq(sel, "gpu"))
+        return first_of_type(c, n, CL_DEVICE_TYPE_GPU);
+    if (ieq(sel, "cpu"))
+        return first_of_type(c, n, CL_DEVICE_TYPE_CPU);
+    if (ieq(sel, "accelerator"))
+        return first_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
+    for (int i = 0; i < n; i++)
+        if (icontains(c[i].name, sel))
+            return i;
+    return -1;
+}
+
+static clattn_status context_alloc(clattn_context **out)
+{
+    clattn_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return CLATTN_OUT_OF_MEMORY;
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        free(ctx);
+        return CLATTN_OUT_OF_MEMORY;
+    }
+    const char *dir = getenv("CLATTN_KERNEL_DIR");
+    if (dir && *dir) {
+        ctx->kernel_dir = strdup(dir);
+        if (!ctx->kernel_dir) {
+            pthread_mutex_destroy(&ctx->lock);
+            free(ctx);
+            return CLATTN_OUT_OF_MEMORY;
+        }
+    }
+    *out = ctx;
+    return CLATTN_SUCCESS;
+}
+
+/* Everything after the OpenCL objects exist: device facts, then the caches. */
+static clattn_status context_finish(clattn_context *ctx)
+{
+    clattn_status st = clattn_device_query(ctx, ctx->platform, ctx->device, &ctx->info);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    clattn_context_load_caches(ctx);
+    clattn_clear_error(ctx);
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_context_create(const char *selector, clattn_context **out)
+{
+    if (!out)
+        return CLATTN_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!selector || !*selector)
+        selector = getenv("CLATTN_DEVICE");
+
+    candidate cands[MAX_DEVICES];
+    int n = list_devices(cands, MAX_DEVICES);
+    int i = select_device(cands, n, selector);
+    if (i < 0)
+        return CLATTN_DEVICE_NOT_FOUND;
+
+    clattn_context *ctx = NULL;
+    clattn_status st = context_alloc(&ctx);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    ctx->platform = cands[i].platform;
+    ctx->device = cands[i].device;
+
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
+    ctx->cl_ctx = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
+    if (!ctx->cl_ctx) {
+        st = err == CL_OUT_OF_HOST_MEMORY ? CLATTN_OUT_OF_MEMORY : CLATTN_OPENCL_ERROR;
+        goto out;
+    }
+    /* Profiling on: the tuner and the benchmark time kernels with events; the cost is negligible. */
+    ctx->queue = clCreateCommandQueue(ctx->cl_ctx, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
+    if (!ctx->queue) {
+        st = err == CL_OUT_OF_HOST_MEMORY ? CLATTN_OUT_OF_MEMORY : CLATTN_OPENCL_ERROR;
+        goto out;
+    }
+    ctx->queue_profiling = 1;
+    st = context_finish(ctx);
+out:
+    if (st != CLATTN_SUCCESS) {
+        clattn_context_release(ctx);
+        return st;
+    }
+    *out = ctx;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out)
+{
+    if (!out)
+        return CLATTN_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!queue)
+        return CLATTN_INVALID_ARGUMENT;
+
+    cl_context cl_ctx = NULL;
+    cl_device_id device = NULL;
+    cl_platform_id platform = NULL;
+    cl_command_queue_properties qprops = 0;
+    if (clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof cl_ctx, &cl_ctx, NULL) != CL_SUCCESS ||
+        clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device, &device, NULL) != CL_SUCCESS ||
+        clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof qprops, &qprops, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL) != CL_SUCCESS)
+        return CLATTN_INVALID_ARGUMENT;   /* not a valid command queue */
+
+    clattn_context *ctx = NULL;
+    clattn_status st = context_alloc(&ctx);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    clRetainCommandQueue(queue);
+    clRetainContext(cl_ctx);
+    ctx->queue = queue;
+    ctx->cl_ctx = cl_ctx;
+    ctx->device = device;
+    ctx->platform = platform;
+    ctx->queue_profiling = (qprops & CL_QUEUE_PROFILING_ENABLE) != 0;
+    ctx->queue_out_of_order = (qprops & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) != 0;
+    st = context_finish(ctx);
+    if (st != CLATTN_SUCCESS) {
+        clattn_context_release(ctx);
+        return st;
+    }
+    *out = ctx;
+    return CLATTN_SUCCESS;
+}
+
+void clattn_context_release(clattn_context *ctx)
+{
+    if (!ctx)
+        return;
+    clattn_context_free_caches(ctx);
+    clattn_programs_release(ctx);
+    clattn_scratch_release_all(ctx);
+    if (ctx->queue)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl_ctx)
+        clReleaseContext(ctx->cl_ctx);
+    free(ctx->kernel_dir);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+cl_command_queue clattn_context_queue(const clattn_context *ctx)
+{
+    return ctx ? ctx->queue : NULL;
+}
+
+cl_context clattn_context_cl_context(const clattn_context *ctx)
+{
+    return ctx ? ctx->cl_ctx : NULL;
+}
+
+cl_device_id clattn_context_device(const clattn_context *ctx)
+{
+    return ctx ? ctx->device : NULL;
+}
+
+const char *clattn_context_device_name(const clattn_context *ctx)
+{
+    return ctx ? ctx->info.name : "";
+}
+
+size_t clattn_context_scratch_bytes(const clattn_context *ctx)
+{
+    return ctx ? ctx->scratch.high_water : 0;
+}
