@@ -18,7 +18,8 @@ def main():
     for i, path in enumerate(inputs):
         data = open(path, 'rb').read()
         digest.update(os.path.basename(path).encode() + b'\0' + data + b'\0')
-        body = ','.join(str(b) for b in data + b'\0')
+        # char may be signed: write bytes >= 128 as their negative twins (UTF-8 in comments).
+        body = ','.join(str(b - 256 if b > 127 else b) for b in data + b'\0')
         lines.append(f'static const char source_{i}[] = {{{body}}};')
     lines.append('')
     lines.append('const clattn_kernel_source clattn_kernel_sources[] = {')

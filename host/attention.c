@@ -67,10 +67,12 @@ clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
                            "probs requested with CLATTN_PATH_FUSED, which never stores scores; use "
                            "CLATTN_PATH_UNFUSED or CLATTN_PATH_AUTO");
+    /* With no query row nothing is read or written, so no buffer is required; any given is checked. */
+    int empty = p->B == 0 || p->Lq == 0;
     named_buffer bufs[] = {
-        {"q", q, p->bytes.q, 0},       {"k", k, p->bytes.k, 0},
-        {"v", v, p->bytes.v, 0},       {"mask", mask, p->bytes.mask, 0},
-        {"out", out, p->bytes.out, 0}, {"probs", probs, p->bytes.probs, 1},
+        {"q", q, p->bytes.q, empty},       {"k", k, p->bytes.k, empty},
+        {"v", v, p->bytes.v, empty},       {"mask", mask, p->bytes.mask, empty},
+        {"out", out, p->bytes.out, empty}, {"probs", probs, p->bytes.probs, 1},
         {"lse", lse, p->bytes.lse, 1},
     };
     int n = (int)(sizeof bufs / sizeof bufs[0]);
@@ -111,6 +113,8 @@ clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc 
     clattn_status st = clattn_attention_check(ctx, desc, q, k, v, mask, out, probs, lse, &p);
     if (st == CLATTN_SUCCESS)
         st = clattn_attention_enqueue_locked(ctx, &p, q, k, v, mask, out, probs, lse);
+    if (st == CLATTN_SUCCESS)
+        clattn_autotune_after_call(ctx, &p, probs != NULL);
     pthread_mutex_unlock(&ctx->lock);
     return st;
 }

@@ -50,7 +50,8 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
     /* Required host pointers are checked here, where their names are known; clattn_attention then
        checks the rest (mask/type agreement, path and probs) on the staged buffers. */
     const void *required[] = {q, k, v, NULL, out};
-    for (int i = Q; i <= OUT; i++)
+    int empty = p.B == 0 || p.Lq == 0;
+    for (int i = Q; i <= OUT && !empty; i++)
         if (i != MASK && bufs[i].bytes && !required[i]) {
             pthread_mutex_lock(&ctx->lock);
             st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is NULL but the shape needs %zu bytes",
@@ -58,8 +59,15 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
             pthread_mutex_unlock(&ctx->lock);
             return st;
         }
-    if (p.B == 0 || p.Lq == 0)
-        return clattn_attention(ctx, desc, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (empty) {
+        pthread_mutex_lock(&ctx->lock);
+        st = mask && p.mask_type == CLATTN_MASK_NONE
+                 ? clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
+                               "mask buffer given but desc->mask_type is CLATTN_MASK_NONE")
+                 : CLATTN_SUCCESS;
+        pthread_mutex_unlock(&ctx->lock);
+        return st;
+    }
     if (mask && p.mask_type == CLATTN_MASK_NONE)
         bufs[MASK].bytes = 1;   /* stage a token buffer so that the check below reports the mismatch */
 

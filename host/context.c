@@ -132,8 +132,9 @@ static clattn_status context_finish(clattn_context *ctx)
     clattn_status st = clattn_device_query(ctx, ctx->platform, ctx->device, &ctx->info);
     if (st != CLATTN_SUCCESS)
         return st;
-    clattn_context_load_caches(ctx);
     clattn_clear_error(ctx);
+    /* After the clear: a broken cache file stays readable as a warning in last_error. */
+    clattn_context_load_caches(ctx);
     return CLATTN_SUCCESS;
 }
 

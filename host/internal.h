@@ -38,6 +38,7 @@ typedef struct clattn_device_info {
 /* ---- programs -------------------------------------------------------------------------------- */
 
 typedef struct clattn_program_entry clattn_program_entry;   /* program.c */
+typedef struct clattn_caches clattn_caches;                 /* caches.h */
 
 /* ---- device scratch -------------------------------------------------------------------------- */
 
@@ -76,7 +77,7 @@ struct clattn_context {
     clattn_program_entry *programs;
     clattn_scratch scratch;
 
-    void *tuning;                 /* tune_cache.c: the loaded tuning entries, or NULL */
+    struct clattn_caches *caches; /* caches.c: cache directory, tuning table, tuner state (host/caches.h) */
 };
 
 /* ---- errors (error.c) ------------------------------------------------------------------------ */
@@ -160,6 +161,9 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
 /* Stores a freshly built program's binary; failures are ignored (the cache is an optimisation). */
 void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const char *source,
                                     const char *options, cl_program program);
+/* After a successful clattn_attention (lock held): CLATTN_AUTOTUNE=1 tunes p's shape class when
+   a lookup of the call found it untuned (autotune.c). probs: whether the call wanted probs. */
+void clattn_autotune_after_call(clattn_context *ctx, const clattn_problem *p, int probs);
 
 /* A kernel from file built with options, created once per context and cached by (file, options,
    kernel name). Must be called with ctx->lock held; the kernel stays owned by the context. */
@@ -246,9 +250,43 @@ extern const clattn_family clattn_family_pv;
 /* Lock held, arguments checked, B*Lq > 0. */
 clattn_status clattn_unfused_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
                                      cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse);
+/* The same with the score scratch of one chunk capped at chunk_bytes (clattn_unfused_enqueue uses
+   256 MiB; tests pass a small value to exercise the chunking). */
+clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
+                                             cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
+                                             cl_mem lse, size_t chunk_bytes);
 
 /* The fused path (flash.c): online softmax, split-KV for decode-like shapes. Lock held. */
 clattn_status clattn_flash_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
                                    cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
+/* flash.c */
+/* Both run cl/flash_attention.cl with the same parameters; "flash" serves prefill-shaped problems,
+   "flash_split" decode-shaped ones (at most 16 query rows per KV head), split-KV or not. */
+extern const clattn_family clattn_family_flash;
+extern const clattn_family clattn_family_flash_split;
+/* The family clattn_flash_enqueue takes for p, and the split count it takes with params (1: none;
+   from the compute units, the family's SPLIT_OCC and Lk). */
+const clattn_family *clattn_flash_family_for(const clattn_problem *p);
+int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *params);
+/* The fused kernel with explicit parameters (valid for p) and split count, for the tuner and tests;
+   splits > 1 adds the merge. Lock held, arguments checked, B*Lq > 0. */
+clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,
+                                        const clattn_params *params, int splits, cl_mem q, cl_mem k,
+                                        cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
+
+/* ---- merging partial results (merge.c) ------------------------------------------------------- */
+
+extern const clattn_family clattn_family_merge;
+
+/* Split-KV: combines float32 partials part_out [splits][B*Hq*Lq][dv] and part_lse [splits][B*Hq*Lq]
+   (row (b*Hq + h)*Lq + i) into out (p's storage type, strides o_bs/o_hs/o_rs) and lse (float32
+   [B,Hq,Lq], may be NULL). Splits with lse -inf are skipped. Lock held, arguments checked. */
+clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p, int splits,
+                                              cl_mem part_out, cl_mem part_lse, cl_mem out, cl_mem lse);
+/* clattn_merge_partials after its checks (p from the desc's shape fields), staging the parts in
+   tiles of at most stage_bytes (tests pass a small value to exercise the tiling). Lock held. */
+clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_problem *p, int parts,
+                                          const cl_mem *outs, const cl_mem *lses, cl_mem out, cl_mem lse,
+                                          size_t stage_bytes);
 
 #endif /* CLATTN_INTERNAL_H */

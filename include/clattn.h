@@ -160,6 +160,254 @@ typedef struct clattn_tensor_sizes {
 CLATTN_API clattn_status clattn_attention_sizes(const clattn_attention_desc *desc,
                                                 clattn_tensor_sizes *sizes);
 
+/* ---- merging partial results ----------------------------------------------------------------- */
+
+/* Combines attention results computed over disjoint key sets (ring attention, several devices, a
+   long KV cache in pieces) into the attention over their union, exact up to float rounding:
+     m = max_p lses[p],  w_p = exp(lses[p] - m),  out = Σ w_p outs[p] / Σ w_p,  lse = m + log Σ w_p.
+   outs[p]: desc's dtype and layout, [B,Hq,Lq,dv] (BHSD) or [B,Lq,Hq,dv] (BSHD); lses[p]: float32
+   [B,Hq,Lq], as clattn_attention writes them. Only batch, heads_q, seq_q, head_dim_v (0 -> head_dim),
+   dtype and layout of desc are read.
+   A part whose lse is -inf (it saw no key) contributes nothing, whatever its out holds (even NaN);
+   a row where every part is -inf gives out 0 and lse -inf. A NaN lse makes its row NaN.
+   lse may be NULL. out may be the same buffer as any outs[p] and lse as any lses[p] (in-place
+   accumulation: merge(running, next) -> running); out and lse must differ. Buffers partly
+   overlapping (sub-buffers of one another) are not supported.
+   Enqueues on the context's queue and returns without waiting; the parts are staged in device
+   scratch (in tiles of at most 256 MiB unless one query row needs more). */
+CLATTN_API clattn_status clattn_merge_partials(clattn_context *ctx, int parts, const cl_mem *outs,
+                                               const cl_mem *lses, const clattn_attention_desc *desc,
+                                               cl_mem out, cl_mem lse);
+/* The same merge on the CPU in double precision over host memory (F16: uint16_t bits), with no
+   OpenCL at all; results rounded to the storage type at the end. Same aliasing rules (a pointer
+   equal to an input's). */
+CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const *outs,
+                                                    const float *const *lses,
+                                                    const clattn_attention_desc *desc, void *out,
+                                                    float *lse);
+
+/* ---- multi-head attention layer -------------------------------------------------------------- */
+
+/* PyTorch's nn.MultiheadAttention forward (batch_first=True, inference), so that a trained layer's
+ * tensors load as they are (row-major):
+ *
+ *   Q = Xq·W_qᵀ + b_q     [B,Lq,E]        W_q [E, E]
+ *   K = Xk·W_kᵀ + b_k     [B,Lk,Hkv*dh]   W_k [Hkv*dh, kdim]      dh = E / Hq
+ *   V = Xv·W_vᵀ + b_v     [B,Lk,Hkv*dh]   W_v [Hkv*dh, vdim]
+ *   head h: O_h = softmax(Q_h·K_gᵀ·scale + mask) · V_g,  g = h / (Hq/Hkv),
+ *           Q_h = columns h*dh .. (h+1)*dh-1 of Q (likewise K_g, V_g)
+ *   out = concat(O_0 .. O_{Hq-1})·W_oᵀ + b_o       [B,Lq,E]    W_o [E, E]
+ *
+ * With Hkv == Hq this is PyTorch's layer; Hkv < Hq is grouped-query attention (the K and V
+ * projections then have Hkv*dh rows). Not supported: add_bias_kv, add_zero_attn, dropout.
+ * Causal modes and masks are the attention's (top of this file), addressed per query head:
+ * PyTorch's is_causal is CLATTN_CAUSAL_TOP_LEFT; its bool attn_mask (true = hidden) is the
+ * negation of CLATTN_MASK_BOOL_U8 (nonzero = attend); a key_padding_mask folds into a [B,Lq,Lk]
+ * mask (mask_batch_stride Lq*Lk). A row that sees no key gives weights 0 and heads' output 0.
+ * Attention weights are PyTorch's average_attn_weights=False: float32 [B,Hq,Lq,Lk].
+ */
+typedef struct clattn_mha_desc {   /* zero-initialise, then set */
+    int batch;            /* B >= 0 */
+    int seq_q;            /* Lq >= 0: query tokens */
+    int seq_kv;           /* Lk >= 0: key/value tokens (== seq_q for self-attention) */
+    int embed_dim;        /* E >= 1: query input, attention and output width */
+    int kdim, vdim;       /* key and value input widths; 0 -> E (PyTorch's kdim, vdim) */
+    int heads_q;          /* Hq >= 1, E % Hq == 0; head width dh = E / Hq, at most 512 */
+    int heads_kv;         /* Hkv, 0 -> Hq; Hq % Hkv == 0 */
+    float scale;          /* 0 -> 1/sqrt(dh); must be finite */
+    int in_bias;          /* 1: in_proj_bias is given (PyTorch bias=True), 0: none */
+    int out_bias;         /* 1: out_proj.bias is given (PyTorch bias=True), 0: none */
+    clattn_causal causal; /* PyTorch's is_causal / square subsequent mask is CLATTN_CAUSAL_TOP_LEFT */
+    clattn_mask_type mask_type;   /* addressed per query head as in the attention */
+    long mask_batch_stride, mask_head_stride, mask_row_stride;
+    clattn_dtype dtype;   /* device storage of inputs, weights, biases and out. F16 needs a device
+                             with cl_khr_fp16 (CLBlast's HGEMM), else CLATTN_UNSUPPORTED. Host
+                             pointers are float32 either way; attention weights are float32. */
+    clattn_path path;     /* of the attention inside the layer; AUTO: fused unless weights wanted */
+} clattn_mha_desc;
+
+/* The layer's tensors in host memory, float32, as PyTorch's state_dict holds them. Either
+   in_proj_weight (packed q, k, v rows; only when kdim == vdim == E) or all three of
+   q/k/v_proj_weight, never both. */
+typedef struct clattn_mha_weights {
+    const float *in_proj_weight;   /* [E + 2*Hkv*dh, E]: rows of W_q, then W_k, then W_v */
+    const float *q_proj_weight;    /* [E, E] */
+    const float *k_proj_weight;    /* [Hkv*dh, kdim] */
+    const float *v_proj_weight;    /* [Hkv*dh, vdim] */
+    const float *in_proj_bias;     /* [E + 2*Hkv*dh] (packed even with separate weights); iff in_bias */
+    const float *out_proj_weight;  /* [E, E] ("out_proj.weight") */
+    const float *out_proj_bias;    /* [E] ("out_proj.bias"); iff out_bias */
+} clattn_mha_weights;
+
+/* The same tensors as device buffers in desc->dtype, each read from offset 0; the same rules on
+   which are given. Upload them once and reuse them across calls. */
+typedef struct clattn_mha_weight_buffers {
+    cl_mem in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight;
+    cl_mem in_proj_bias, out_proj_weight, out_proj_bias;
+} clattn_mha_weight_buffers;
+
+/* Device buffers in desc->dtype: x_q [B,Lq,E], x_k [B,Lk,kdim], x_v [B,Lk,vdim], out [B,Lq,E].
+   x_k NULL: x_k = x_q (self-attention; needs kdim == E and seq_kv == seq_q). x_v NULL: x_v = x_k
+   (needs vdim == kdim). mask: desc's mask_type, NULL without one. attn_weights: NULL, or float32
+   [B,Hq,Lq,Lk] (the unfused path computes them). out and attn_weights may not alias any input.
+   The projections are CLBlast GEMMs on the context's queue, written straight into the BSHD layout
+   the attention reads; Q, K, V and the heads' output live in the context's scratch, reused by the
+   next call. Every argument, including each buffer's CL_MEM_SIZE, is checked before anything is
+   enqueued; then the call enqueues and returns without waiting (on a caller's out-of-order queue
+   it starts behind the commands enqueued before it and orders its own steps with barriers).
+   CLATTN_UNSUPPORTED: the library was built without CLBlast, or F16 on a device without
+   cl_khr_fp16. */
+CLATTN_API clattn_status clattn_mha_forward(clattn_context *ctx, const clattn_mha_desc *desc,
+                                            const clattn_mha_weight_buffers *w, cl_mem x_q,
+                                            cl_mem x_k, cl_mem x_v, cl_mem mask, cl_mem out,
+                                            cl_mem attn_weights);
+/* Host memory, float32 whatever desc->dtype (F16 storage: converted on the way in and out); the
+   same NULL rules. Copies in, runs, copies out, returns when done. On failure nothing the caller
+   owns is written. */
+CLATTN_API clattn_status clattn_mha_forward_host(clattn_context *ctx, const clattn_mha_desc *desc,
+                                                 const clattn_mha_weights *w, const float *x_q,
+                                                 const float *x_k, const float *x_v,
+                                                 const void *mask, float *out,
+                                                 float *attn_weights);
+/* The layer on the CPU in double precision, rounded to float32 at the end (desc->dtype and
+   desc->path are not read), with no OpenCL at all. The same NULL rules; out and weights may each
+   be NULL (not computed). On failure nothing is written and err (when not NULL) says why. */
+CLATTN_API clattn_status clattn_mha_reference(const clattn_mha_desc *desc,
+                                              const clattn_mha_weights *w, const float *x_q,
+                                              const float *x_k, const float *x_v,
+                                              const void *mask, float *out, float *weights,
+                                              char *err, size_t err_len);
+
+/* ---- attention maps -------------------------------------------------------------------------- */
+
+enum {
+    CLATTN_MAP_MEAN = -1,   /* the mean over heads */
+    CLATTN_MAP_GRID = -2    /* every head, in one image with one colour scale */
+};
+
+typedef struct clattn_attention_map_desc {   /* zero-initialise, then set */
+    int batch, heads, seq_q, seq_kv;   /* of probs: float32 [B,H,Lq,Lk], as clattn_attention's
+                                          probs or clattn_mha_forward's attn_weights */
+    int batch_index;                   /* the batch entry drawn, 0..B-1 */
+    int head;                          /* 0..H-1, CLATTN_MAP_MEAN or CLATTN_MAP_GRID */
+    const char *const *q_labels;       /* Lq token labels for the rows, or NULL */
+    const char *const *k_labels;       /* Lk token labels for the columns, or NULL */
+    const char *title;                 /* NULL: "batch b, head h" (or mean, all heads); "": none */
+    int cell_px;                       /* pixels per cell; 0 -> auto (the image kept <= 2000 px) */
+    float vmin, vmax;                  /* colour scale; vmax <= vmin -> auto: min(0, data) .. max */
+    int zero_as_value;                 /* 0: weights exactly 0 (masked keys) are drawn grey */
+} clattn_attention_map_desc;
+
+/* Writes an attention map as an RGB PNG heat map: queries down, keys across, a viridis colour
+   scale with a colour bar, token labels when given (ASCII; long ones shortened), masked cells
+   grey. Long sequences are sampled to fit 2000 px. Computed on the CPU; needs no device.
+   ctx may be NULL; when given, a failure's detail is kept for clattn_context_last_error().
+   CLATTN_INVALID_ARGUMENT for a bad desc, CLATTN_IO_ERROR when the file cannot be written (no
+   partial file is left), CLATTN_UNSUPPORTED when the library was built without libpng. */
+CLATTN_API clattn_status clattn_attention_map_png(clattn_context *ctx,
+                                                  const clattn_attention_map_desc *desc,
+                                                  const float *probs, const char *path);
+
+/* ---- tuning and caches ----------------------------------------------------------------------- */
+
+/* Kernel parameters come, per kernel family and problem, from the device's tuning file (the exact
+   shape class, else the nearest one of the same d), else from built-in defaults for the device
+   class. The file is one per device under $CLATTN_CACHE_DIR (default $XDG_CACHE_HOME/clattn, else
+   ~/.cache/clattn), read once when the context is created; built programs are kept beside it so a
+   later process compiles nothing. CLATTN_CACHE=off: no cache file is read or written.
+   CLATTN_TUNING=off (or clattn_context_set_tuning(ctx, 0)): tuning results are not used.
+   CLATTN_AUTOTUNE=1: the first call of a shape class with no tuning entry tunes it afterwards,
+   within CLATTN_AUTOTUNE_BUDGET seconds (default 10). docs/tuning.md, docs/caches.md. */
+
+/* 0: lookups ignore tuning results (device-class defaults), and CLATTN_AUTOTUNE is off for ctx;
+   1: back to normal. clattn_tune still works and records its results. */
+CLATTN_API void clattn_context_set_tuning(clattn_context *ctx, int enabled);
+
+#define CLATTN_TUNE_MAX_FAMILIES 8
+
+typedef struct clattn_tune_progress_info {
+    const char *family;          /* kernel family being tuned: "qk", "softmax", "pv", "flash", ... */
+    int family_index, n_families;
+    int tried, failed;           /* candidates of this family so far (the default included) */
+    const char *params;          /* the candidate just measured, "NAME=value ..." */
+    double candidate_ms;         /* its median time of the whole call; < 0 when it failed */
+    double default_ms, best_ms;  /* this family at its defaults / the best so far */
+    double elapsed_s, budget_s;
+} clattn_tune_progress_info;
+
+typedef void (*clattn_tune_progress_fn)(void *user, const clattn_tune_progress_info *info);
+
+typedef struct clattn_tune_options {   /* zero-initialise; 0 means "default" */
+    double budget_s;             /* wall-clock bound for the whole call; default 60 */
+    int max_candidates;          /* per family, the default included; default: the budget decides */
+    unsigned long long seed;     /* of the random sampling; 0: a fixed seed (runs repeat) */
+    int repeats;                 /* timed runs per candidate, the median counts; default 5 */
+    const char *families;        /* comma-separated subset ("qk,pv"); NULL: every family used */
+    int no_save;                 /* 1: keep the winners in this context, not in the tuning file */
+    clattn_tune_progress_fn progress;
+    void *progress_user;
+} clattn_tune_options;
+
+typedef struct clattn_tune_family_report {
+    char family[24];
+    long space;                  /* points in the family's search space */
+    long valid;                  /* of which fit this device and shape */
+    int tried;                   /* candidates measured, the default included */
+    int failed;                  /* of which failed to build or run, or gave a wrong result */
+    double default_ms, best_ms;  /* the whole call with this family at its defaults / the winner */
+    char default_params[160], best_params[160];
+    char first_failure[256];     /* why the first failed candidate failed, "" when none */
+} clattn_tune_family_report;
+
+typedef struct clattn_tune_report {
+    clattn_path path;            /* the path tuned (AUTO resolves as clattn_attention would) */
+    int n_families;
+    clattn_tune_family_report families[CLATTN_TUNE_MAX_FAMILIES];
+    double default_ms, best_ms;  /* the whole call: every family at its defaults / at its winner */
+    double elapsed_s;
+    int timed_with_events;       /* 1: OpenCL profiling events; 0: wall clock (queue without profiling) */
+    int saved;                   /* the winners were merged into the tuning file */
+    char note[512];              /* why not saved, or what cut the search short; "" otherwise */
+} clattn_tune_report;
+
+/* Tunes the kernel families desc's path uses for desc's shape class (dtype, d, dv, Lq class 1 /
+   <=16 / <=128 / larger, Lk power-of-two bucket, causal or not, Hq/Hkv): every candidate is built,
+   checked against clattn_attention_reference on a small problem of the class and against the
+   defaults' output at full size (a failing or wrong one is recorded, never chosen), then timed on
+   desc's shape after a warm-up (median of repeats). A space larger than the budget allows is
+   sampled at random, then refined by local search around the best point. The winners apply to ctx
+   at once and are merged into the tuning file (under its lock) unless no_save. The mask and probs
+   are not part of the class: tuning runs without them. Blocks until done; uses its own buffers
+   and a private context on ctx's queue. opt and report may be NULL. */
+CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_attention_desc *desc,
+                                     const clattn_tune_options *opt, clattn_tune_report *report);
+
+typedef struct clattn_cache_info {
+    int enabled;                 /* 0: CLATTN_CACHE=off, or no directory could be named */
+    int tuning_enabled;
+    const char *dir;             /* strings owned by ctx: "" when disabled */
+    const char *tuning_file;     /* this device's tuning file */
+    const char *identity;        /* the device as the caches key it */
+    size_t tuning_entries;       /* entries in ctx's tuning table */
+    unsigned long programs_compiled;   /* built from source by ctx so far */
+    unsigned long programs_loaded;     /* loaded from the binary cache or CLATTN_BINARY_DIR */
+} clattn_cache_info;
+CLATTN_API clattn_status clattn_context_cache_info(clattn_context *ctx, clattn_cache_info *info);
+/* Entry i (0-based) of ctx's tuning table as a line of the tuning file (docs/caches.md);
+   CLATTN_INVALID_ARGUMENT past the end. */
+CLATTN_API clattn_status clattn_tuning_entry_string(clattn_context *ctx, size_t i, char *buf,
+                                                    size_t len);
+/* Forgets ctx's tuning entries and removes this device's tuning file (and, with binaries != 0,
+   every cached program binary in the cache directory). */
+CLATTN_API clattn_status clattn_cache_clear(clattn_context *ctx, int binaries);
+/* The FPGA flow: runs desc's path (AUTO: both paths) on a fresh private context and writes, into
+   dir, each program it needs as "<stem>-<h>.bin" (the names CLATTN_BINARY_DIR is searched for), the
+   complete source of each kernel file ("<stem>.cl", for the vendor's offline compiler) and a line
+   per program in "clattn-binaries.txt": name, kernel file, build options. Needs a device that
+   compiles (a CPU, GPU or the FPGA vendor's emulator); the binaries written are for that device. */
+CLATTN_API clattn_status clattn_export_binaries(clattn_context *ctx, const clattn_attention_desc *desc,
+                                                const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

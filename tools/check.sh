@@ -49,9 +49,10 @@ unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 
 if [ -f tests/fuzz_tune_cache.c ] && command -v clang >/dev/null; then
     echo "== fuzz smoke: tune-cache parser, ${FUZZ_SECONDS:-60} s"
-    CC=clang tools/setup.sh build-fuzz -Dfuzz=true -Dbuildtype=debugoptimized
+    [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dbuildtype=debugoptimized >/dev/null
+    ninja -C build-fuzz tests/fuzz_tune_cache >/dev/null
     mkdir -p build-fuzz/corpus
-    if ! build-fuzz/tests/fuzz_tune_cache -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
+    if ! build-fuzz/tests/fuzz_tune_cache -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 -print_final_stats=1 \
             build-fuzz/corpus tests/fuzz_corpus >build-fuzz/fuzz.log 2>&1; then
         tail -50 build-fuzz/fuzz.log
         echo "== fuzz: FAILED"

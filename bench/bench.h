@@ -1,0 +1,195 @@
+/* What the clattn-bench files share. The tool uses the public API only (include/clattn.h), plus
+ * OpenCL, CLBlast and OpenBLAS for its baselines. Names here carry the bench_ prefix: they belong
+ * to the tool, not to the library. */
+#ifndef CLATTN_BENCH_H
+#define CLATTN_BENCH_H
+
+#include "clattn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- shapes (suite.c) ------------------------------------------------------------------------ */
+
+typedef struct bench_shape {
+    char name[48];
+    int B, Hq, Hkv, Lq, Lk, d;   /* dv = d throughout the suite */
+    int causal;                  /* bottom-right (FlashAttention >= 2.1, KV-cache decoding) */
+} bench_shape;
+
+/* The default suite, or the reduced one of --quick: a static table and its length. */
+const bench_shape *bench_suite(int quick, int *count);
+/* Parses "B,Hq,Hkv,Lq,Lk,d[,causal]" (causal: 0/1 or the word "causal"). 0 on success. */
+int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len);
+/* FLOPs as the issue counts them: 4·B·Hq·Lq·Lk·d (dv = d), halved for causal. */
+double bench_shape_flops(const bench_shape *s);
+/* Bytes of K and V one call reads, for the decode bandwidth figure. */
+double bench_shape_kv_bytes(const bench_shape *s, size_t elem_size);
+/* The float score matrix B·Hq·Lq·Lk·4 that the clblast baseline and the unfused path hold. */
+double bench_shape_score_bytes(const bench_shape *s);
+/* A decode step: one query row per head; its rows report GB/s of K and V read. */
+int bench_shape_is_decode(const bench_shape *s);
+/* The clattn descriptor for the shape (BHSD, explicit scale 1/sqrt(d)). */
+void bench_shape_desc(const bench_shape *s, clattn_dtype dtype, clattn_path path,
+                      clattn_attention_desc *desc);
+
+/* ---- methods and results --------------------------------------------------------------------- */
+
+typedef enum {
+    BENCH_FUSED = 0,    /* clattn, desc.path = CLATTN_PATH_FUSED */
+    BENCH_UNFUSED,      /* clattn, desc.path = CLATTN_PATH_UNFUSED */
+    BENCH_CLBLAST,      /* CLBlast GEMMs + a plain softmax kernel on the same queue */
+    BENCH_CPUBLAS,      /* OpenBLAS on the host, CPU devices only */
+    BENCH_METHOD_COUNT
+} bench_method;
+
+extern const char *const bench_method_names[BENCH_METHOD_COUNT];
+
+typedef enum {
+    BENCH_OK = 0,
+    BENCH_SKIPPED,      /* not run, by rule (does not fit, not a CPU, not built, --only) */
+    BENCH_UNSUPPORTED,  /* clattn said CLATTN_UNSUPPORTED */
+    BENCH_FAILED        /* any other error */
+} bench_outcome;
+
+typedef struct bench_stats {
+    double min, median, max;
+} bench_stats;
+
+typedef struct bench_result {
+    bench_outcome outcome;
+    char note[512];              /* why skipped, unsupported or failed */
+    const char *dtype;           /* storage the method ran with: "f32" or "f16" */
+    int reps;                    /* timed samples behind the statistics */
+    bench_stats kernel_s;        /* profiling events (host clock for cpu-blas) */
+    bench_stats wall_s;          /* enqueue to clFinish, host clock */
+    double gflops;               /* from the median kernel time */
+    double gbps;                 /* K and V bytes over the median kernel time (decode), else 0 */
+    int checked;                 /* the output was compared with the reference */
+    double max_err, max_ref, tol;
+    int err_ok;
+    int has_scratch;
+    size_t scratch_bytes;        /* clattn_context_scratch_bytes() after the call (clattn paths) */
+} bench_result;
+
+/* ---- options (main.c) ------------------------------------------------------------------------ */
+
+typedef struct bench_options {
+    const char *device;          /* selector, as clattn_context_create takes it; NULL: default */
+    const char *json_path;
+    int quick, f16, no_tuning;
+    int mha_only;                /* --mha: the multi-head layer entry alone */
+    int reps;                    /* fixed sample count; 0: calibrate */
+    int only[BENCH_METHOD_COUNT];
+    int has_custom;
+    bench_shape custom;
+    double target_s;             /* time one entry's timed samples should fill */
+    int min_reps, max_reps;
+} bench_options;
+
+/* ---- device (device.c) ----------------------------------------------------------------------- */
+
+typedef struct bench_device {
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;      /* ours, in order, CL_QUEUE_PROFILING_ENABLE */
+    cl_device_type type;
+    char name[256], vendor[256], driver[128], version[128], platform[256];
+    cl_uint compute_units;
+    cl_ulong max_alloc, global_mem;
+    size_t max_work_group;
+} bench_device;
+
+/* Picks the device through clattn's own selector (so --device means what CLATTN_DEVICE means) and
+   creates our context and profiling queue on it. Returns the clattn status of the lookup. */
+clattn_status bench_device_open(const char *selector, bench_device *dev, char *err, size_t err_len);
+void bench_device_close(bench_device *dev);
+const char *bench_device_type_name(cl_device_type type);
+
+/* ---- problem data (data.c) ------------------------------------------------------------------- */
+
+typedef struct bench_data {
+    bench_shape shape;
+    size_t nq, nk, nv, no;       /* element counts */
+    float *q, *k, *v;            /* host inputs; every value is exact in half precision */
+    float *out;                  /* host copy of the output under check */
+    cl_mem q32, k32, v32, out32; /* device, float */
+    cl_mem q16, k16, v16, out16; /* device, half (--f16 only) */
+} bench_data;
+
+/* Host data (seeded by the shape) and its device copies; f16 adds half copies. */
+int bench_data_create(const bench_device *dev, const bench_shape *s, int f16, bench_data *data,
+                      char *err, size_t err_len);
+void bench_data_release(bench_data *data);
+/* Fills the device output (float or half) with NaN, so a method that writes nothing fails. */
+int bench_data_poison(const bench_device *dev, const bench_data *data, int f16, char *err,
+                      size_t err_len);
+/* Reads the device output into data->out as float. */
+int bench_data_read_out(const bench_device *dev, bench_data *data, int f16, char *err,
+                        size_t err_len);
+
+uint16_t bench_float_to_half(float f);
+float bench_half_to_float(uint16_t h);
+
+/* ---- timing (timing.c) ----------------------------------------------------------------------- */
+
+/* One execution of a method: kernel seconds and wall seconds. The note explains a failure. */
+typedef bench_outcome (*bench_run_fn)(void *state, double *kernel_s, double *wall_s, char *note,
+                                      size_t note_len);
+/* What a device method enqueues between the two markers. */
+typedef bench_outcome (*bench_enqueue_fn)(void *state, char *note, size_t note_len);
+
+double bench_now(void);   /* seconds, monotonic */
+/* Brackets enqueue() with markers on queue, waits with clFinish; kernel time is START of the
+   first marker to END of the second, wall time is the host clock around the whole. */
+bench_outcome bench_time_device(cl_command_queue queue, bench_enqueue_fn enqueue, void *state,
+                                double *kernel_s, double *wall_s, char *note, size_t note_len);
+/* Warm-up, calibration, then the timed samples; fills reps, kernel_s and wall_s of r. */
+bench_outcome bench_measure(bench_run_fn run, void *state, const bench_options *opt,
+                            bench_result *r);
+
+/* ---- checking (check.c) ---------------------------------------------------------------------- */
+
+/* Compares data->out with clattn_attention_reference on a sample of rows; tol_rel scales
+   max(1, max|ref|). Fills checked, max_err, max_ref, tol and err_ok. */
+int bench_check(const bench_data *data, double tol_rel, bench_result *r, char *err,
+                size_t err_len);
+
+/* ---- methods (run_clattn.c, baseline_clblast.c, baseline_cpublas.c) -------------------------- */
+
+/* Each runs one method on one shape end to end: setup, bench_measure, output read into
+   data->out. The caller checks the output. */
+bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
+                               const bench_options *opt, bench_result *r);
+bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,
+                                const bench_options *opt, bench_result *r);
+bench_outcome bench_run_cpublas(const bench_device *dev, bench_data *data,
+                                const bench_options *opt, bench_result *r);
+/* The row softmax kernel of the clblast baseline (OpenCL C source, -DWG=work-group size). */
+extern const char bench_row_softmax_source[];
+
+/* ---- the multi-head layer entry (mha.c) ------------------------------------------------------ */
+
+/* B=4, L=512, E=768, 12 heads: clattn_mha_forward against the same layer from CLBlast GEMMs and
+   the baseline attention pipeline, split into projections and attention; prints its own table.
+   Returns 0 when clattn's layer ran and met its tolerance. */
+int bench_mha_entry(const bench_device *dev, const bench_options *opt);
+
+/* ---- output (report.c, report_json.c) -------------------------------------------------------- */
+
+typedef struct bench_entry {
+    bench_shape shape;
+    bench_result result[BENCH_METHOD_COUNT];
+    int ran[BENCH_METHOD_COUNT];   /* selected by --only */
+} bench_entry;
+
+void bench_report_header(const bench_device *dev, const bench_options *opt);
+void bench_report_shape(const bench_entry *e, const bench_options *opt);
+void bench_report_row(const bench_entry *e, bench_method m);
+void bench_report_speedups(const bench_entry *e);
+/* baseline median / clattn median, or 0 when either did not run. */
+double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline);
+int bench_report_json(const char *path, const bench_device *dev, const bench_options *opt,
+                      const bench_entry *entries, int n, int passed, char *err, size_t err_len);
+
+#endif /* CLATTN_BENCH_H */

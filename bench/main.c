@@ -1,0 +1,252 @@
+/* clattn-bench: clattn's fused and unfused paths against two baselines built from existing
+ * libraries (CLBlast on the same queue, OpenBLAS on the host), on a suite of shapes, in one process.
+ * Per shape and method: median kernel time, GFLOP/s, GB/s of K and V for decode, and the max error
+ * against the double-precision reference on a sample of rows. */
+#include "bench/bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Error bounds, scaled by max(1, max|ref|). F32 is the issue's; F16 allows the half rounding of
+   the output (2^-11 relative) with room for float accumulation; baselines are reported only. */
+#define TOL_CLATTN_F32 1e-5
+#define TOL_CLATTN_F16 2e-3
+#define TOL_BASELINE 1e-4
+
+static void usage(FILE *f)
+{
+    fputs("usage: clattn-bench [options]\n"
+          "  --quick             reduced suite (same kinds, smaller), shorter timing\n"
+          "  --device SELECTOR   as CLATTN_DEVICE: \"P:D\", gpu, cpu, accelerator, or a name part\n"
+          "  --shape B,Hq,Hkv,Lq,Lk,d[,causal]   one custom shape instead of the suite\n"
+          "                      (causal: 1 or \"causal\", bottom-right)\n"
+          "  --f16               clattn paths with F16 storage (baselines stay f32)\n"
+          "  --only LIST         comma-separated subset of fused,unfused,clblast,cpu-blas\n"
+          "  --reps N            N timed runs per entry instead of calibrating to a target time\n"
+          "  --mha               only the multi-head layer entry (B=4 L=512 E=768, 12 heads)\n"
+          "  --no-tuning         run clattn with the device-class defaults, ignoring its tuning file\n"
+          "  --json FILE         write all results, device and options as JSON\n"
+          "  --help              this text\n"
+          "Default suite (fp32, BHSD): bert, gpt2-causal, llama-gqa-causal, decode, long, then the\n"
+          "mha layer entry (not with --quick or --shape).\n"
+          "FLOPs = 4*B*Hq*Lq*Lk*d, halved for causal. Speedup = baseline median / clattn median.\n"
+          "Exit status 1 if a clattn error exceeds its tolerance (f32: 1e-5*max(1,max|ref|),\n"
+          "f16: 2e-3*max(1,max|ref|)) or a method fails; baseline errors (1e-4) are only reported.\n",
+          f);
+}
+
+static int parse_only(const char *list, int only[BENCH_METHOD_COUNT])
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    memset(only, 0, BENCH_METHOD_COUNT * sizeof only[0]);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int m = 0; m < BENCH_METHOD_COUNT; m++)
+            if (strcmp(tok, bench_method_names[m]) == 0)
+                only[m] = found = 1;
+        if (!found) {
+            fprintf(stderr, "clattn-bench: --only: unknown method \"%s\"\n", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Returns 0 to go on, 1 to exit successfully (--help), -1 on a usage error. */
+static int parse_args(int argc, char **argv, bench_options *opt)
+{
+    for (int m = 0; m < BENCH_METHOD_COUNT; m++)
+        opt->only[m] = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        int takes = strcmp(a, "--device") == 0 || strcmp(a, "--shape") == 0 ||
+                    strcmp(a, "--only") == 0 || strcmp(a, "--reps") == 0 ||
+                    strcmp(a, "--json") == 0;
+        if (takes) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "clattn-bench: %s needs a value\n", a);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--quick") == 0) {
+            opt->quick = 1;
+        } else if (strcmp(a, "--f16") == 0) {
+            opt->f16 = 1;
+        } else if (strcmp(a, "--mha") == 0) {
+            opt->mha_only = 1;
+        } else if (strcmp(a, "--no-tuning") == 0) {
+            opt->no_tuning = 1;
+        } else if (strcmp(a, "--device") == 0) {
+            opt->device = val;
+        } else if (strcmp(a, "--json") == 0) {
+            opt->json_path = val;
+        } else if (strcmp(a, "--reps") == 0) {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (*end || n < 1 || n > 1000000) {
+                fprintf(stderr, "clattn-bench: --reps \"%s\": want a positive count\n", val);
+                return -1;
+            }
+            opt->reps = (int)n;
+        } else if (strcmp(a, "--only") == 0) {
+            if (parse_only(val, opt->only))
+                return -1;
+        } else if (strcmp(a, "--shape") == 0) {
+            char err[256];
+            if (bench_shape_parse(val, &opt->custom, err, sizeof err)) {
+                fprintf(stderr, "clattn-bench: %s\n", err);
+                return -1;
+            }
+            opt->has_custom = 1;
+        } else {
+            fprintf(stderr, "clattn-bench: unknown option \"%s\" (try --help)\n", a);
+            return -1;
+        }
+    }
+    /* The full suite fills about a second per entry; --quick a tenth, with fewer samples. */
+    opt->target_s = opt->quick ? 0.1 : 1.0;
+    opt->min_reps = opt->quick ? 2 : 3;
+    opt->max_reps = opt->quick ? 100 : 1000;
+    return 0;
+}
+
+static double tolerance_for(bench_method m, const bench_options *opt)
+{
+    if (m == BENCH_CLBLAST || m == BENCH_CPUBLAS)
+        return TOL_BASELINE;
+    return opt->f16 ? TOL_CLATTN_F16 : TOL_CLATTN_F32;
+}
+
+static void run_method(const bench_device *dev, bench_data *data, bench_method m,
+                       const bench_options *opt, bench_result *r)
+{
+    const bench_shape *s = &data->shape;
+    double score_bytes = bench_shape_score_bytes(s);
+    switch (m) {
+    case BENCH_FUSED:
+        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_FUSED, opt, r);
+        break;
+    case BENCH_UNFUSED:
+        r->dtype = opt->f16 ? "f16" : "f32";
+        if (score_bytes > (double)dev->max_alloc) {
+            snprintf(r->note, sizeof r->note,
+                     "score matrix B*Hq*Lq*Lk*4 = %.0f MiB exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
+                     "%.0f MiB", score_bytes / 1048576.0, (double)dev->max_alloc / 1048576.0);
+            r->outcome = BENCH_SKIPPED;
+            return;
+        }
+        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_UNFUSED, opt, r);
+        break;
+    case BENCH_CLBLAST:
+        r->outcome = bench_run_clblast(dev, data, opt, r);
+        break;
+    case BENCH_CPUBLAS:
+        r->outcome = bench_run_cpublas(dev, data, opt, r);
+        break;
+    case BENCH_METHOD_COUNT:
+        return;
+    }
+    if (r->outcome != BENCH_OK)
+        return;
+    r->gflops = bench_shape_flops(s) / r->kernel_s.median * 1e-9;
+    if (bench_shape_is_decode(s)) {
+        size_t elem = (m == BENCH_FUSED || m == BENCH_UNFUSED) && opt->f16 ? 2 : 4;
+        r->gbps = bench_shape_kv_bytes(s, elem) / r->kernel_s.median * 1e-9;
+    }
+    char err[256];
+    if (bench_check(data, tolerance_for(m, opt), r, err, sizeof err)) {
+        r->outcome = BENCH_FAILED;
+        snprintf(r->note, sizeof r->note, "%s", err);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    bench_options opt;
+    bench_device dev;
+    bench_entry *entries = NULL;
+    char err[512];
+    int rc = 1, n = 0, passed = 1;
+    memset(&opt, 0, sizeof opt);
+    memset(&dev, 0, sizeof dev);
+
+    int parsed = parse_args(argc, argv, &opt);
+    if (parsed)
+        return parsed > 0 ? 0 : 2;
+
+    clattn_status st = bench_device_open(opt.device, &dev, err, sizeof err);
+    if (st != CLATTN_SUCCESS) {
+        fprintf(stderr, "clattn-bench: %s\n", err);
+        /* 77: meson's SKIP, when the bench runs as a test on a machine without a device. */
+        return st == CLATTN_DEVICE_NOT_FOUND ? 77 : 1;
+    }
+    bench_report_header(&dev, &opt);
+
+    const bench_shape *shapes = &opt.custom;
+    n = 1;
+    if (!opt.has_custom)
+        shapes = bench_suite(opt.quick, &n);
+    if (opt.mha_only)
+        n = 0;
+    entries = calloc((size_t)(n ? n : 1), sizeof *entries);
+    if (!entries) {
+        fprintf(stderr, "clattn-bench: out of host memory\n");
+        goto out;
+    }
+
+    for (int i = 0; i < n; i++) {
+        bench_entry *e = &entries[i];
+        bench_data data;
+        e->shape = shapes[i];
+        memcpy(e->ran, opt.only, sizeof e->ran);
+        bench_report_shape(e, &opt);
+        int data_ok = bench_data_create(&dev, &shapes[i], opt.f16, &data, err, sizeof err) == 0;
+        for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
+            bench_result *r = &e->result[m];
+            if (!e->ran[m])
+                continue;
+            if (data_ok) {
+                run_method(&dev, &data, (bench_method)m, &opt, r);
+            } else {
+                r->outcome = BENCH_FAILED;
+                snprintf(r->note, sizeof r->note, "%s", err);
+            }
+            bench_report_row(e, (bench_method)m);
+            /* A wrong clattn result fails the run; baselines' errors are only reported. A method
+               that could not run at all (not unsupported, not skipped) fails it too. */
+            if (r->outcome == BENCH_FAILED ||
+                (r->checked && !r->err_ok && (m == BENCH_FUSED || m == BENCH_UNFUSED)))
+                passed = 0;
+        }
+        bench_report_speedups(e);
+        if (data_ok)
+            bench_data_release(&data);
+    }
+
+    /* The multi-head layer (mha.c) prints its own table: its methods are whole layers. */
+    if (opt.mha_only || (!opt.has_custom && !opt.quick))
+        passed &= bench_mha_entry(&dev, &opt) == 0;
+
+    printf("\n%s\n", passed ? "all measured errors within tolerance"
+                            : "FAILED: a clattn error exceeded its tolerance, or a method failed");
+    rc = passed ? 0 : 1;
+    if (opt.json_path) {
+        if (bench_report_json(opt.json_path, &dev, &opt, entries, n, passed, err, sizeof err)) {
+            fprintf(stderr, "clattn-bench: %s\n", err);
+            rc = 1;
+        } else {
+            printf("results written to %s\n", opt.json_path);
+        }
+    }
+out:
+    free(entries);
+    bench_device_close(&dev);
+    return rc;
+}

@@ -1,0 +1,109 @@
+/* The readable table on stdout. */
+#include "bench/bench.h"
+
+#include <stdio.h>
+
+const char *const bench_method_names[BENCH_METHOD_COUNT] = {"fused", "unfused", "clblast",
+                                                            "cpu-blas"};
+
+static const char *outcome_word(bench_outcome o)
+{
+    switch (o) {
+    case BENCH_OK: return "ok";
+    case BENCH_SKIPPED: return "skipped";
+    case BENCH_UNSUPPORTED: return "unsupported";
+    case BENCH_FAILED: return "FAILED";
+    }
+    return "?";
+}
+
+void bench_report_header(const bench_device *dev, const bench_options *opt)
+{
+    printf("clattn-bench: clattn %s (built against %s)\n", clattn_version(), CLATTN_VERSION_STRING);
+    printf("device: %s [%s, %s, driver %s, %s, %u compute units, max alloc %.0f MiB]\n", dev->name,
+           bench_device_type_name(dev->type), dev->platform, dev->driver, dev->version,
+           dev->compute_units, (double)dev->max_alloc / 1048576.0);
+    printf("suite: %s, clattn storage %s, baselines f32, ", opt->has_custom ? "custom shape"
+           : opt->quick ? "quick" : "default", opt->f16 ? "f16" : "f32");
+    if (opt->reps > 0)
+        printf("%d timed reps per entry", opt->reps);
+    else
+        printf("reps sized to %.2f s per entry (%d..%d)", opt->target_s, opt->min_reps,
+               opt->max_reps);
+    printf(", tuning %s\n", opt->no_tuning ? "off (--no-tuning)" : "on");
+    printf("times: median of kernel time from profiling events (host clock for cpu-blas); "
+           "wall = enqueue to clFinish\n");
+}
+
+void bench_report_shape(const bench_entry *e, const bench_options *opt)
+{
+    const bench_shape *s = &e->shape;
+    (void)opt;
+    printf("\n== %s: B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d%s  (%.3f GFLOP", s->name, s->B, s->Hq,
+           s->Hkv, s->Lq, s->Lk, s->d, s->causal ? " causal(bottom-right)" : "",
+           bench_shape_flops(s) * 1e-9);
+    if (bench_shape_is_decode(s))
+        printf(", K+V %.1f MiB in f32", bench_shape_kv_bytes(s, 4) / 1048576.0);
+    printf(")\n");
+    printf("  %-9s %-5s %5s %11s %10s %10s %10s %9s %8s %9s %8s %4s %11s\n", "method", "dtype",
+           "reps", "median ms", "min ms", "max ms", "wall ms", "GFLOP/s", "GB/s", "max err", "tol",
+           "", "scratch MiB");
+    fflush(stdout);
+}
+
+void bench_report_row(const bench_entry *e, bench_method m)
+{
+    const bench_result *r = &e->result[m];
+    if (!e->ran[m])
+        return;
+    printf("  %-9s %-5s ", bench_method_names[m], r->dtype ? r->dtype : "-");
+    if (r->outcome != BENCH_OK) {
+        printf("%s: %s\n", outcome_word(r->outcome), r->note);
+        fflush(stdout);
+        return;
+    }
+    printf("%5d %11.3f %10.3f %10.3f %10.3f %9.2f ", r->reps, r->kernel_s.median * 1e3,
+           r->kernel_s.min * 1e3, r->kernel_s.max * 1e3, r->wall_s.median * 1e3, r->gflops);
+    if (r->gbps > 0)
+        printf("%8.2f ", r->gbps);
+    else
+        printf("%8s ", "-");
+    if (r->checked)
+        printf("%9.2e %8.1e %-4s ", r->max_err, r->tol, r->err_ok ? "ok" : "BAD");
+    else
+        printf("%9s %8s %-4s ", "-", "-", "");
+    if (r->has_scratch)
+        printf("%11.2f", (double)r->scratch_bytes / 1048576.0);
+    else
+        printf("%11s", "-");
+    printf("\n");
+    fflush(stdout);
+}
+
+double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline)
+{
+    const bench_result *a = &e->result[clattn], *b = &e->result[baseline];
+    if (!e->ran[clattn] || !e->ran[baseline] || a->outcome != BENCH_OK ||
+        b->outcome != BENCH_OK || a->kernel_s.median <= 0)
+        return 0;
+    return b->kernel_s.median / a->kernel_s.median;
+}
+
+void bench_report_speedups(const bench_entry *e)
+{
+    static const bench_method clattn[] = {BENCH_FUSED, BENCH_UNFUSED};
+    static const bench_method base[] = {BENCH_CLBLAST, BENCH_CPUBLAS};
+    printf("  speedup (baseline median / clattn median):");
+    for (int c = 0; c < 2; c++) {
+        printf("%s %s", c ? " |" : "", bench_method_names[clattn[c]]);
+        for (int b = 0; b < 2; b++) {
+            double x = bench_speedup(e, clattn[c], base[b]);
+            if (x > 0)
+                printf(" %.3gx vs %s%s", x, bench_method_names[base[b]], b ? "" : ",");
+            else
+                printf(" - vs %s%s", bench_method_names[base[b]], b ? "" : ",");
+        }
+    }
+    printf("\n");
+    fflush(stdout);
+}

@@ -1,0 +1,205 @@
+/* --json FILE: everything the table shows, and what produced it, machine-readable. */
+#include "bench/bench.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef BENCH_BUILDTYPE
+#define BENCH_BUILDTYPE "unknown"   /* meson passes get_option('buildtype') */
+#endif
+#ifndef BENCH_COMPILER
+#define BENCH_COMPILER "unknown"    /* meson passes the compiler id and version */
+#endif
+
+static void put_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* JSON has no NaN or infinity: those become null. */
+static void put_number(FILE *f, double x)
+{
+    if (isfinite(x))
+        fprintf(f, "%.9g", x);
+    else
+        fputs("null", f);
+}
+
+static void put_stats(FILE *f, const char *key, const bench_stats *s)
+{
+    fprintf(f, "\"%s\": {\"min\": ", key);
+    put_number(f, s->min);
+    fputs(", \"median\": ", f);
+    put_number(f, s->median);
+    fputs(", \"max\": ", f);
+    put_number(f, s->max);
+    fputs("}", f);
+}
+
+static const char *status_word(bench_outcome o)
+{
+    switch (o) {
+    case BENCH_OK: return "ok";
+    case BENCH_SKIPPED: return "skipped";
+    case BENCH_UNSUPPORTED: return "unsupported";
+    case BENCH_FAILED: return "failed";
+    }
+    return "?";
+}
+
+static void put_result(FILE *f, const bench_result *r)
+{
+    fprintf(f, "{\"status\": \"%s\", \"dtype\": ", status_word(r->outcome));
+    put_string(f, r->dtype ? r->dtype : "");
+    if (r->outcome != BENCH_OK) {
+        fputs(", \"note\": ", f);
+        put_string(f, r->note);
+        fputs("}", f);
+        return;
+    }
+    fprintf(f, ", \"reps\": %d, ", r->reps);
+    put_stats(f, "kernel_s", &r->kernel_s);
+    fputs(", ", f);
+    put_stats(f, "wall_s", &r->wall_s);
+    fputs(", \"gflops\": ", f);
+    put_number(f, r->gflops);
+    fputs(", \"kv_gbps\": ", f);
+    if (r->gbps > 0)
+        put_number(f, r->gbps);
+    else
+        fputs("null", f);
+    if (r->checked) {
+        fputs(", \"max_abs_error\": ", f);
+        put_number(f, r->max_err);
+        fputs(", \"max_abs_ref\": ", f);
+        put_number(f, r->max_ref);
+        fputs(", \"tolerance\": ", f);
+        put_number(f, r->tol);
+        fprintf(f, ", \"error_ok\": %s", r->err_ok ? "true" : "false");
+    }
+    if (r->has_scratch)
+        fprintf(f, ", \"scratch_bytes\": %zu", r->scratch_bytes);
+    fputs("}", f);
+}
+
+static void put_entry(FILE *f, const bench_entry *e)
+{
+    const bench_shape *s = &e->shape;
+    fputs("    {\"name\": ", f);
+    put_string(f, s->name);
+    fprintf(f, ", \"B\": %d, \"Hq\": %d, \"Hkv\": %d, \"Lq\": %d, \"Lk\": %d, \"d\": %d, "
+               "\"dv\": %d, \"causal\": %s, \"layout\": \"BHSD\", \"flops\": ",
+            s->B, s->Hq, s->Hkv, s->Lq, s->Lk, s->d, s->d,
+            s->causal ? "\"bottom-right\"" : "null");
+    put_number(f, bench_shape_flops(s));
+    fputs(", \"kv_bytes_f32\": ", f);
+    put_number(f, bench_shape_kv_bytes(s, 4));
+    fputs(", \"score_bytes\": ", f);
+    put_number(f, bench_shape_score_bytes(s));
+    fputs(",\n     \"results\": {", f);
+    int first = 1;
+    for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
+        if (!e->ran[m])
+            continue;
+        fprintf(f, "%s\n       \"%s\": ", first ? "" : ",", bench_method_names[m]);
+        put_result(f, &e->result[m]);
+        first = 0;
+    }
+    fputs("},\n     \"speedups\": {", f);
+    static const bench_method clattn[] = {BENCH_FUSED, BENCH_UNFUSED};
+    static const bench_method base[] = {BENCH_CLBLAST, BENCH_CPUBLAS};
+    for (int c = 0; c < 2; c++)
+        for (int b = 0; b < 2; b++) {
+            double x = bench_speedup(e, clattn[c], base[b]);
+            fprintf(f, "%s\"%s_over_%s\": ", c || b ? ", " : "", bench_method_names[clattn[c]],
+                    bench_method_names[base[b]]);
+            if (x > 0)
+                put_number(f, x);
+            else
+                fputs("null", f);
+        }
+    fputs("}}", f);
+}
+
+int bench_report_json(const char *path, const bench_device *dev, const bench_options *opt,
+                      const bench_entry *entries, int n, int passed, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fputs("{\n  \"tool\": \"clattn-bench\",\n  \"clattn_version\": ", f);
+    put_string(f, clattn_version());
+    fputs(",\n  \"build\": {\"header_version\": ", f);
+    put_string(f, CLATTN_VERSION_STRING);
+    fputs(", \"buildtype\": ", f);
+    put_string(f, BENCH_BUILDTYPE);
+    fputs(", \"compiler\": ", f);
+    put_string(f, BENCH_COMPILER);
+#ifdef BENCH_HAVE_CLBLAST
+    fputs(", \"clblast\": true", f);
+#else
+    fputs(", \"clblast\": false", f);
+#endif
+#ifdef BENCH_HAVE_CBLAS
+    fputs(", \"openblas\": true},\n", f);
+#else
+    fputs(", \"openblas\": false},\n", f);
+#endif
+    fputs("  \"device\": {\"name\": ", f);
+    put_string(f, dev->name);
+    fputs(", \"vendor\": ", f);
+    put_string(f, dev->vendor);
+    fputs(", \"type\": ", f);
+    put_string(f, bench_device_type_name(dev->type));
+    fputs(", \"platform\": ", f);
+    put_string(f, dev->platform);
+    fputs(", \"driver_version\": ", f);
+    put_string(f, dev->driver);
+    fputs(", \"device_version\": ", f);
+    put_string(f, dev->version);
+    fprintf(f, ", \"compute_units\": %u, \"max_alloc_bytes\": %llu, \"global_mem_bytes\": %llu},\n",
+            dev->compute_units, (unsigned long long)dev->max_alloc,
+            (unsigned long long)dev->global_mem);
+    fputs("  \"options\": {\"device_selector\": ", f);
+    if (opt->device)
+        put_string(f, opt->device);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"quick\": %s, \"f16\": %s, \"no_tuning\": %s, \"reps\": %d, \"target_s\": ",
+            opt->quick ? "true" : "false", opt->f16 ? "true" : "false",
+            opt->no_tuning ? "true" : "false", opt->reps);
+    put_number(f, opt->target_s);
+    fprintf(f, ", \"min_reps\": %d, \"max_reps\": %d, \"only\": [", opt->min_reps, opt->max_reps);
+    for (int m = 0, first = 1; m < BENCH_METHOD_COUNT; m++)
+        if (opt->only[m]) {
+            fprintf(f, "%s\"%s\"", first ? "" : ", ", bench_method_names[m]);
+            first = 0;
+        }
+    fputs("]},\n  \"shapes\": [\n", f);
+    for (int i = 0; i < n; i++) {
+        put_entry(f, &entries[i]);
+        fputs(i + 1 < n ? ",\n" : "\n", f);
+    }
+    fprintf(f, "  ],\n  \"passed\": %s\n}\n", passed ? "true" : "false");
+    if (fclose(f) != 0) {
+        snprintf(err, err_len, "writing %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

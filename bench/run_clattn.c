@@ -1,0 +1,75 @@
+/* clattn's own paths (fused, unfused) on the benchmark's queue. */
+#include "bench/bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct clattn_run {
+    clattn_context *ctx;
+    clattn_attention_desc desc;
+    cl_mem q, k, v, out;
+} clattn_run;
+
+static bench_outcome enqueue(void *state, char *note, size_t note_len)
+{
+    clattn_run *run = state;
+    clattn_status st = clattn_attention(run->ctx, &run->desc, run->q, run->k, run->v, NULL, run->out,
+                                        NULL, NULL);
+    if (st == CLATTN_SUCCESS)
+        return BENCH_OK;
+    snprintf(note, note_len, "%s %s", clattn_status_string(st), clattn_context_last_error(run->ctx));
+    return st == CLATTN_UNSUPPORTED ? BENCH_UNSUPPORTED : BENCH_FAILED;
+}
+
+static bench_outcome run_once(void *state, double *kernel_s, double *wall_s, char *note,
+                              size_t note_len)
+{
+    clattn_run *run = state;
+    return bench_time_device(clattn_context_queue(run->ctx), enqueue, state, kernel_s, wall_s, note,
+                             note_len);
+}
+
+/* --no-tuning: the context ignores the device's tuning file and runs the device-class defaults, so
+   that a run with and a run without it measure what tuning (clattn-tune) bought. Called once per
+   context, before the warm-up call. */
+static void apply_tuning_choice(clattn_context *ctx, int no_tuning)
+{
+    clattn_context_set_tuning(ctx, !no_tuning);
+}
+
+bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
+                               const bench_options *opt, bench_result *r)
+{
+    clattn_run run;
+    bench_outcome o = BENCH_FAILED;
+    memset(&run, 0, sizeof run);
+    r->dtype = opt->f16 ? "f16" : "f32";
+
+    /* A fresh context per shape and path, so that its scratch high-water mark is this call's. */
+    clattn_status st = clattn_context_create_from_queue(dev->queue, &run.ctx);
+    if (st != CLATTN_SUCCESS) {
+        snprintf(r->note, sizeof r->note, "clattn_context_create_from_queue: %s",
+                 clattn_status_string(st));
+        goto out;
+    }
+    apply_tuning_choice(run.ctx, opt->no_tuning);
+    bench_shape_desc(&data->shape, opt->f16 ? CLATTN_F16 : CLATTN_F32, path, &run.desc);
+    run.q = opt->f16 ? data->q16 : data->q32;
+    run.k = opt->f16 ? data->k16 : data->k32;
+    run.v = opt->f16 ? data->v16 : data->v32;
+    run.out = opt->f16 ? data->out16 : data->out32;
+
+    if (bench_data_poison(dev, data, opt->f16, r->note, sizeof r->note))
+        goto out;
+    if ((o = bench_measure(run_once, &run, opt, r)) != BENCH_OK)
+        goto out;
+    r->has_scratch = 1;
+    r->scratch_bytes = clattn_context_scratch_bytes(run.ctx);
+    o = BENCH_FAILED;
+    if (bench_data_read_out(dev, data, opt->f16, r->note, sizeof r->note))
+        goto out;
+    o = BENCH_OK;
+out:
+    clattn_context_release(run.ctx);
+    return o;
+}

@@ -1,0 +1,127 @@
+/* The shape suites and what each shape costs: FLOPs, K/V bytes, the score matrix. */
+#include "bench/bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* fp32, BHSD, dv = d; causal is bottom-right. */
+static const bench_shape default_suite[] = {
+    {"bert", 4, 12, 12, 512, 512, 64, 0},
+    {"gpt2-causal", 1, 12, 12, 1024, 1024, 64, 1},
+    {"llama-gqa-causal", 1, 32, 8, 2048, 2048, 128, 1},
+    {"decode", 8, 32, 8, 1, 4096, 128, 0},
+    {"long", 1, 8, 8, 8192, 8192, 64, 0},
+};
+
+/* The same kinds, small enough to finish in seconds on two cores. Some lengths are deliberately
+   not multiples of any power of two, so tile edges are exercised on every --quick run. */
+static const bench_shape quick_suite[] = {
+    {"bert-q", 2, 4, 4, 128, 128, 64, 0},
+    {"gpt2-causal-q", 1, 4, 4, 300, 300, 64, 1},
+    {"llama-gqa-causal-q", 1, 8, 2, 200, 200, 128, 1},
+    {"decode-q", 2, 8, 2, 1, 1000, 128, 0},
+    {"long-q", 1, 2, 2, 1536, 1536, 64, 0},
+};
+
+const bench_shape *bench_suite(int quick, int *count)
+{
+    if (quick) {
+        *count = (int)(sizeof quick_suite / sizeof quick_suite[0]);
+        return quick_suite;
+    }
+    *count = (int)(sizeof default_suite / sizeof default_suite[0]);
+    return default_suite;
+}
+
+int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len)
+{
+    long f[7] = {0};
+    int n = 0;
+    const char *p = text;
+    memset(out, 0, sizeof *out);
+    while (*p && n < 7) {
+        char *end;
+        if (n == 6 && strncmp(p, "causal", 6) == 0) {
+            f[n++] = 1;
+            p += 6;
+        } else {
+            f[n++] = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            p = end;
+        }
+        if (*p == ',')
+            p++;
+        else
+            break;
+    }
+    if (*p || n < 6) {
+        snprintf(err, err_len, "--shape \"%s\": expected B,Hq,Hkv,Lq,Lk,d[,causal]", text);
+        return -1;
+    }
+    if (f[0] < 1 || f[1] < 1 || f[2] < 1 || f[3] < 1 || f[4] < 1 || f[5] < 1 || f[5] > 512 ||
+        f[1] % f[2] != 0 || f[6] < 0 || f[6] > 1) {
+        snprintf(err, err_len,
+                 "--shape \"%s\": need positive sizes, d <= 512, Hq a multiple of Hkv, causal 0/1",
+                 text);
+        return -1;
+    }
+    for (int i = 0; i < 6; i++)
+        if (f[i] > 1 << 30) {
+            snprintf(err, err_len, "--shape \"%s\": size %ld too large", text, f[i]);
+            return -1;
+        }
+    snprintf(out->name, sizeof out->name, "custom");
+    out->B = (int)f[0];
+    out->Hq = (int)f[1];
+    out->Hkv = (int)f[2];
+    out->Lq = (int)f[3];
+    out->Lk = (int)f[4];
+    out->d = (int)f[5];
+    out->causal = (int)f[6];
+    return 0;
+}
+
+double bench_shape_flops(const bench_shape *s)
+{
+    /* Two products of 2·Lq·Lk·d each; causal is counted as half, as FlashAttention reports it. */
+    double flops = 4.0 * s->B * s->Hq * (double)s->Lq * s->Lk * s->d;
+    return s->causal ? flops / 2 : flops;
+}
+
+double bench_shape_kv_bytes(const bench_shape *s, size_t elem_size)
+{
+    return 2.0 * s->B * s->Hkv * (double)s->Lk * s->d * (double)elem_size;
+}
+
+double bench_shape_score_bytes(const bench_shape *s)
+{
+    return (double)s->B * s->Hq * (double)s->Lq * s->Lk * sizeof(float);
+}
+
+int bench_shape_is_decode(const bench_shape *s)
+{
+    return s->Lq == 1;
+}
+
+void bench_shape_desc(const bench_shape *s, clattn_dtype dtype, clattn_path path,
+                      clattn_attention_desc *desc)
+{
+    memset(desc, 0, sizeof *desc);
+    desc->batch = s->B;
+    desc->heads_q = s->Hq;
+    desc->heads_kv = s->Hkv;
+    desc->seq_q = s->Lq;
+    desc->seq_kv = s->Lk;
+    desc->head_dim = s->d;
+    desc->head_dim_v = s->d;
+    /* Spelled out, so that the baselines (which pass it as the GEMM's alpha) use the same float. */
+    desc->scale = 1.0f / sqrtf((float)s->d);
+    desc->dtype = dtype;
+    desc->layout = CLATTN_LAYOUT_BHSD;
+    desc->causal = s->causal ? CLATTN_CAUSAL_BOTTOM_RIGHT : CLATTN_CAUSAL_NONE;
+    desc->mask_type = CLATTN_MASK_NONE;
+    desc->path = path;
+}

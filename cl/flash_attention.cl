@@ -1,0 +1,551 @@
+/* Fused attention forward: online softmax over K/V tiles (FlashAttention-2), and its split-KV
+ * (flash-decoding) variant.
+ *
+ * A work-group owns BLOCK_M query rows of one KV head. For grouped-query attention those are the
+ * rows of all Hq/Hkv query heads that read the head, position-major (row r is query position r / G
+ * of query head hk*G + r % G), so that K/V tiles are read once for the whole group and a block spans
+ * few positions, which lets causal masking skip more tiles. The group walks its keys in tiles of
+ * BLOCK_N, staged (as float) in local memory; the running max m, running sum l and the output
+ * accumulator stay in private memory, and are rescaled by exp2(m_old - m_new) when the max moves.
+ * Scores live only in a BLOCK_N x BLOCK_M local tile, never in global memory.
+ *
+ * Each work-item holds RM vectors of VW rows: rows are vector lanes, so the row statistics need no
+ * reductions across lanes, K and V elements are broadcast, and the loops are GEMM-like register
+ * blocks (UNROLL keys per step for Q·Kᵀ, UNROLL columns per step for P·V). WPR work-items share a
+ * row set: they split the tile's keys for the scores and the dv columns for P·V, exchanging row
+ * maxima and sums through local memory. CPUs take wide VW and WPR 1 (no exchange, two barriers per
+ * tile); GPUs take VW 1 and several work-items per row.
+ *
+ * Scores are computed in base 2: the host folds log2(e) into qscale and masks are scaled by log2(e),
+ * so exp2 replaces exp; lse is converted back to natural log when written. The scale is applied to
+ * the finished dot product, not to Q, so that a score is rounded as often as in the unfused path
+ * (large logits leave little room: an ulp of a score of 200 is already 1.5e-5 of its probability).
+ *
+ * Exactness: a row that sees no key keeps m = -inf and l = 0 and gives out 0 and lse -inf; a NaN in
+ * q, k, v or the mask reaches its row through p or the accumulator (the running max ignores NaN, and
+ * exp2(NaN - m) is NaN), so no -cl-fast-relaxed-math is needed or assumed.
+ *
+ * SPLIT 1: get_group_id(2) picks a chunk of `chunk` keys; the group writes its normalised partial
+ * output (float) and natural-log lse to part_out [splits][B*Hq*Lq][dv] and part_lse [splits][B*Hq*Lq],
+ * row (b*Hq + h)*Lq + i, for the merge kernel (cl/merge.cl) to combine. A chunk that a row cannot see
+ * gives that row out 0 and lse -inf, which the merge skips.
+ */
+#ifndef HEAD_D
+#define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
+#endif
+#ifndef HEAD_DV
+#define HEAD_DV HEAD_D   /* dv: value head dimension */
+#endif
+#ifndef BLOCK_M
+#define BLOCK_M 64       /* query rows per work-group */
+#endif
+#ifndef BLOCK_N
+#define BLOCK_N 32       /* keys per K/V tile staged in local memory */
+#endif
+#ifndef VW
+#define VW 16            /* rows per vector: lanes of floatVW (1, 2, 4, 8, 16) */
+#endif
+#ifndef RM
+#define RM 2             /* row vectors per work-item */
+#endif
+#ifndef WPR
+#define WPR 1            /* work-items sharing one set of rows (split keys and dv columns) */
+#endif
+#ifndef UNROLL
+#define UNROLL 8         /* register block: keys per Q·Kᵀ step, dv columns per P·V step */
+#endif
+#ifndef LVW
+#define LVW 16           /* vector width of the cooperative global -> local copies */
+#endif
+#ifndef SPLIT
+#define SPLIT 0          /* 1: one chunk of keys per group, float partials for the merge */
+#endif
+
+#ifndef SUM_BLOCK
+#define SUM_BLOCK 16     /* d elements summed apart before joining a score's total */
+#endif
+#define ROWS_PER_ITEM (VW * RM)
+#define ROW_GROUPS (BLOCK_M / ROWS_PER_ITEM)
+#define WGS (ROW_GROUPS * WPR)               /* work-group size */
+#define KEYS_PER_ITEM (BLOCK_N / WPR)
+/* dv padded so that every work-item owns the same whole number of UNROLL column blocks; the padding
+   columns of the V tile are zero and the matching accumulators are never written out. */
+#define DVP ((HEAD_DV + WPR * UNROLL - 1) / (WPR * UNROLL) * (WPR * UNROLL))
+#define COLS_PER_ITEM (DVP / WPR)
+/* One float of padding per K row when work-items of a row set read different keys at the same
+   column: on GPUs this spreads them over the local memory banks. */
+#define KD (HEAD_D + (WPR > 1 ? 1 : 0))
+/* Likewise for the score tile, whose rows the work-items of a row set write at the same column,
+   when rows are scalar lanes (a GPU mapping); vector lanes keep their alignment instead. */
+#define SLD (BLOCK_M + (VW == 1 && WPR > 1 ? 1 : 0))
+/* With scalar lanes the accumulator is meant to live in registers, which takes loops unrolled far
+   enough that every index into it is a constant; with vector lanes (CPUs) it lives in memory
+   anyway and full unrolling would only bloat the code. */
+#if VW == 1
+#define UNROLL_ACC _Pragma("unroll")
+#else
+#define UNROLL_ACC
+#endif
+
+#if BLOCK_M % ROWS_PER_ITEM != 0
+#error "BLOCK_M must be a multiple of VW * RM"
+#endif
+#if BLOCK_N % (WPR * UNROLL) != 0
+#error "BLOCK_N must be a multiple of WPR * UNROLL"
+#endif
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#if VW == 1
+typedef float floatv;
+typedef int intv;
+#define VLOADV(p) (*(p))
+#define VSTOREV(x, p) (*(p) = (x))
+#define AS_INTV(x) as_int(x)
+#define LANES 0
+#else
+typedef CAT(float, VW) floatv;
+typedef CAT(int, VW) intv;
+#define VLOADV(p) CAT(vload, VW)(0, (p))
+#define VSTOREV(x, p) CAT(vstore, VW)((x), 0, (p))
+#define AS_INTV(x) CAT(as_int, VW)(x)
+#if VW == 2
+#define LANES ((int2)(0, 1))
+#elif VW == 4
+#define LANES ((int4)(0, 1, 2, 3))
+#elif VW == 8
+#define LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#elif VW == 16
+#define LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#else
+#error "VW must be 1, 2, 4, 8 or 16"
+#endif
+#endif
+
+/* Copy widths: the largest power of two up to LVW that divides the row length. */
+#define WIDTH_FOR(n) (LVW >= 16 && (n) % 16 == 0 ? 16 : LVW >= 8 && (n) % 8 == 0 ? 8 : \
+                      LVW >= 4 && (n) % 4 == 0 ? 4 : LVW >= 2 && (n) % 2 == 0 ? 2 : 1)
+#if WIDTH_FOR(HEAD_D) == 16
+#define LVK 16
+#elif WIDTH_FOR(HEAD_D) == 8
+#define LVK 8
+#elif WIDTH_FOR(HEAD_D) == 4
+#define LVK 4
+#elif WIDTH_FOR(HEAD_D) == 2
+#define LVK 2
+#else
+#define LVK 1
+#endif
+#if WIDTH_FOR(HEAD_DV) == 16
+#define LVV 16
+#elif WIDTH_FOR(HEAD_DV) == 8
+#define LVV 8
+#elif WIDTH_FOR(HEAD_DV) == 4
+#define LVV 4
+#elif WIDTH_FOR(HEAD_DV) == 2
+#define LVV 2
+#else
+#define LVV 1
+#endif
+
+/* Copies n contiguous elements (n = the copy width) from global storage to local float. */
+#if USE_F16
+#define COPY_1(src, dst) (*(dst) = vload_half(0, (src)))
+#define COPY_N(n, src, dst) CAT(vstore, n)(CAT(vload_half, n)(0, (src)), 0, (dst))
+#else
+#define COPY_1(src, dst) (*(dst) = *(src))
+#define COPY_N(n, src, dst) CAT(vstore, n)(CAT(vload, n)(0, (src)), 0, (dst))
+#endif
+#define ZERO_1(dst) (*(dst) = 0.0f)
+#define ZERO_N(n, dst) CAT(vstore, n)((CAT(float, n))(0.0f), 0, (dst))
+#if LVK == 1
+#define COPY_K(src, dst) COPY_1(src, dst)
+#define ZERO_K(dst) ZERO_1(dst)
+#else
+#define COPY_K(src, dst) COPY_N(LVK, src, dst)
+#define ZERO_K(dst) ZERO_N(LVK, dst)
+#endif
+#if USE_F16
+#define LOAD_N(n, src) CAT(vload_half, n)(0, (src))
+#define LOAD_1(src) vload_half(0, (src))
+#else
+#define LOAD_N(n, src) CAT(vload, n)(0, (src))
+#define LOAD_1(src) (*(src))
+#endif
+/* V is copied through a register so that its values can be checked on the way (see v_bad). */
+#if LVV == 1
+typedef float vcopy_t;
+#define LOAD_V(src) LOAD_1(src)
+#define STORE_V(x, dst) (*(dst) = (x))
+#define NONFINITE_V(x) (!isfinite(x))
+#define ZERO_V(dst) ZERO_1(dst)
+#else
+typedef CAT(float, LVV) vcopy_t;
+#define LOAD_V(src) LOAD_N(LVV, src)
+#define STORE_V(x, dst) CAT(vstore, LVV)((x), 0, (dst))
+#define NONFINITE_V(x) any(!isfinite(x))
+#define ZERO_V(dst) ZERO_N(LVV, dst)
+#endif
+
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+/* Larger of a and b, keeping a when b is NaN: the running max never becomes NaN (a NaN score still
+   reaches the row through exp2), and this is one compare and select. */
+#define MAXV(a, b) select((a), (b), (b) > (a))
+
+
+#if SPLIT
+typedef float out_t;
+#define STORE_OUT(p, i, x) ((p)[(i)] = (x))
+#else
+typedef data_t out_t;
+#define STORE_OUT(p, i, x) STORE(p, i, x)
+#endif
+
+/* NDRange: dim 0 = row blocks x WGS, dim 1 = B*Hkv, dim 2 = key chunks (SPLIT) or 1.
+ * Strides are in elements; qscale = scale * log2(e); key j is visible from query i iff
+ * j <= i + causal_offset (CAUSAL). out/lse: the caller's tensors, or the split partials (SPLIT,
+ * where o_* are the partial layout and o_split/lse_split the per-chunk offsets); lse may be NULL. */
+__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+void flash_attention(const __global data_t *q, const __global data_t *k, const __global data_t *v,
+                     const __global mask_t *mask, __global out_t *out, __global float *lse,
+                     const int Hq, const int Hkv, const int Lq, const int Lk, const float qscale,
+                     const int causal_offset, const int chunk,
+                     const long q_bs, const long q_hs, const long q_rs,
+                     const long k_bs, const long k_hs, const long k_rs,
+                     const long v_bs, const long v_hs, const long v_rs,
+                     const long o_bs, const long o_hs, const long o_rs, const long o_split,
+                     const long lse_split,
+                     const long m_bs, const long m_hs, const long m_rs)
+{
+    __local float Ql[HEAD_D * BLOCK_M];   /* [k][row] */
+    __local float Kl[BLOCK_N * KD];       /* [key][k] */
+    __local float Vl[BLOCK_N * DVP];      /* [key][c] */
+    __local float Sl[BLOCK_N * SLD];      /* [key][row]: scores, then probabilities */
+    __local int v_bad;                    /* a staged V value was inf or NaN (stays raised) */
+#if WPR > 1
+    __local float red_m[WPR * BLOCK_M];   /* partial row maxima of each share of keys */
+    __local float red_s[WPR * BLOCK_M];   /* partial row sums */
+#endif
+
+    const int lid = get_local_id(0);
+    const int rg = lid / WPR;
+    const int w = lid - rg * WPR;
+    const int G = Hq / Hkv;
+    const int bh = get_group_id(1);
+    const int b = bh / Hkv;
+    const int hk = bh - b * Hkv;
+    const int rows = G * Lq;
+    const int blk = get_group_id(0) * BLOCK_M;
+    const int rb = rg * ROWS_PER_ITEM;       /* my first row within the block */
+
+    const __global data_t *kbase = k + b * k_bs + hk * k_hs;
+    const __global data_t *vbase = v + b * v_bs + hk * v_hs;
+#if SPLIT
+    out += get_group_id(2) * o_split;
+    if (lse)
+        lse += get_group_id(2) * lse_split;
+#endif
+
+    /* The keys this group visits: its chunk, and under a causal mask no key past the last row's
+       diagonal. Tiles wholly before the first row's diagonal need no per-element test. */
+    const int last_row = min(blk + BLOCK_M, rows) - 1;
+    int n_lo = 0, n_hi = Lk;
+#if SPLIT
+    n_lo = get_group_id(2) * chunk;
+    n_hi = min(Lk, n_lo + chunk);
+#endif
+    int n_full = n_hi;
+#if CAUSAL
+    n_hi = min(n_hi, last_row / G + causal_offset + 1);
+    n_full = min(n_hi, blk / G + causal_offset + 1);
+#endif
+
+    /* Q block, transposed so that a work-item's rows are one vector load. Rows past the end are
+       zero; their results are discarded. */
+    for (int e = lid; e < BLOCK_M * HEAD_D; e += WGS) {
+        const int r = e / HEAD_D, kk = e - r * HEAD_D;
+        const int row = blk + r;
+        float x = 0.0f;
+        if (row < rows) {
+            const int i = row / G, h = hk * G + row - i * G;
+            x = LOAD(q, b * q_bs + h * q_hs + i * q_rs + kk);
+        }
+        Ql[kk * BLOCK_M + r] = x;
+    }
+#if DVP > HEAD_DV
+    for (int e = lid; e < BLOCK_N * (DVP - HEAD_DV); e += WGS) {
+        const int j = e / (DVP - HEAD_DV);
+        Vl[j * DVP + HEAD_DV + e - j * (DVP - HEAD_DV)] = 0.0f;
+    }
+#endif
+
+    if (lid == 0)
+        v_bad = 0;                          /* read only after the first tile's barriers */
+    floatv m[RM], l[RM];
+    floatv o[RM][COLS_PER_ITEM];
+#if CAUSAL
+    intv ilim[RM];                           /* last key each lane's row may see */
+#endif
+#pragma unroll
+    for (int rm = 0; rm < RM; rm++) {
+        m[rm] = (floatv)(-INFINITY);
+        l[rm] = (floatv)(0.0f);
+        UNROLL_ACC
+        for (int t = 0; t < COLS_PER_ITEM; t++)
+            o[rm][t] = (floatv)(0.0f);
+#if CAUSAL
+        ilim[rm] = (blk + rb + rm * VW + LANES) / G + causal_offset;
+#endif
+    }
+
+    for (int j0 = n_lo; j0 < n_hi; j0 += BLOCK_N) {
+        /* Whole-group control flow: j0, n_hi and n_full are the same for every work-item. */
+        const int edge = j0 + BLOCK_N > n_full;
+        barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
+        for (int e = lid; e < BLOCK_N * (HEAD_D / LVK); e += WGS) {
+            const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
+            __local float *dst = Kl + j * KD + kk;
+            if (j0 + j < n_hi)
+                COPY_K(kbase + (long)(j0 + j) * k_rs + kk, dst);
+            else
+                ZERO_K(dst);
+        }
+        int bad = 0;
+        for (int e = lid; e < BLOCK_N * (HEAD_DV / LVV); e += WGS) {
+            const int j = e / (HEAD_DV / LVV), c = (e - j * (HEAD_DV / LVV)) * LVV;
+            __local float *dst = Vl + j * DVP + c;
+            /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
+            if (j0 + j < n_hi) {
+                const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c);
+                STORE_V(x, dst);
+                bad |= NONFINITE_V(x);
+            } else {
+                ZERO_V(dst);
+            }
+        }
+        if (bad)
+            atomic_or(&v_bad, 1);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* Whole-group: every work-item reads the flag after the same barrier. */
+        const int skip_hidden = v_bad;
+
+        /* S = Q·Kᵀ for my rows and my keys (w, w + WPR, ...). */
+        for (int t0 = 0; t0 < KEYS_PER_ITEM; t0 += UNROLL) {
+            floatv s[RM][UNROLL];
+#pragma unroll
+            for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                for (int u = 0; u < UNROLL; u++)
+                    s[rm][u] = (floatv)(0.0f);
+            const __local float *kp = Kl + (w + WPR * t0) * KD;
+            const __local float *qp = Ql + rb;
+            /* Blocked summation: each SUM_BLOCK slice of d is summed on its own and then added, which
+               keeps the rounding of a long dot product several times smaller (as the unfused path
+               does); large logits turn that error straight into probability error. */
+            for (int k0 = 0; k0 < HEAD_D; k0 += SUM_BLOCK) {
+                floatv part[RM][UNROLL];
+#pragma unroll
+                for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++)
+                        part[rm][u] = (floatv)(0.0f);
+                const int k1 = min(k0 + SUM_BLOCK, HEAD_D);
+                for (int kk = k0; kk < k1; kk++) {
+                    floatv qv[RM];
+#pragma unroll
+                    for (int rm = 0; rm < RM; rm++)
+                        qv[rm] = VLOADV(qp + kk * BLOCK_M + rm * VW);
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++) {
+                        const float kv = kp[u * WPR * KD + kk];
+#pragma unroll
+                        for (int rm = 0; rm < RM; rm++)
+                            part[rm][u] = fma(qv[rm], (floatv)(kv), part[rm][u]);
+                    }
+                }
+#pragma unroll
+                for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++)
+                        s[rm][u] += part[rm][u];
+            }
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++)
+#pragma unroll
+                for (int rm = 0; rm < RM; rm++)
+                    VSTOREV(s[rm][u] * qscale, Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
+        }
+
+#if MASK_TYPE
+        /* The mask, scaled to base 2 like the scores, for my rows and keys. */
+        for (int r = 0; r < ROWS_PER_ITEM; r++) {
+            const int row = blk + rb + r;
+            if (row >= rows)
+                break;
+            const int i = row / G, h = hk * G + row - i * G;
+            const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
+            for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                const int j = w + WPR * t;
+                if (j0 + j < n_hi)
+                    Sl[j * SLD + rb + r] += mask_term(mrow, j) * LOG2E;
+            }
+        }
+#endif
+
+        /* Row maxima over my keys; keys past the end or the diagonal become -inf. */
+        floatv alpha[RM];
+#pragma unroll
+        for (int rm = 0; rm < RM; rm++) {
+            __local float *sp = Sl + rb + rm * VW;
+            floatv mx = m[rm];
+            if (edge) {
+                for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                    const int j = w + WPR * t;
+                    floatv s = VLOADV(sp + j * SLD);
+#if CAUSAL
+                    s = select(s, (floatv)(-INFINITY), (ilim[rm] < (intv)(j0 + j)) | (intv)(j0 + j >= n_hi ? -1 : 0));
+#else
+                    s = j0 + j < n_hi ? s : (floatv)(-INFINITY);
+#endif
+                    VSTOREV(s, sp + j * SLD);
+                    mx = MAXV(mx, s);
+                }
+            } else {
+                for (int t = 0; t < KEYS_PER_ITEM; t++)
+                    mx = MAXV(mx, VLOADV(sp + (w + WPR * t) * SLD));
+            }
+#if WPR > 1
+            VSTOREV(mx, red_m + w * BLOCK_M + rb + rm * VW);
+#else
+            alpha[rm] = mx;
+#endif
+        }
+#if WPR > 1
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int rm = 0; rm < RM; rm++) {
+            floatv mx = m[rm];
+            for (int x = 0; x < WPR; x++)
+                mx = MAXV(mx, VLOADV(red_m + x * BLOCK_M + rb + rm * VW));
+            alpha[rm] = mx;
+        }
+#endif
+
+        /* Probabilities relative to the new max; the accumulator is rescaled by alpha. A row that
+           has seen only -inf keeps m = -inf and computes against 0, so p = 0, never NaN. */
+#pragma unroll
+        for (int rm = 0; rm < RM; rm++) {
+            __local float *sp = Sl + rb + rm * VW;
+            const floatv m_new = alpha[rm];
+            const floatv m_use = select(m_new, (floatv)(0.0f), m_new == (floatv)(-INFINITY));
+            alpha[rm] = exp2(m[rm] - m_use);
+            m[rm] = m_new;
+            floatv sum = (floatv)(0.0f);
+            for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                const int j = w + WPR * t;
+                const floatv s = VLOADV(sp + j * SLD);
+                floatv p = exp2(s - m_use);
+                if (skip_hidden)
+                    p = select(p, (floatv)(-0.0f), s == (floatv)(-INFINITY));
+                VSTOREV(p, sp + j * SLD);
+                sum += p;
+            }
+#if WPR > 1
+            VSTOREV(sum, red_s + w * BLOCK_M + rb + rm * VW);
+#else
+            l[rm] = fma(l[rm], alpha[rm], sum);
+#endif
+        }
+#if WPR > 1
+        barrier(CLK_LOCAL_MEM_FENCE);       /* every share's probabilities and sums are written */
+#pragma unroll
+        for (int rm = 0; rm < RM; rm++) {
+            floatv sum = (floatv)(0.0f);
+            for (int x = 0; x < WPR; x++)
+                sum += VLOADV(red_s + x * BLOCK_M + rb + rm * VW);
+            l[rm] = fma(l[rm], alpha[rm], sum);
+        }
+#endif
+
+        /* O = O·alpha + P·V for my rows and my columns (w, w + WPR, ...). */
+        UNROLL_ACC
+        for (int t0 = 0; t0 < COLS_PER_ITEM; t0 += UNROLL) {
+            floatv acc[RM][UNROLL];
+#pragma unroll
+            for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                for (int u = 0; u < UNROLL; u++)
+                    acc[rm][u] = o[rm][t0 + u] * alpha[rm];
+            const __local float *vp = Vl + w + WPR * t0;
+            const __local float *pp = Sl + rb;
+            for (int j = 0; j < BLOCK_N; j++) {
+                floatv pv[RM];
+#pragma unroll
+                for (int rm = 0; rm < RM; rm++)
+                    pv[rm] = VLOADV(pp + j * SLD + rm * VW);
+                if (!skip_hidden) {
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++) {
+                        const float vv = vp[j * DVP + u * WPR];
+#pragma unroll
+                        for (int rm = 0; rm < RM; rm++)
+                            acc[rm][u] = fma(pv[rm], (floatv)(vv), acc[rm][u]);
+                    }
+                } else {
+                    /* V holds an inf or NaN: a key a row cannot see (p = -0) is skipped rather
+                       than weighted by 0, so that it stays out of the row, as in the reference. A
+                       visible key with p underflowed to +0 is still weighted. */
+                    intv hidden[RM];
+#pragma unroll
+                    for (int rm = 0; rm < RM; rm++)
+                        hidden[rm] = AS_INTV(pv[rm]) == (intv)(INT_MIN);
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++) {
+                        const float vv = vp[j * DVP + u * WPR];
+#pragma unroll
+                        for (int rm = 0; rm < RM; rm++)
+                            acc[rm][u] = select(fma(pv[rm], (floatv)(vv), acc[rm][u]), acc[rm][u],
+                                                hidden[rm]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                for (int u = 0; u < UNROLL; u++)
+                    o[rm][t0 + u] = acc[rm][u];
+        }
+    }
+
+    /* out = O / l, lse = m + log(l); a row that saw no key has l = 0: out 0, lse -inf. A NaN l
+       (a NaN input) stays NaN in both. */
+#pragma unroll
+    for (int rm = 0; rm < RM; rm++) {
+        const floatv inv = select((floatv)(1.0f) / l[rm], (floatv)(0.0f), l[rm] == (floatv)(0.0f));
+        const floatv lse_v = select((m[rm] + log2(l[rm])) * LN2, (floatv)(-INFINITY),
+                                    l[rm] == (floatv)(0.0f));
+        float ob[VW], lb[VW];
+        long obase[VW];
+        VSTOREV(lse_v, lb);
+        for (int x = 0; x < VW; x++) {
+            const int row = blk + rb + rm * VW + x;
+            const int i = row / G, h = hk * G + row - i * G;
+            obase[x] = row < rows ? b * o_bs + h * o_hs + i * o_rs : -1;
+            if (w == 0 && lse && row < rows)
+                lse[((long)b * Hq + h) * Lq + i] = lb[x];
+        }
+        UNROLL_ACC
+        for (int t = 0; t < COLS_PER_ITEM; t++) {
+            const int c = w + WPR * t;
+            if (c >= HEAD_DV)
+                break;
+            VSTOREV(o[rm][t] * inv, ob);
+            for (int x = 0; x < VW; x++)
+                if (obase[x] >= 0)
+                    STORE_OUT(out, obase[x] + c, ob[x]);
+        }
+    }
+}

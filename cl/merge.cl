@@ -1,0 +1,143 @@
+/* Merging attention computed over disjoint key sets into the attention over their union.
+ *
+ * Part p of a row holds out_p (its softmax-weighted values) and lse_p (log of its softmax sum). Over
+ * the union of the key sets the softmax sum is Σ exp(lse_p), so with m = max_p lse_p and
+ * w_p = exp(lse_p - m):   out = Σ w_p out_p / Σ w_p,   lse = m + log Σ w_p.   Subtracting m keeps every
+ * w_p <= 1 (no overflow) and the largest part's weight exactly 1.
+ *
+ * One kernel serves both callers, told apart by where the parts live:
+ *   split-KV partials (host/merge.c, clattn_merge_enqueue_contiguous): float [parts][rows][dv],
+ *     PART_F16 0;
+ *   the public clattn_merge_partials: the caller's parts staged one after another in scratch, in the
+ *     storage type and layout of out, PART_F16 = USE_F16.
+ * A launch covers a tile of B' batch entries x Hq heads x Lq' query rows (the whole problem, unless
+ * the public call had to stage its parts in pieces). Tile row r = (b*Hq + h)*Lq' + i; part p's element
+ * (b, h, i, c) sits at p*p_ps + b*p_bs + h*p_hs + i*p_rs + c and its lse at p*l_ps + r; out and lse are
+ * addressed from o_base and lse_base with the strides of the whole problem.
+ *
+ * A part whose lse is -inf saw no key: it is skipped, so whatever its out holds (zeros, garbage, NaN)
+ * cannot reach the result. A row with no part left gives out 0 and lse -inf. A NaN lse makes m NaN
+ * and so the whole row NaN, as a NaN input does in attention.
+ *
+ * One work-item per VEC consecutive columns of one row; consecutive work-items take consecutive
+ * chunks of a row, then the next row, so reads and writes are coalesced in every contiguous layout.
+ */
+#ifndef WGS
+#define WGS 64      /* work-group size (1-D) */
+#endif
+#ifndef VEC
+#define VEC 4       /* columns per work-item, loaded as one vector when the chunk is whole */
+#endif
+#ifndef PART_F16
+#define PART_F16 USE_F16   /* 1: parts are half in memory (the public call on F16 data) */
+#endif
+
+#if PART_F16
+typedef half part_t;
+#else
+typedef float part_t;
+#endif
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#if VEC == 1
+typedef float vec_t;
+#define VLOAD_F(p) (*(p))
+#define VLOAD_H(p) vload_half(0, (p))
+#define VSTORE_F(x, p) (*(p) = (x))
+#define VSTORE_H(x, p) vstore_half_rte((x), 0, (p))
+#else
+typedef CAT(float, VEC) vec_t;
+/* vloadN/vload_halfN need only element alignment, which any column offset has. */
+#define VLOAD_F(p) CAT(vload, VEC)(0, (p))
+#define VLOAD_H(p) CAT(vload_half, VEC)(0, (p))
+#define VSTORE_F(x, p) CAT(vstore, VEC)((x), 0, (p))
+#define VSTORE_H(x, p) CAT(CAT(vstore_half, VEC), _rte)((x), 0, (p))
+#endif
+
+#if PART_F16
+#define PART_VLOAD(p) VLOAD_H(p)
+#define PART_LOAD(p) vload_half(0, (p))
+#else
+#define PART_VLOAD(p) VLOAD_F(p)
+#define PART_LOAD(p) (*(p))
+#endif
+
+#if USE_F16
+#define OUT_VSTORE(x, p) VSTORE_H((x), (p))
+#else
+#define OUT_VSTORE(x, p) VSTORE_F((x), (p))
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+void merge_parts(const int parts, const int Hq, const int Lq, const int dv, const long rows,
+                 const __global part_t *part_out, const long p_ps, const long p_bs, const long p_hs,
+                 const long p_rs,
+                 const __global float *part_lse, const long l_ps,
+                 __global data_t *out, const long o_base, const long o_bs, const long o_hs,
+                 const long o_rs,
+                 __global float *lse, const long lse_base, const long lse_bs, const long lse_hs)
+{
+    const long chunks = (dv + VEC - 1) / VEC;
+    const long gid = get_global_id(0);
+    if (gid >= rows * chunks)
+        return;
+    const long row = gid / chunks;
+    const int c0 = (int)(gid - row * chunks) * VEC;
+    const long b = row / ((long)Hq * Lq);
+    const long h = (row / Lq) % Hq;
+    const long i = row % Lq;
+    const long p_off = b * p_bs + h * p_hs + i * p_rs + c0;
+    const long o_off = o_base + b * o_bs + h * o_hs + i * o_rs + c0;
+    /* Whole chunks use vector loads; the last chunk of a row whose dv is not a multiple of VEC goes
+       element by element. */
+    const int whole = c0 + VEC <= dv;
+
+    float m = -INFINITY;
+    for (int p = 0; p < parts; p++)
+        m = max_nan(m, part_lse[p * l_ps + row]);
+
+    vec_t acc = (vec_t)(0.0f);
+    float sum = 0.0f;
+    if (m != -INFINITY) {
+        for (int p = 0; p < parts; p++) {
+            const float l = part_lse[p * l_ps + row];
+            if (l == -INFINITY)
+                continue;
+            /* exp(NaN - NaN) is NaN, so a NaN lse anywhere in the row reaches sum and acc. */
+            const float w = exp(l - m);
+            sum += w;
+            const __global part_t *src = part_out + p * p_ps + p_off;
+            if (whole) {
+                acc += w * PART_VLOAD(src);
+            } else {
+#if VEC == 1
+                acc += w * PART_LOAD(src);
+#else
+                float t[VEC];
+                for (int v = 0; v < VEC; v++)
+                    t[v] = c0 + v < dv ? PART_LOAD(src + v) : 0.0f;
+                acc += w * VLOAD_F(t);
+#endif
+            }
+        }
+        acc /= sum;
+    }
+
+    __global data_t *dst = out + o_off;
+    if (whole) {
+        OUT_VSTORE(acc, dst);
+    } else {
+#if VEC == 1
+        OUT_VSTORE(acc, dst);
+#else
+        float t[VEC];
+        VSTORE_F(acc, t);
+        for (int v = 0; v < VEC && c0 + v < dv; v++)
+            STORE(dst, v, t[v]);
+#endif
+    }
+    if (lse && c0 == 0)
+        lse[lse_base + b * lse_bs + h * lse_hs + i] = m == -INFINITY ? -INFINITY : m + log(sum);
+}

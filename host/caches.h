@@ -1,0 +1,91 @@
+/* What caches.c (the caches as a context sees them) and tune.c (the tuner) share: the per-context
+ * cache state hung off ctx->caches, and the seams the tuner uses to force and observe kernel
+ * parameters while it times candidates. Never installed. */
+#ifndef CLATTN_CACHES_H
+#define CLATTN_CACHES_H
+
+#include "host/cache_file.h"
+#include "host/internal.h"
+#include "host/sha256.h"
+#include "host/tune_cache.h"
+
+#define CLATTN_TUNE_SEEN_MAX 8            /* kernel families one call consults, at most */
+#define CLATTN_AUTOTUNE_BUDGET_S 10.0     /* CLATTN_AUTOTUNE's default budget per shape class */
+#define CLATTN_IDENTITY_LEN 1024
+
+/* A program the context built or loaded while an export recorded (clattn_export_binaries). */
+typedef struct clattn_recorded_program {
+    char *file, *options;
+    cl_program program;                   /* retained */
+    struct clattn_recorded_program *next;
+} clattn_recorded_program;
+
+/* A shape class CLATTN_AUTOTUNE has already tuned (or tried to) in this context. */
+typedef struct clattn_autotune_class {
+    clattn_path path;
+    clattn_tune_key key;                  /* family "any" */
+    struct clattn_autotune_class *next;
+} clattn_autotune_class;
+
+struct clattn_caches {
+    /* where: CLATTN_CACHE, CLATTN_CACHE_DIR, XDG_CACHE_HOME, HOME at context creation */
+    int enabled;                          /* 0: CLATTN_CACHE=off (or no directory): no file I/O */
+    char dir[CLATTN_CACHE_PATH_MAX];
+    char tuning_path[CLATTN_CACHE_PATH_MAX];
+    char identity[CLATTN_IDENTITY_LEN];   /* clattn_cache_identity() of the device */
+    char sources_sha256[CLATTN_SHA256_HEX]; /* of the kernel sources this context compiles */
+
+    /* tuning: always present (clattn_tune results live here even with the cache off) */
+    clattn_tune_cache *tuning;
+    int tuning_enabled;                   /* 0: lookups ignore it (CLATTN_TUNING=off, set_tuning 0) */
+
+    /* program binaries */
+    int store_binaries;                   /* 0 in the tuner's private context: candidates are waste */
+    int store_warned;                     /* report one failed store per context, not every one */
+    unsigned long compiled, loaded;       /* programs built from source / loaded from a binary */
+
+    /* the tuner's seams, consulted by clattn_tuning_lookup */
+    const clattn_family *override_family; /* its parameters are forced to override */
+    clattn_params override;
+    unsigned long override_hits;          /* lookups the override answered */
+    int recording;                        /* 1: note each family consulted in seen[] */
+    const clattn_family *seen[CLATTN_TUNE_SEEN_MAX];
+    int n_seen;
+    clattn_recorded_program *recorded;    /* programs met while recording (exports) */
+    int record_programs;
+
+    /* CLATTN_AUTOTUNE=1: tune an untuned shape class after its first call */
+    int autotune;
+    double autotune_budget_s;
+    int in_tuner;                         /* a private tuning context: never autotunes itself */
+    int autotune_pending;                 /* a lookup of this call found no exact entry */
+    clattn_tune_key pending_key;
+    clattn_autotune_class *autotuned;
+};
+
+/* The tuning key for family and p (family NULL: "any", the shape class alone). 0 on success. */
+int clattn_tuning_key(const char *family, const clattn_problem *p, clattn_tune_key *key);
+/* The same shape class (all but the family). */
+int clattn_tuning_same_class(const clattn_tune_key *a, const clattn_tune_key *b);
+/* The parameters of family as the tuning file spells them ("TILE_M=64 TILE_N=64 ..."). */
+void clattn_params_string(const clattn_family *family, const clattn_params *params, char *buf,
+                          size_t len);
+/* Adds a tuned entry to ctx's tuning table (not to the file). */
+clattn_status clattn_tuning_put(clattn_context *ctx, const clattn_family *family,
+                                const clattn_problem *p, const clattn_params *params, double time_ms,
+                                double default_ms);
+/* Merges ctx's table into the device's tuning file under its lock. Success with *saved 0 when the
+   cache is off; CLATTN_IO_ERROR (message in err) when the directory cannot be written. */
+clattn_status clattn_tuning_save(clattn_context *ctx, int *saved, char *err, size_t err_len);
+void clattn_recorded_programs_free(clattn_caches *c);
+/* The program's binary for ctx's device (malloc'ed, *len bytes), or NULL. */
+unsigned char *clattn_program_binary(clattn_context *ctx, cl_program program, size_t *len);
+/* A context of its own on ctx's queue for the tuner and exports: same device, kernel sources and
+   cache directory; tuning table empty; never autotunes; stores no binaries. */
+clattn_status clattn_private_context(clattn_context *ctx, clattn_context **out);
+
+/* clattn_tune with ctx's lock held (tune.c); report is required. */
+clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_desc *desc,
+                                 const clattn_tune_options *opt, clattn_tune_report *report);
+
+#endif /* CLATTN_CACHES_H */

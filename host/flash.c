@@ -1,0 +1,251 @@
+/* The fused path: online-softmax attention in one kernel (cl/flash_attention.cl), and split-KV
+ * decoding, where several work-groups share one row's keys and cl/merge.cl combines their partial
+ * results. Nothing here grows with Lq·Lk: the only scratch is the split partials, B·Hq·Lq·splits·dv. */
+#include "host/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Query rows per KV head (Hq/Hkv · Lq) up to which a problem is decode-shaped: it takes the
+   flash_split family, whose defaults suit a handful of rows and long key ranges. */
+#define DECODE_ROWS 16
+/* A split chunk keeps at least this many keys, so that loading the Q block and the merge stay small
+   next to the chunk's work. */
+#define MIN_SPLIT_KEYS 256
+#define MAX_SPLITS 64
+/* Split partials above this stay unsplit: the point of splitting is a small problem. */
+#define MAX_PARTIAL_BYTES ((size_t)256 << 20)
+
+enum { P_BLOCK_M, P_BLOCK_N, P_VW, P_RM, P_WPR, P_UNROLL, P_LVW, P_SPLIT_OCC, P_COUNT };
+
+/* Candidate lists start with what first_valid() should fall back to when the defaults do not fit
+   (a GPU with a large head_dim): small blocks and GPU-style mapping first. */
+static const int block_m_candidates[] = {64, 32, 16, 8, 4, 2, 1, 128};
+static const int block_n_candidates[] = {32, 16, 8, 64, 128};
+static const int vw_candidates[] = {1, 2, 4, 8, 16};
+static const int rm_candidates[] = {1, 2, 4};
+static const int wpr_candidates[] = {4, 1, 2, 8, 16};
+static const int unroll_candidates[] = {4, 2, 1, 8, 16};
+static const int lvw_candidates[] = {4, 1, 16};
+static const int occ_candidates[] = {1, 2, 4, 8, 16};
+
+/* Measured on PoCL 3.1, 2-core AVX-512 EPYC (rows as float16 lanes, two 16-row vectors per
+   work-item, UNROLL 4: bert-base prefill ~200 GFLOP/s); AVX2 code generation of the same source
+   keeps VW 16 at about half that. GPU defaults follow the usual mapping (scalar lanes, four
+   work-items per row set, 16-byte copies), sized to fit 48 KiB of local memory at d = 128; they are
+   unmeasured until a GPU tuning run. */
+static const clattn_param_def flash_params[P_COUNT] = {
+    /*                                            CPU  GPU  accelerator */
+    {"BLOCK_M", block_m_candidates, 8, {64, 32, 32}},
+    {"BLOCK_N", block_n_candidates, 5, {32, 16, 16}},
+    {"VW", vw_candidates, 5, {16, 1, 1}},
+    {"RM", rm_candidates, 3, {2, 1, 1}},
+    {"WPR", wpr_candidates, 5, {1, 4, 4}},
+    {"UNROLL", unroll_candidates, 5, {4, 4, 4}},
+    {"LVW", lvw_candidates, 3, {16, 4, 4}},
+    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}},
+};
+
+/* Decode: Hq/Hkv · Lq rows per KV head. On the CPU 8-row vectors cost the same as 4-row ones and
+   serve groups of 8 (about 18 GB/s of K/V on the machine above at B=8, Hq=32, Hkv=8, Lk=4096,
+   d=128). On GPUs 16 work-items share each row set, splitting the keys and dv. */
+static const clattn_param_def flash_split_params[P_COUNT] = {
+    {"BLOCK_M", block_m_candidates, 8, {8, 4, 4}},
+    {"BLOCK_N", block_n_candidates, 5, {64, 32, 32}},
+    {"VW", vw_candidates, 5, {8, 1, 1}},
+    {"RM", rm_candidates, 3, {1, 1, 1}},
+    {"WPR", wpr_candidates, 5, {1, 16, 16}},
+    {"UNROLL", unroll_candidates, 5, {8, 2, 2}},
+    {"LVW", lvw_candidates, 3, {16, 4, 4}},
+    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}},
+};
+
+/* Local memory the kernel declares, mirroring cl/flash_attention.cl. */
+static size_t local_bytes(const clattn_params *pr, int d, int dv)
+{
+    size_t bm = (size_t)pr->v[P_BLOCK_M], bn = (size_t)pr->v[P_BLOCK_N], wpr = (size_t)pr->v[P_WPR];
+    size_t step = wpr * (size_t)pr->v[P_UNROLL];
+    size_t dvp = ((size_t)dv + step - 1) / step * step;
+    size_t kd = (size_t)d + (wpr > 1 ? 1 : 0);
+    size_t sld = bm + (pr->v[P_VW] == 1 && wpr > 1 ? 1 : 0);
+    size_t floats = (size_t)d * bm + bn * kd + bn * dvp + bn * sld + (wpr > 1 ? 2 * wpr * bm : 0);
+    return floats * sizeof(float);
+}
+
+static int flash_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
+                       char *why, size_t why_len)
+{
+    const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N], vw = pr->v[P_VW], rm = pr->v[P_RM];
+    const int wpr = pr->v[P_WPR], unroll = pr->v[P_UNROLL];
+    if (bm % (vw * rm) != 0) {
+        snprintf(why, why_len, "BLOCK_M=%d is not a multiple of VW*RM=%d", bm, vw * rm);
+        return 0;
+    }
+    if (bn % (wpr * unroll) != 0) {
+        snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%d", bn, wpr * unroll);
+        return 0;
+    }
+    size_t wgs = (size_t)(bm / (vw * rm)) * (size_t)wpr;
+    if (wgs > dev->max_work_group || wgs > dev->max_work_item[0]) {
+        snprintf(why, why_len, "work-group of %zu exceeds the device's limit %zu", wgs,
+                 dev->max_work_group);
+        return 0;
+    }
+    size_t local = local_bytes(pr, p->d, p->dv);
+    if (local > dev->local_mem_bytes) {
+        snprintf(why, why_len, "tiles need %zu bytes of local memory, the device has %llu", local,
+                 (unsigned long long)dev->local_mem_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, flash_params,
+                                           flash_valid};
+const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
+                                                 flash_split_params, flash_valid};
+
+const clattn_family *clattn_flash_family_for(const clattn_problem *p)
+{
+    return (long)p->group * p->Lq <= DECODE_ROWS ? &clattn_family_flash_split : &clattn_family_flash;
+}
+
+/* Work-groups of the unsplit launch. */
+static long row_groups(const clattn_problem *p, const clattn_params *pr)
+{
+    long rows = (long)p->group * p->Lq;
+    return (long)p->B * p->Hkv * ((rows + pr->v[P_BLOCK_M] - 1) / pr->v[P_BLOCK_M]);
+}
+
+int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *pr)
+{
+    long groups = row_groups(p, pr);
+    long target = (long)ctx->info.compute_units * pr->v[P_SPLIT_OCC];
+    if (groups <= 0 || groups >= target)
+        return 1;
+    long splits = (target + groups - 1) / groups;
+    long by_length = p->Lk / MIN_SPLIT_KEYS;
+    if (splits > by_length)
+        splits = by_length;
+    if (splits > MAX_SPLITS)
+        splits = MAX_SPLITS;
+    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
+    while (splits > 1 && per_split * (size_t)splits > MAX_PARTIAL_BYTES)
+        splits--;
+    return splits > 1 ? (int)splits : 1;
+}
+
+#define ARG(x)                                                                                    \
+    do {                                                                                          \
+        st = clattn_set_arg(ctx, kernel, a++, sizeof(x), &(x));                                   \
+        if (st != CLATTN_SUCCESS)                                                                 \
+            goto out;                                                                             \
+    } while (0)
+
+clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,
+                                        const clattn_params *pr, int splits, cl_mem q, cl_mem k,
+                                        cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+{
+    clattn_status st = CLATTN_SUCCESS;
+    const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N];
+    if (splits < 1)
+        splits = 1;
+
+    /* Whole tiles per chunk; the split count is then what it takes to cover Lk, so that no chunk
+       is empty. */
+    int chunk = p->Lk;
+    if (splits > 1) {
+        chunk = (p->Lk + splits - 1) / splits;
+        chunk = (chunk + bn - 1) / bn * bn;
+        splits = chunk > 0 ? (p->Lk + chunk - 1) / chunk : 1;
+    }
+    const int split = splits > 1;
+
+    char options[512] = "";
+    if (clattn_problem_defines(p, options, sizeof options) ||
+        snprintf(options + strlen(options), sizeof options - strlen(options),
+                 " -DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv, split) >=
+            (int)(sizeof options - strlen(options)) ||
+        clattn_params_defines(&clattn_family_flash, pr, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
+    cl_kernel kernel;
+    st = clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", &kernel);
+    if (st != CLATTN_SUCCESS)
+        return st;
+
+    cl_mem dst = out, dst_lse = lse;
+    long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs, o_split = 0, lse_split = 0;
+    if (split) {
+        /* Partials: float [splits][B*Hq*Lq][dv] and [splits][B*Hq*Lq], as the merge reads them. */
+        const long rows = (long)p->B * p->Hq * p->Lq;
+        o_rs = p->dv;
+        o_hs = (long)p->Lq * p->dv;
+        o_bs = (long)p->Hq * o_hs;
+        o_split = rows * p->dv;
+        lse_split = rows;
+        st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_OUT,
+                                (size_t)splits * (size_t)o_split * sizeof(float), &dst);
+        if (st == CLATTN_SUCCESS)
+            st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
+                                    (size_t)splits * (size_t)rows * sizeof(float), &dst_lse);
+        if (st != CLATTN_SUCCESS)
+            return st;
+    }
+
+    /* Scores in base 2: exp2 in the kernel, log2(e) folded into the query scale. */
+    const float qscale = (float)((double)p->scale * 1.4426950408889634);
+    cl_uint a = 0;
+    ARG(q);
+    ARG(k);
+    ARG(v);
+    ARG(mask);   /* NULL without a mask: the kernel never reads it */
+    ARG(dst);
+    ARG(dst_lse); /* NULL when the caller wants no lse */
+    ARG(p->Hq);
+    ARG(p->Hkv);
+    ARG(p->Lq);
+    ARG(p->Lk);
+    ARG(qscale);
+    ARG(p->causal_offset);
+    ARG(chunk);
+    ARG(p->q_bs);
+    ARG(p->q_hs);
+    ARG(p->q_rs);
+    ARG(p->k_bs);
+    ARG(p->k_hs);
+    ARG(p->k_rs);
+    ARG(p->v_bs);
+    ARG(p->v_hs);
+    ARG(p->v_rs);
+    ARG(o_bs);
+    ARG(o_hs);
+    ARG(o_rs);
+    ARG(o_split);
+    ARG(lse_split);
+    ARG(p->mask_bs);
+    ARG(p->mask_hs);
+    ARG(p->mask_rs);
+
+    const size_t wgs = (size_t)(bm / (pr->v[P_VW] * pr->v[P_RM]) * pr->v[P_WPR]);
+    const long rows = (long)p->group * p->Lq;
+    const size_t global[3] = {(size_t)((rows + bm - 1) / bm) * wgs, (size_t)p->B * (size_t)p->Hkv,
+                              (size_t)splits};
+    const size_t local[3] = {wgs, 1, 1};
+    st = clattn_launch(ctx, kernel, 3, global, local, "flash_attention");
+    if (st == CLATTN_SUCCESS && split)
+        st = clattn_merge_enqueue_contiguous(ctx, p, splits, dst, dst_lse, out, lse);
+out:
+    return st;
+}
+
+clattn_status clattn_flash_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
+                                   cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+{
+    const clattn_family *family = clattn_flash_family_for(p);
+    clattn_params pr;
+    clattn_status st = clattn_params_lookup(ctx, family, p, &pr);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    return clattn_flash_enqueue_with(ctx, p, &pr, clattn_flash_splits(ctx, p, &pr), q, k, v, mask,
+                                     out, lse);
+}

@@ -1,0 +1,419 @@
+/* The unfused path: Q·Kᵀ (cl/qk_scores.cl), a row softmax (cl/softmax.cl) and P·V (cl/pv.cl), through
+ * a float score matrix.
+ *
+ * The scores live in the caller's probs buffer when there is one ([B,Hq,Lq,Lk], written in place, one
+ * launch of each kernel), else in context scratch. A CL_MEM_WRITE_ONLY probs buffer may not be read
+ * by kernels, so then the scores go through scratch and each chunk's probabilities are copied out. Scratch is taken in chunks: whole heads while a
+ * head's Lq*Lk scores fit the chunk, else ranges of query rows of one head, so that no allocation
+ * exceeds the device's maximum (1 GiB on PoCL) or the cap below. The kernels take the chunk's first
+ * head and row (bh0, row0) and its per-head stride, so one set of kernels serves both cases. */
+#include "host/internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The most score scratch one chunk uses. Beyond a few hundred MiB a larger chunk no longer saves
+   launches worth measuring, and the memory is the caller's device memory held for the context's
+   lifetime. */
+#define UNFUSED_CHUNK_BYTES ((size_t)256 << 20)
+
+/* ---- parameters ------------------------------------------------------------------------------ */
+
+static const int tile_mn_candidates[] = {8, 16, 32, 64, 128};
+static const int tile_k_candidates[] = {4, 8, 16, 32, 64};
+static const int wpt_m_candidates[] = {1, 2, 4, 8};
+static const int wpt_n_candidates[] = {1, 2, 4, 8, 16};   /* vector widths */
+static const int sm_wg_candidates[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const int sm_vec_candidates[] = {1, 2, 4, 8, 16};
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Defaults are {CPU, GPU, ACCELERATOR}. CPU: measured on PoCL (AVX-512, B=4 H=12 L=512): wide
+   per-work-item vectors and few work-items per group win, 32x32 tiles of 8 rows x 16 columns per
+   work-item (8 work-items) ran Q·Kᵀ at ~50 GFLOP/s and P·V at ~60, against ~30 for 64x64 tiles of
+   the same blocks and ~5 for 4x4 blocks. TILE_K 32 balances d = 64/128 against the zero-filled
+   slices of d = 40/80. GPU: the usual 64x64 tile, 256 work-items of 4x4. */
+static const clattn_param_def qk_params[] = {
+    {"TILE_M", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}},
+    {"TILE_N", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}},
+    {"TILE_K", tile_k_candidates, COUNT(tile_k_candidates), {32, 16, 16}},
+    {"WPT_M", wpt_m_candidates, COUNT(wpt_m_candidates), {8, 4, 4}},
+    {"WPT_N", wpt_n_candidates, COUNT(wpt_n_candidates), {16, 4, 4}},
+};
+
+static const clattn_param_def pv_params[] = {
+    {"TILE_M", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}},
+    {"TILE_N", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}},
+    {"TILE_K", tile_k_candidates, COUNT(tile_k_candidates), {32, 16, 16}},
+    {"WPT_M", wpt_m_candidates, COUNT(wpt_m_candidates), {8, 4, 4}},
+    {"WPT_N", wpt_n_candidates, COUNT(wpt_n_candidates), {16, 4, 4}},
+};
+
+/* CPU: one work-item per row with 16-wide vectors (a vector exp is ~10x a scalar one on PoCL). */
+static const clattn_param_def softmax_params[] = {
+    {"SM_WG", sm_wg_candidates, COUNT(sm_wg_candidates), {1, 128, 64}},
+    {"SM_VEC", sm_vec_candidates, COUNT(sm_vec_candidates), {16, 4, 4}},
+};
+
+enum { P_TILE_M, P_TILE_N, P_TILE_K, P_WPT_M, P_WPT_N };
+enum { P_SM_WG, P_SM_VEC };
+
+static int is_vector_width(int n)
+{
+    return n == 1 || n == 2 || n == 4 || n == 8 || n == 16;
+}
+
+/* Constraints shared by the two GEMM kernels; local_bytes is what the kernel's tiles take. */
+static int gemm_valid(const clattn_params *pr, const clattn_device_info *dev, size_t local_bytes,
+                      char *why, size_t why_len)
+{
+    const int tm = pr->v[P_TILE_M], tn = pr->v[P_TILE_N], tk = pr->v[P_TILE_K];
+    const int wm = pr->v[P_WPT_M], wn = pr->v[P_WPT_N];
+    if (tm < 1 || tn < 1 || tk < 1 || wm < 1 || !is_vector_width(wn)) {
+        snprintf(why, why_len, "tile sizes must be positive and WPT_N a vector width (1,2,4,8,16)");
+        return 0;
+    }
+    /* The staging copies move runs of 4, 8 or 16 elements along TILE_K (and TILE_N in P·V). */
+    if (tk != 4 && tk != 8 && tk % 16) {
+        snprintf(why, why_len, "TILE_K = %d: must be 4, 8 or a multiple of 16", tk);
+        return 0;
+    }
+    if (tm % wm || tn % wn) {
+        snprintf(why, why_len, "TILE_M %% WPT_M or TILE_N %% WPT_N is not 0 (%d/%d, %d/%d)", tm, wm, tn, wn);
+        return 0;
+    }
+    /* More accumulators than any device keeps in registers. */
+    if (wm * wn > 128) {
+        snprintf(why, why_len, "WPT_M*WPT_N = %d exceeds 128 accumulators", wm * wn);
+        return 0;
+    }
+    const size_t threads_n = (size_t)(tn / wn), threads_m = (size_t)(tm / wm);
+    if (threads_n * threads_m > dev->max_work_group || threads_n > dev->max_work_item[0] ||
+        threads_m > dev->max_work_item[1]) {
+        snprintf(why, why_len, "work-group %zux%zu exceeds the device's limits", threads_n, threads_m);
+        return 0;
+    }
+    if (local_bytes > dev->local_mem_bytes) {
+        snprintf(why, why_len, "tiles need %zu bytes of local memory, the device has %llu", local_bytes,
+                 (unsigned long long)dev->local_mem_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+/* The local arrays of cl/qk_scores.cl: qs[TILE_M][TILE_K + 1], ks[TILE_K][TILE_N + WPT_N]. */
+static int qk_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
+                    char *why, size_t why_len)
+{
+    (void)p;
+    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
+    const size_t tk = (size_t)pr->v[P_TILE_K], wn = (size_t)pr->v[P_WPT_N];
+    return gemm_valid(pr, dev, (tm * (tk + 1) + tk * (tn + wn)) * sizeof(float), why, why_len);
+}
+
+/* The local arrays of cl/pv.cl: ps[TILE_M][TILE_K + 1], vs[TILE_K][TILE_N] and one flag. */
+static int pv_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
+                    char *why, size_t why_len)
+{
+    (void)p;
+    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
+    const size_t tk = (size_t)pr->v[P_TILE_K];
+    if (tn != 8 && tn % 16) {
+        snprintf(why, why_len, "TILE_N = %zu: must be 8 or a multiple of 16 for P·V", tn);
+        return 0;
+    }
+    return gemm_valid(pr, dev, (tm * (tk + 1) + tk * tn) * sizeof(float) + sizeof(int), why, why_len);
+}
+
+static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
+                         char *why, size_t why_len)
+{
+    (void)p;
+    const int wg = pr->v[P_SM_WG], vec = pr->v[P_SM_VEC];
+    if (wg < 1 || (wg & (wg - 1)) || !is_vector_width(vec)) {
+        snprintf(why, why_len, "SM_WG must be a power of two and SM_VEC a vector width (1,2,4,8,16)");
+        return 0;
+    }
+    if ((size_t)wg > dev->max_work_group || (size_t)wg > dev->max_work_item[0]) {
+        snprintf(why, why_len, "SM_WG = %d exceeds the device's work-group limit", wg);
+        return 0;
+    }
+    if ((size_t)wg * sizeof(float) > dev->local_mem_bytes) {
+        snprintf(why, why_len, "SM_WG = %d needs more local memory than the device has", wg);
+        return 0;
+    }
+    return 1;
+}
+
+const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", COUNT(qk_params), qk_params, qk_valid};
+const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", COUNT(softmax_params),
+                                             softmax_params, softmax_valid};
+const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_params, pv_valid};
+
+/* ---- kernels --------------------------------------------------------------------------------- */
+
+/* The kernel of family for p, with its parameters (the -D options are also the program-cache key). */
+static clattn_status get_kernel(clattn_context *ctx, const clattn_family *family, const char *kernel_name,
+                                const clattn_problem *p, clattn_params *params, cl_kernel *out)
+{
+    char options[512] = "";
+    clattn_status st = clattn_params_lookup(ctx, family, p, params);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    if (clattn_problem_defines(p, options, sizeof options) ||
+        clattn_params_defines(family, params, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s kernel options do not fit %zu bytes", family->name,
+                           sizeof options);
+    return clattn_kernel_get(ctx, family->file, options, kernel_name, out);
+}
+
+/* The work-group size is fixed by reqd_work_group_size; a compiler that needs more registers than
+   that many work-items can have reports a smaller limit, and the launch would fail. */
+static clattn_status check_work_group(clattn_context *ctx, cl_kernel kernel, const size_t *local, int dims,
+                                      const char *name)
+{
+    size_t limit = 0, wg = 1;
+    cl_int err = clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof limit,
+                                          &limit, NULL);
+    if (err != CL_SUCCESS)
+        return clattn_fail_cl(ctx, err, "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+    for (int i = 0; i < dims; i++)
+        wg *= local[i];
+    if (wg > limit)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "%s: the compiled kernel allows %zu work-items per group on '%s', its tiles "
+                           "need %zu",
+                           name, limit, ctx->info.name, wg);
+    return CLATTN_SUCCESS;
+}
+
+/* Sets a run of kernel arguments from first on; stops at the first failure. */
+typedef struct kernel_arg {
+    size_t size;
+    const void *value;
+} kernel_arg;
+
+#define ARG(x) {sizeof(x), &(x)}
+
+static clattn_status set_args(clattn_context *ctx, cl_kernel kernel, cl_uint first, const kernel_arg *args,
+                              int n)
+{
+    for (int i = 0; i < n; i++) {
+        clattn_status st = clattn_set_arg(ctx, kernel, first + (cl_uint)i, args[i].size, args[i].value);
+        if (st != CLATTN_SUCCESS)
+            return st;
+    }
+    return CLATTN_SUCCESS;
+}
+
+/* The three kernels with their launch shapes, arguments set but for the per-chunk ones. */
+typedef struct unfused_kernels {
+    cl_kernel qk, sm, pv;
+    int qk_tile_m, qk_tile_n, pv_tile_m, pv_tile_n;
+    size_t qk_local[3], sm_local[2], pv_local[3];
+    cl_int n_common_qk, n_common_sm, n_common_pv;   /* index of each kernel's first per-chunk argument */
+} unfused_kernels;
+
+static clattn_status prepare_kernels(clattn_context *ctx, const clattn_problem *p, unfused_kernels *uk)
+{
+    clattn_params qk_pr, sm_pr, pv_pr;
+    clattn_status st;
+    if ((st = get_kernel(ctx, &clattn_family_qk, "qk_scores", p, &qk_pr, &uk->qk)) != CLATTN_SUCCESS ||
+        (st = get_kernel(ctx, &clattn_family_softmax, "softmax_rows", p, &sm_pr, &uk->sm)) != CLATTN_SUCCESS ||
+        (st = get_kernel(ctx, &clattn_family_pv, "pv", p, &pv_pr, &uk->pv)) != CLATTN_SUCCESS)
+        return st;
+    uk->qk_tile_m = qk_pr.v[P_TILE_M];
+    uk->qk_tile_n = qk_pr.v[P_TILE_N];
+    uk->pv_tile_m = pv_pr.v[P_TILE_M];
+    uk->pv_tile_n = pv_pr.v[P_TILE_N];
+    uk->qk_local[0] = (size_t)(qk_pr.v[P_TILE_N] / qk_pr.v[P_WPT_N]);
+    uk->qk_local[1] = (size_t)(qk_pr.v[P_TILE_M] / qk_pr.v[P_WPT_M]);
+    uk->qk_local[2] = 1;
+    uk->sm_local[0] = (size_t)sm_pr.v[P_SM_WG];
+    uk->sm_local[1] = 1;
+    uk->pv_local[0] = (size_t)(pv_pr.v[P_TILE_N] / pv_pr.v[P_WPT_N]);
+    uk->pv_local[1] = (size_t)(pv_pr.v[P_TILE_M] / pv_pr.v[P_WPT_M]);
+    uk->pv_local[2] = 1;
+    if ((st = check_work_group(ctx, uk->qk, uk->qk_local, 3, "qk_scores")) != CLATTN_SUCCESS ||
+        (st = check_work_group(ctx, uk->sm, uk->sm_local, 2, "softmax_rows")) != CLATTN_SUCCESS)
+        return st;
+    return check_work_group(ctx, uk->pv, uk->pv_local, 3, "pv");
+}
+
+/* Arguments that are the same for every chunk. A NULL mask, lse or (Lk == 0) score buffer is passed
+   as a NULL pointer, which OpenCL allows for __global pointers: the kernels never touch it. */
+static clattn_status set_common_args(clattn_context *ctx, const clattn_problem *p, unfused_kernels *uk,
+                                     cl_mem q, cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem scores,
+                                     cl_mem lse)
+{
+    const cl_long q_bs = p->q_bs, q_hs = p->q_hs, q_rs = p->q_rs;
+    const cl_long k_bs = p->k_bs, k_hs = p->k_hs, k_rs = p->k_rs;
+    const cl_long v_bs = p->v_bs, v_hs = p->v_hs, v_rs = p->v_rs;
+    const cl_long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs;
+    const cl_long m_bs = p->mask_bs, m_hs = p->mask_hs, m_rs = p->mask_rs;
+    const cl_int Lq = p->Lq, Lk = p->Lk, d = p->d, dv = p->dv, Hq = p->Hq, group = p->group;
+    const cl_int causal_offset = p->causal_offset;
+    const cl_float scale = p->scale;
+    const kernel_arg qk_args[] = {ARG(q),    ARG(k),    ARG(mask), ARG(scores), ARG(Lk),
+                                  ARG(d),    ARG(Hq),   ARG(group), ARG(q_bs),  ARG(q_hs),
+                                  ARG(q_rs), ARG(k_bs), ARG(k_hs), ARG(k_rs),   ARG(m_bs),
+                                  ARG(m_hs), ARG(m_rs), ARG(scale), ARG(causal_offset)};
+    const kernel_arg sm_args[] = {ARG(scores), ARG(lse), ARG(Lq), ARG(Lk)};
+    const kernel_arg pv_args[] = {ARG(scores), ARG(v),    ARG(out),  ARG(Lk),   ARG(dv),
+                                  ARG(Hq),     ARG(group), ARG(v_bs), ARG(v_hs), ARG(v_rs),
+                                  ARG(o_bs),   ARG(o_hs), ARG(o_rs), ARG(causal_offset)};
+    clattn_status st;
+    uk->n_common_qk = COUNT(qk_args);
+    uk->n_common_sm = COUNT(sm_args);
+    uk->n_common_pv = COUNT(pv_args);
+    if ((st = set_args(ctx, uk->qk, 0, qk_args, COUNT(qk_args))) != CLATTN_SUCCESS ||
+        (st = set_args(ctx, uk->sm, 0, sm_args, COUNT(sm_args))) != CLATTN_SUCCESS)
+        return st;
+    return set_args(ctx, uk->pv, 0, pv_args, COUNT(pv_args));
+}
+
+/* ---- chunks ---------------------------------------------------------------------------------- */
+
+/* Full chunks cover heads_per_chunk heads of rows_per_chunk rows; the last of each may be short. */
+typedef struct chunk_plan {
+    int heads_per_chunk;
+    int rows_per_chunk;
+    size_t scratch_bytes;  /* 0: the scores go to probs (or there are none) */
+    cl_mem copy_to;        /* probs, when the scores go through scratch and are copied there */
+} chunk_plan;
+
+static clattn_status plan_chunks(clattn_context *ctx, const clattn_problem *p, cl_mem probs,
+                                 size_t chunk_bytes, chunk_plan *plan)
+{
+    const int n_bh = p->B * p->Hq;
+    plan->heads_per_chunk = n_bh;
+    plan->rows_per_chunk = p->Lq;
+    plan->scratch_bytes = 0;
+    plan->copy_to = NULL;
+    if (p->Lk == 0)
+        return CLATTN_SUCCESS;
+    if (probs) {
+        cl_mem_flags flags = 0;
+        cl_int err = clGetMemObjectInfo(probs, CL_MEM_FLAGS, sizeof flags, &flags, NULL);
+        if (err != CL_SUCCESS)
+            return clattn_fail_cl(ctx, err, "clGetMemObjectInfo(probs, CL_MEM_FLAGS)");
+        if (!(flags & CL_MEM_WRITE_ONLY))
+            return CLATTN_SUCCESS;
+        plan->copy_to = probs;
+    }
+
+    size_t cap = chunk_bytes;
+    if (cap > ctx->info.max_alloc_bytes)
+        cap = (size_t)ctx->info.max_alloc_bytes;
+    const size_t row_bytes = (size_t)p->Lk * sizeof(float);
+    const size_t head_bytes = row_bytes * (size_t)p->Lq;
+    if (head_bytes <= cap) {
+        size_t heads = cap / head_bytes;
+        if (heads < (size_t)n_bh)
+            plan->heads_per_chunk = (int)heads;
+    } else {
+        size_t rows = cap / row_bytes;
+        if (rows == 0)
+            return clattn_fail(ctx, CLATTN_OUT_OF_MEMORY,
+                               "one row of %d scores (%zu bytes) exceeds the unfused path's scratch "
+                               "limit of %zu bytes; use the fused path",
+                               p->Lk, row_bytes, cap);
+        /* A multiple of the largest row tile, so that no tile straddles two chunks. A chunk is then
+           whole heads or rows of one head: one contiguous range of probs, for the copy. */
+        if (rows > 128)
+            rows -= rows % 128;
+        plan->heads_per_chunk = 1;
+        plan->rows_per_chunk = (int)rows;
+    }
+    plan->scratch_bytes = (size_t)plan->heads_per_chunk * (size_t)plan->rows_per_chunk * row_bytes;
+    return CLATTN_SUCCESS;
+}
+
+static size_t groups(size_t n, int tile)
+{
+    return (n + (size_t)tile - 1) / (size_t)tile;
+}
+
+/* The three launches of one chunk: heads [bh0, bh0 + heads), rows [row0, row0 + rows). */
+static clattn_status enqueue_chunk(clattn_context *ctx, const clattn_problem *p, const unfused_kernels *uk,
+                                   const chunk_plan *plan, cl_mem scores, cl_int bh0, int heads,
+                                   cl_int row0, cl_int rows, cl_long s_bhs)
+{
+    const kernel_arg chunk_args[] = {ARG(bh0), ARG(row0), ARG(rows), ARG(s_bhs)};
+    const kernel_arg sm_chunk_args[] = {ARG(bh0), ARG(row0), ARG(s_bhs)};
+    /* Work-groups tile (keys or dv) x rows x heads. */
+    const size_t qk_global[3] = {groups((size_t)p->Lk, uk->qk_tile_n) * uk->qk_local[0],
+                                 groups((size_t)rows, uk->qk_tile_m) * uk->qk_local[1], (size_t)heads};
+    const size_t sm_global[2] = {(size_t)rows * uk->sm_local[0], (size_t)heads};
+    const size_t pv_global[3] = {groups((size_t)p->dv, uk->pv_tile_n) * uk->pv_local[0],
+                                 groups((size_t)rows, uk->pv_tile_m) * uk->pv_local[1], (size_t)heads};
+    clattn_status st;
+    if ((st = set_args(ctx, uk->qk, (cl_uint)uk->n_common_qk, chunk_args, COUNT(chunk_args))) ||
+        (st = set_args(ctx, uk->sm, (cl_uint)uk->n_common_sm, sm_chunk_args, COUNT(sm_chunk_args))) ||
+        (st = set_args(ctx, uk->pv, (cl_uint)uk->n_common_pv, chunk_args, COUNT(chunk_args))))
+        return st;
+    /* Lk == 0 gives qk an empty range, which clattn_launch skips; softmax still writes lse -inf and
+       P·V zeros. */
+    if ((st = clattn_launch(ctx, uk->qk, 3, qk_global, uk->qk_local, "qk_scores")) ||
+        (st = clattn_launch(ctx, uk->sm, 2, sm_global, uk->sm_local, "softmax_rows")))
+        return st;
+    if (plan->copy_to) {
+        /* Ordered after softmax (in-order queue, or clattn_launch's barrier), and before the barrier
+           that follows P·V, so the next chunk cannot overwrite the scratch under it. */
+        const size_t row_bytes = (size_t)p->Lk * sizeof(float);
+        const size_t offset = ((size_t)bh0 * (size_t)p->Lq + (size_t)row0) * row_bytes;
+        cl_int err = clEnqueueCopyBuffer(ctx->queue, scores, plan->copy_to, 0, offset,
+                                         (size_t)heads * (size_t)rows * row_bytes, 0, NULL, NULL);
+        if (err != CL_SUCCESS)
+            return clattn_fail_cl(ctx, err, "copying probabilities to the write-only probs buffer");
+    }
+    return clattn_launch(ctx, uk->pv, 3, pv_global, uk->pv_local, "pv");
+}
+
+/* ---- enqueue --------------------------------------------------------------------------------- */
+
+clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
+                                             cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
+                                             cl_mem lse, size_t chunk_bytes)
+{
+    unfused_kernels uk;
+    chunk_plan plan;
+    cl_mem scores = NULL;
+    clattn_status st;
+
+    if ((long)p->B * p->Hq > INT_MAX)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "batch*heads_q = %ld exceeds the unfused path's limit %d",
+                           (long)p->B * p->Hq, INT_MAX);
+    if ((st = prepare_kernels(ctx, p, &uk)) != CLATTN_SUCCESS ||
+        (st = plan_chunks(ctx, p, probs, chunk_bytes, &plan)) != CLATTN_SUCCESS)
+        return st;
+    if (!plan.scratch_bytes)
+        scores = probs;   /* in place, or NULL when Lk == 0 */
+    else if ((st = clattn_scratch_get(ctx, CLATTN_SCRATCH_SCORES, plan.scratch_bytes, &scores)) !=
+             CLATTN_SUCCESS)
+        return st;
+    if ((st = set_common_args(ctx, p, &uk, q, k, v, mask, out, scores, lse)) != CLATTN_SUCCESS)
+        return st;
+
+    /* Chunks reuse one scratch buffer: the queue's order (or clattn_launch's barriers on an
+       out-of-order queue) keeps a chunk's Q·Kᵀ from overwriting scores the previous P·V still reads. */
+    const int n_bh = p->B * p->Hq;
+    const cl_long s_bhs = (cl_long)plan.rows_per_chunk * p->Lk;
+    for (int bh0 = 0; bh0 < n_bh; bh0 += plan.heads_per_chunk) {
+        const int heads = n_bh - bh0 < plan.heads_per_chunk ? n_bh - bh0 : plan.heads_per_chunk;
+        for (int row0 = 0; row0 < p->Lq; row0 += plan.rows_per_chunk) {
+            const int rows = p->Lq - row0 < plan.rows_per_chunk ? p->Lq - row0 : plan.rows_per_chunk;
+            st = enqueue_chunk(ctx, p, &uk, &plan, scores, bh0, heads, row0, rows, s_bhs);
+            if (st != CLATTN_SUCCESS)
+                return st;
+        }
+    }
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_unfused_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
+                                     cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse)
+{
+    return clattn_unfused_enqueue_chunked(ctx, p, q, k, v, mask, out, probs, lse, UNFUSED_CHUNK_BYTES);
+}

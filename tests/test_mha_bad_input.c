@@ -1,0 +1,257 @@
+/* Bad input to the multi-head layer (clattn_mha_forward, clattn_mha_forward_host): mismatched E,
+ * heads not dividing E, NULL and inconsistent weights, every buffer one element short, a buffer of
+ * another OpenCL context, aliasing outputs, a fused path asked for weights. Each call returns
+ * CLATTN_INVALID_ARGUMENT, clattn_context_last_error() names the argument, and nothing the caller
+ * owns changes (outputs hold a sentinel, read back after the refused call). A valid call then still
+ * passes; without CLBlast in the build it answers CLATTN_UNSUPPORTED instead, the checks above it
+ * being the same. Each case's message is printed.
+ */
+#include "mha_fixture.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define SENTINEL 42.0f
+
+typedef struct bad_fixture {
+    clattn_context *ctx;
+    fx_layer L;   /* valid: cross-attention, separate weights, biases, a mask */
+    clattn_mha_weight_buffers w;
+    cl_mem xq, xk, xv, mask, out, wts;
+    cl_mem short_xq, short_wq, short_out, short_wts, short_mask, packed_other_e;
+} bad_fixture;
+
+static cl_mem sentinel_buffer(clattn_context *ctx, size_t bytes)
+{
+    float *host = tu_alloc(bytes);
+    tu_fill_value(host, CLATTN_F32, bytes / 4, SENTINEL);
+    cl_mem m = fx_upload(ctx, host, bytes);
+    free(host);
+    return m;
+}
+
+static void expect_untouched(clattn_context *ctx, cl_mem m, size_t bytes)
+{
+    float *host = tu_alloc(bytes);
+    fx_read_buffer(ctx, m, host, bytes);
+    for (size_t i = 0; i < bytes / 4; i++)
+        if (host[i] != SENTINEL)
+            fail_msg("a refused call wrote element %zu of an output", i);
+    free(host);
+}
+
+/* Calls with the fixture's buffers, swapping in what the case changes, and expects a refusal whose
+   message contains want; the outputs keep their sentinel. */
+static void expect_refused(bad_fixture *f, const char *what, const clattn_mha_desc *d,
+                           const clattn_mha_weight_buffers *w, cl_mem xq, cl_mem xk, cl_mem xv,
+                           cl_mem mask, cl_mem out, cl_mem wts, clattn_status want_st, const char *want)
+{
+    clattn_status st = clattn_mha_forward(f->ctx, d, w, xq, xk, xv, mask, out, wts);
+    const char *msg = clattn_context_last_error(f->ctx);
+    printf("  %-34s -> %s: %s\n", what, clattn_status_string(st), msg);
+    assert_int_equal(st, want_st);
+    if (!strstr(msg, want))
+        fail_msg("%s: message \"%s\" does not mention \"%s\"", what, msg, want);
+    expect_untouched(f->ctx, f->out, f->L.s.out * 4);
+    expect_untouched(f->ctx, f->wts, f->L.s.weights * 4);
+}
+
+static int bad_setup(void **state)
+{
+    bad_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->ctx = tu_context_or_skip(NULL);
+    clattn_mha_desc d = {0};
+    d.batch = 2, d.seq_q = 3, d.seq_kv = 5, d.embed_dim = 16, d.kdim = 6, d.vdim = 7;
+    d.heads_q = 4, d.heads_kv = 2, d.in_bias = d.out_bias = 1;
+    fx_layer_make(&f->L, &d, 0, 16);
+    fx_layer_padding_mask(&f->L, 2);
+    const clattn_mha_shape *s = &f->L.s;
+    clattn_context *ctx = f->ctx;
+    f->w.q_proj_weight = fx_upload(ctx, f->L.wq, s->q_proj_weight * 4);
+    f->w.k_proj_weight = fx_upload(ctx, f->L.wk, s->k_proj_weight * 4);
+    f->w.v_proj_weight = fx_upload(ctx, f->L.wv, s->v_proj_weight * 4);
+    f->w.in_proj_bias = fx_upload(ctx, f->L.bin, s->in_proj_bias * 4);
+    f->w.out_proj_weight = fx_upload(ctx, f->L.wo, s->out_proj_weight * 4);
+    f->w.out_proj_bias = fx_upload(ctx, f->L.bo, s->out_proj_bias * 4);
+    f->xq = fx_upload(ctx, f->L.xq, s->x_q * 4);
+    f->xk = fx_upload(ctx, f->L.xk, s->x_k * 4);
+    f->xv = fx_upload(ctx, f->L.xv, s->x_v * 4);
+    f->mask = fx_upload(ctx, f->L.mask, f->L.mask_bytes);
+    f->out = sentinel_buffer(ctx, s->out * 4);
+    f->wts = sentinel_buffer(ctx, s->weights * 4);
+    f->short_xq = fx_upload(ctx, f->L.xq, s->x_q * 4 - 4);
+    f->short_wq = fx_upload(ctx, f->L.wq, s->q_proj_weight * 4 - 4);
+    f->short_out = fx_upload(ctx, NULL, s->out * 4 - 4);
+    f->short_wts = fx_upload(ctx, NULL, s->weights * 4 - 4);
+    f->short_mask = fx_upload(ctx, f->L.mask, f->L.mask_bytes - 1);
+    f->packed_other_e = fx_upload(ctx, NULL, (size_t)(3 * 12 * 12) * 4);   /* a layer with E = 12 */
+    *state = f;
+    return 0;
+}
+
+static int bad_teardown(void **state)
+{
+    bad_fixture *f = *state;
+    cl_mem all[] = {f->w.q_proj_weight, f->w.k_proj_weight, f->w.v_proj_weight, f->w.in_proj_bias,
+                    f->w.out_proj_weight, f->w.out_proj_bias, f->xq, f->xk, f->xv, f->mask, f->out,
+                    f->wts, f->short_xq, f->short_wq, f->short_out, f->short_wts, f->short_mask,
+                    f->packed_other_e};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        fx_release(all[i]);
+    fx_layer_free(&f->L);
+    clattn_context_release(f->ctx);
+    free(f);
+    return 0;
+}
+
+static void test_bad_input(void **state)
+{
+    bad_fixture *f = *state;
+    const clattn_status bad = CLATTN_INVALID_ARGUMENT;
+    const clattn_mha_desc d0 = f->L.d;
+    clattn_mha_desc d;
+    clattn_mha_weight_buffers w;
+#define CALL(what, dd, ww, xq, xk, xv, m, o, a, st, msg) \
+    expect_refused(f, what, dd, ww, xq, xk, xv, m, o, a, st, msg)
+
+    CALL("NULL weights", &d0, NULL, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "weights");
+    CALL("NULL desc", NULL, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "desc");
+    w = f->w;
+    w.out_proj_weight = NULL;
+    CALL("NULL out_proj_weight", &d0, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "out_proj_weight");
+    w = f->w;
+    w.k_proj_weight = NULL;
+    CALL("NULL k_proj_weight", &d0, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "k NULL");
+    w = f->w;
+    w.in_proj_weight = f->packed_other_e;
+    CALL("packed and separate weights", &d0, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "not both");
+    w = f->w;
+    w.in_proj_bias = NULL;
+    CALL("in_bias without in_proj_bias", &d0, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "in_proj_bias");
+
+    d = d0;
+    d.heads_q = 3;   /* does not divide 16 */
+    CALL("heads not dividing E", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "heads_q");
+    d = d0;
+    d.heads_kv = 3;  /* does not divide heads_q 4 */
+    CALL("heads_kv not dividing heads_q", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "heads_kv");
+    d = d0;
+    d.embed_dim = 20, d.heads_q = 4;   /* mismatched E: every buffer was made for E = 16 */
+    CALL("mismatched E (x_q too small)", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "x_q holds");
+    d = d0;
+    d.kdim = d.vdim = 0, d.heads_kv = 0, d.seq_kv = d.seq_q;   /* self; packed weights for E = 12 */
+    w = (clattn_mha_weight_buffers){0};
+    w.in_proj_weight = f->packed_other_e, w.in_proj_bias = f->w.in_proj_bias;
+    w.out_proj_weight = f->w.out_proj_weight, w.out_proj_bias = f->w.out_proj_bias;
+    CALL("mismatched E (packed weight)", &d, &w, f->xq, NULL, NULL, f->mask, f->out, f->wts, bad,
+         "in_proj_weight holds");
+    d = d0;
+    w = (clattn_mha_weight_buffers){0};
+    w.in_proj_weight = f->packed_other_e, w.in_proj_bias = f->w.in_proj_bias;
+    w.out_proj_weight = f->w.out_proj_weight, w.out_proj_bias = f->w.out_proj_bias;
+    CALL("packed weights with kdim != E", &d, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "kdim");
+    CALL("self-attention with kdim != E", &d0, &f->w, f->xq, NULL, NULL, f->mask, f->out, f->wts, bad,
+         "x_k NULL");
+
+    /* wrong buffer sizes, each one element short */
+    CALL("short x_q", &d0, &f->w, f->short_xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "x_q holds");
+    w = f->w;
+    w.q_proj_weight = f->short_wq;
+    CALL("short q_proj_weight", &d0, &w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "q_proj_weight holds");
+    CALL("short x_v (x_k swapped in)", &d0, &f->w, f->xq, f->xk, f->xk, f->mask, f->out, f->wts, bad,
+         "x_v holds");
+    CALL("short out", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->short_out, f->wts, bad, "out holds");
+    CALL("short attn_weights", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->short_wts, bad,
+         "attn_weights holds");
+    CALL("short mask", &d0, &f->w, f->xq, f->xk, f->xv, f->short_mask, f->out, f->wts, bad,
+         "mask holds");
+    CALL("NULL mask with a mask type", &d0, &f->w, f->xq, f->xk, f->xv, NULL, f->out, f->wts, bad,
+         "mask is NULL");
+    CALL("NULL out", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, NULL, f->wts, bad, "out is NULL");
+    d = d0;
+    d.mask_type = CLATTN_MASK_NONE;
+    CALL("mask without a mask type", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "mask_type");
+
+    /* aliasing and paths */
+    CALL("out aliasing x_q", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->xq, f->wts, bad, "alias");
+    CALL("out aliasing attn_weights", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->wts, f->wts, bad,
+         "alias");
+    d = d0;
+    d.path = CLATTN_PATH_FUSED;
+    CALL("attn_weights on the fused path", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "FUSED");
+    d = d0;
+    d.dtype = (clattn_dtype)7;
+    CALL("dtype out of range", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "dtype");
+    d = d0;
+    d.scale = NAN;
+    CALL("NaN scale", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "scale");
+
+    /* a buffer of another OpenCL context */
+    cl_int e;
+    cl_device_id dev = clattn_context_device(f->ctx);
+    cl_context other = clCreateContext(NULL, 1, &dev, NULL, NULL, &e);
+    assert_non_null(other);
+    cl_mem foreign = clCreateBuffer(other, CL_MEM_READ_WRITE, f->L.s.x_q * 4, NULL, &e);
+    assert_non_null(foreign);
+    CALL("x_q from another cl_context", &d0, &f->w, foreign, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "another cl_context");
+    clReleaseMemObject(foreign);
+    clReleaseContext(other);
+
+    /* host API: a NULL the shape needs */
+    float *out = tu_alloc(f->L.s.out * 4);
+    tu_fill_value(out, CLATTN_F32, f->L.s.out, SENTINEL);
+    assert_int_equal(clattn_mha_forward_host(f->ctx, &d0, &f->L.w, NULL, f->L.xk, f->L.xv, f->L.mask,
+                                             out, NULL), bad);
+    assert_non_null(strstr(clattn_context_last_error(f->ctx), "x_q"));
+    assert_int_equal(clattn_mha_forward_host(f->ctx, &d0, NULL, f->L.xq, f->L.xk, f->L.xv, f->L.mask,
+                                             out, NULL), bad);
+    assert_int_equal(clattn_mha_forward_host(NULL, &d0, &f->L.w, f->L.xq, f->L.xk, f->L.xv, f->L.mask,
+                                             out, NULL), bad);
+    assert_true(out[0] == SENTINEL);
+
+    /* refusals did not poison the context: the valid call passes and matches the reference */
+#ifdef CLATTN_HAVE_CLBLAST
+    fx_check_layer(f->ctx, "valid call after the refusals", &f->L, 1);
+#else
+    assert_int_equal(clattn_mha_forward(f->ctx, &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts),
+                     CLATTN_UNSUPPORTED);
+    printf("  valid call without CLBlast -> %s\n", clattn_context_last_error(f->ctx));
+    assert_non_null(strstr(clattn_context_last_error(f->ctx), "CLBlast"));
+    expect_untouched(f->ctx, f->out, f->L.s.out * 4);
+#endif
+    free(out);
+#undef CALL
+}
+
+/* F16 storage: served where the device has cl_khr_fp16, else refused with the reason. */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_input, bad_setup, bad_teardown),
+    };
+    return cmocka_run_group_tests_name("mha_bad_input", tests, NULL, NULL);
+}

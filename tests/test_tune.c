@@ -1,0 +1,346 @@
+/* The tuner (host/tune.c) on the device, with tiny budgets: what its report says, that a candidate
+ * that fails to build or gives a wrong result is recorded and never chosen, that the winners are
+ * saved and looked up, that the candidate cap holds, and CLATTN_AUTOTUNE.
+ *
+ * Broken candidates come from a copy of the kernel sources (CLATTN_KERNEL_DIR) whose softmax.cl
+ * refuses to build with SM_VEC=8 and computes a wrong softmax (scores scaled by 1.25) with any
+ * parameters but the CPU defaults. */
+#define _XOPEN_SOURCE 700     /* nftw */
+#include "host/caches.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#ifndef CLATTN_CL_DIR
+#error "CLATTN_CL_DIR (the kernel sources) must be defined by the build"
+#endif
+
+typedef struct fixture {
+    char root[256];
+    char dir[300];      /* root/cache */
+    char kernels[300];  /* root/cl, for the broken sources */
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->root, sizeof f->root, "%s/clattn-test-tune-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(f->root)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->dir, sizeof f->dir, "%s/cache", f->root);
+    snprintf(f->kernels, sizeof f->kernels, "%s/cl", f->root);
+    setenv("CLATTN_CACHE_DIR", f->dir, 1);
+    unsetenv("CLATTN_CACHE");
+    unsetenv("CLATTN_TUNING");
+    unsetenv("CLATTN_AUTOTUNE");
+    unsetenv("CLATTN_KERNEL_DIR");
+    *state = f;
+    return 0;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)type, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    nftw(f->root, remove_one, 16, FTW_PHYS | FTW_DEPTH);
+    unsetenv("CLATTN_KERNEL_DIR");
+    unsetenv("CLATTN_AUTOTUNE");
+    unsetenv("CLATTN_AUTOTUNE_BUDGET");
+    free(f);
+    return 0;
+}
+
+static clattn_context *new_context(void)
+{
+    clattn_context *ctx = NULL;
+    clattn_status st = clattn_context_create(NULL, &ctx);
+    if (st != CLATTN_SUCCESS)
+        fail_msg("clattn_context_create: %s", clattn_status_string(st));
+    return ctx;
+}
+
+static void small_desc(clattn_attention_desc *d, clattn_path path)
+{
+    memset(d, 0, sizeof *d);
+    d->batch = 1;
+    d->heads_q = 4;
+    d->heads_kv = 2;
+    d->seq_q = 24;
+    d->seq_kv = 45;
+    d->head_dim = 16;
+    d->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    d->path = path;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void spill(const char *path, const char *prefix, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(prefix, f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The kernel sources copied to f->kernels, softmax.cl broken as described above. */
+static void broken_kernels(fixture *f)
+{
+    static const char prefix[] =
+        "#if SM_VEC == 8\n"
+        "#error \"test_tune: a candidate that does not build\"\n"
+        "#endif\n"
+        "#if !(SM_WG == 1 && SM_VEC == 16)\n"
+        "/* test_tune: a candidate with a wrong result (exp is the driver's macro: wrap, not redefine) */\n"
+        "#define WRONG(T) __attribute__((overloadable)) T wrong_exp(T x) { return exp(x * 1.25f); }\n"
+        "WRONG(float) WRONG(float2) WRONG(float4) WRONG(float8) WRONG(float16)\n"
+        "#undef exp\n"
+        "#define exp(x) wrong_exp(x)\n"
+        "#endif\n";
+    DIR *d = opendir(CLATTN_CL_DIR);
+    assert_non_null(d);
+    assert_int_equal(mkdir(f->kernels, 0700), 0);
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name), len;
+        if (n < 4 || strcmp(e->d_name + n - 3, ".cl"))
+            continue;
+        char from[512], to[512];
+        snprintf(from, sizeof from, "%s/%s", CLATTN_CL_DIR, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", f->kernels, e->d_name);
+        char *text = slurp(from, &len);
+        spill(to, strcmp(e->d_name, "softmax.cl") ? "" : prefix, text, len);
+        free(text);
+    }
+    closedir(d);
+    setenv("CLATTN_KERNEL_DIR", f->kernels, 1);
+}
+
+static const clattn_tune_family_report *family(const clattn_tune_report *r, const char *name)
+{
+    for (int i = 0; i < r->n_families; i++)
+        if (!strcmp(r->families[i].family, name))
+            return &r->families[i];
+    fail_msg("no family '%s' in the report", name);
+    return NULL;
+}
+
+/* A small tuning run: the report adds up, the winner is saved, looked up and correct. */
+static void test_report_and_save(void **state)
+{
+    (void)state;
+    clattn_attention_desc desc;
+    clattn_tune_report rep;
+    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 3, .families = "softmax",
+                               .repeats = 3, .seed = 5};
+    small_desc(&desc, CLATTN_PATH_UNFUSED);
+    clattn_context *ctx = new_context();
+    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    assert_int_equal(rep.path, CLATTN_PATH_UNFUSED);
+    assert_int_equal(rep.n_families, 1);           /* --families: softmax alone */
+    const clattn_tune_family_report *sm = family(&rep, "softmax");
+    assert_int_equal(sm->space, 45);               /* 9 SM_WG x 5 SM_VEC, from unfused.c's table */
+    assert_true(sm->valid > 3 && sm->valid <= 45);
+    assert_int_equal(sm->tried, 3);
+    assert_int_equal(sm->failed, 0);
+    assert_true(sm->default_ms > 0 && sm->best_ms > 0 && rep.default_ms > 0 && rep.best_ms > 0);
+    assert_true(sm->best_params[0] && sm->default_params[0]);
+    assert_true(rep.saved);
+    assert_int_equal(rep.timed_with_events, 1);    /* our own queue profiles */
+    clattn_context_release(ctx);
+
+    /* a fresh context looks the winner up from the file, and computes right with it */
+    ctx = new_context();
+    clattn_problem p;
+    clattn_params got;
+    char text[160];
+    assert_int_equal(clattn_problem_init(&desc, &p, NULL, 0), CLATTN_SUCCESS);
+    pthread_mutex_lock(&ctx->lock);
+    assert_int_equal(clattn_params_lookup(ctx, &clattn_family_softmax, &p, &got), CLATTN_SUCCESS);
+    pthread_mutex_unlock(&ctx->lock);
+    clattn_params_string(&clattn_family_softmax, &got, text, sizeof text);
+    assert_string_equal(text, sm->best_params);
+    tu_case c;
+    tu_outcome res;
+    memset(&c, 0, sizeof c);
+    c.desc = desc;
+    c.seed = 3;
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s", res.msg);
+    clattn_context_release(ctx);
+}
+
+/* Candidates that do not build or compute wrong are counted as failed and never chosen: with every
+   candidate but the default broken, the default wins and is what the file records. */
+static void test_broken_candidates_never_chosen(void **state)
+{
+    fixture *f = *state;
+    broken_kernels(f);
+    clattn_context *ctx = new_context();
+    if (ctx->info.cls != CLATTN_CLASS_CPU) {
+        clattn_context_release(ctx);
+        skip();                  /* the broken sources spare the CPU defaults only */
+    }
+    clattn_attention_desc desc;
+    clattn_tune_report rep;
+    clattn_tune_options opt = {.budget_s = 300, .max_candidates = 6, .families = "softmax",
+                               .repeats = 2, .seed = 11};
+    small_desc(&desc, CLATTN_PATH_UNFUSED);
+    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    const clattn_tune_family_report *sm = family(&rep, "softmax");
+    assert_int_equal(sm->tried, 6);
+    assert_int_equal(sm->failed, 5);
+    assert_string_equal(sm->best_params, "SM_WG=1 SM_VEC=16");
+    assert_string_equal(sm->default_params, "SM_WG=1 SM_VEC=16");
+    assert_true(strstr(sm->first_failure, "wrong result") || strstr(sm->first_failure, "BUILD"));
+    assert_true(rep.saved);
+    char line[512];
+    clattn_cache_info info;
+    clattn_context_cache_info(ctx, &info);
+    assert_int_equal(info.tuning_entries, 1);
+    assert_int_equal(clattn_tuning_entry_string(ctx, 0, line, sizeof line), CLATTN_SUCCESS);
+    assert_non_null(strstr(line, ": SM_WG=1 SM_VEC=16"));
+    clattn_context_release(ctx);
+}
+
+/* Both kinds of failure show up over a space small enough to try whole. */
+static void test_failures_are_recorded(void **state)
+{
+    fixture *f = *state;
+    broken_kernels(f);
+    clattn_context *ctx = new_context();
+    if (ctx->info.cls != CLATTN_CLASS_CPU) {
+        clattn_context_release(ctx);
+        skip();
+    }
+    int seen_build = 0, seen_wrong = 0;
+    for (unsigned long long seed = 1; seed <= 8 && !(seen_build && seen_wrong); seed++) {
+        clattn_attention_desc desc;
+        clattn_tune_report rep;
+        clattn_tune_options opt = {.budget_s = 300, .max_candidates = 2, .families = "softmax",
+                                   .repeats = 1, .seed = seed, .no_save = 1};
+        small_desc(&desc, CLATTN_PATH_UNFUSED);
+        assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+        const clattn_tune_family_report *sm = family(&rep, "softmax");
+        assert_int_equal(sm->failed, 1);
+        seen_build |= strstr(sm->first_failure, "SM_VEC=8") && strstr(sm->first_failure, "BUILD");
+        seen_wrong |= strstr(sm->first_failure, "wrong result on the check problem") != NULL;
+        assert_string_equal(sm->best_params, "SM_WG=1 SM_VEC=16");
+    }
+    assert_true(seen_build);
+    assert_true(seen_wrong);
+    clattn_context_release(ctx);
+}
+
+/* max_candidates 1: only the defaults are measured, for every family the path uses, and they are
+   what gets saved (the class then counts as tuned). */
+static void test_candidate_cap(void **state)
+{
+    (void)state;
+    clattn_attention_desc desc;
+    clattn_tune_report rep;
+    clattn_tune_options opt = {.budget_s = 300, .max_candidates = 1, .repeats = 1};
+    small_desc(&desc, CLATTN_PATH_UNFUSED);
+    clattn_context *ctx = new_context();
+    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    assert_int_equal(rep.n_families, 3);
+    assert_string_equal(rep.families[0].family, "qk");
+    assert_string_equal(rep.families[1].family, "softmax");
+    assert_string_equal(rep.families[2].family, "pv");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rep.families[i].tried, 1);
+        assert_string_equal(rep.families[i].best_params, rep.families[i].default_params);
+    }
+    clattn_cache_info info;
+    clattn_context_cache_info(ctx, &info);
+    assert_int_equal(info.tuning_entries, 3);
+    clattn_context_release(ctx);
+}
+
+/* CLATTN_AUTOTUNE=1: the first call of an untuned class tunes it (and saves), the second does not
+   tune again, and both give right results. */
+static void test_autotune(void **state)
+{
+    (void)state;
+    setenv("CLATTN_AUTOTUNE", "1", 1);
+    setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
+    clattn_context *ctx = new_context();
+    tu_case c;
+    tu_outcome res;
+    clattn_cache_info info;
+    memset(&c, 0, sizeof c);
+    small_desc(&c.desc, CLATTN_PATH_UNFUSED);
+    c.seed = 9;
+    clattn_context_cache_info(ctx, &info);
+    assert_int_equal(info.tuning_entries, 0);
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s", res.msg);
+    clattn_context_cache_info(ctx, &info);
+    assert_int_equal(info.tuning_entries, 3);        /* qk, softmax, pv for this class */
+    assert_int_equal(access(info.tuning_file, R_OK), 0);
+    c.seed = 10;
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s", res.msg);
+    clattn_context_cache_info(ctx, &info);
+    assert_int_equal(info.tuning_entries, 3);
+    clattn_context_release(ctx);
+
+    /* a new process finds the class tuned: no lookup misses, nothing pending */
+    ctx = new_context();
+    tu_run_case(ctx, &c, &res);
+    assert_true(res.ok);
+    assert_int_equal(ctx->caches->autotuned == NULL, 1);
+    clattn_context_release(ctx);
+}
+
+int main(void)
+{
+    clattn_context_release(tu_context_or_skip(NULL));   /* 77 without a device */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_report_and_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_candidates_never_chosen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures_are_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidate_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autotune, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,127 @@
+/* What the attention tests share: a deterministic RNG, tensors in either storage type, the device
+ * fixture, one attention case run against the reference, and the documented tolerances.
+ *
+ * Tolerances (max over a tensor; NaN must meet NaN, an infinity the same infinity):
+ *   out, F32   max |O - O_ref| <= 1e-5 * max(1, max |O_ref|)                 (times kappa, below)
+ *   out, F16   max |O - O_ref| <= 2 * max |half(O_ref) - O_ref| + 1e-3
+ *              (the device rounds its float result to half once: up to the reference's own rounding
+ *              error, twice for slack, plus the float arithmetic on half inputs)
+ *   probs      |P - P_ref| <= 1e-5 * max(1, |P_ref|)          (float32 in every dtype; times kappa)
+ *   lse        |L - L_ref| <= 1e-5 * max(1, |L_ref|); -inf must be exactly -inf      (times kappa)
+ * O_ref, P_ref, L_ref come from clattn_attention_reference (double) run in F32 on the same inputs
+ * widened to float (exact), so that the F16 tolerance can see the reference before its rounding.
+ *
+ * Large logits: a float score is rounded in proportion to S = max |scale| * sum_x |q_x k_x| (the
+ * classic dot-product error bound), and the softmax passes that error on to out, probs and lse.
+ * N(0,1) inputs give S < 25 (d <= 512); q * 50 gives S ~ 500, where the observed errors of a correct
+ * kernel reach twice the 1e-5 tolerances. So the F32 out tolerance and the probs and lse ones are
+ * multiplied by kappa = max(1, S / 64): exactly 1 for ordinary inputs, about 8 for q * 50 (where
+ * correct kernels were seen to need up to 2).
+ */
+#ifndef CLATTN_TESTUTIL_H
+#define CLATTN_TESTUTIL_H
+
+#include "host/internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- random numbers -------------------------------------------------------------------------- */
+
+typedef struct tu_rng {
+    uint64_t state;
+    int has_spare;     /* Box-Muller makes normals in pairs */
+    double spare;
+} tu_rng;
+
+void tu_rng_seed(tu_rng *r, uint64_t seed);
+uint64_t tu_rng_u64(tu_rng *r);
+double tu_rng_uniform(tu_rng *r);        /* [0, 1) */
+double tu_rng_normal(tu_rng *r);         /* N(0, 1) */
+int tu_rng_below(tu_rng *r, int n);      /* [0, n) */
+
+/* ---- tensors --------------------------------------------------------------------------------- */
+
+/* n elements of dtype (at least one byte, so an empty tensor is still a valid pointer); fails the
+   running test when out of memory. */
+void *tu_alloc(size_t bytes);
+float tu_get(const void *t, clattn_dtype dtype, size_t i);
+void tu_set(void *t, clattn_dtype dtype, size_t i, float x);
+/* Elements N(0,1) * scale, rounded to the storage type. */
+void tu_fill_normal(void *t, clattn_dtype dtype, size_t n, float scale, tu_rng *r);
+void tu_fill_value(void *t, clattn_dtype dtype, size_t n, float x);
+/* A copy of n elements widened to float. */
+float *tu_widen(const void *t, clattn_dtype dtype, size_t n);
+
+/* ---- the device fixture ---------------------------------------------------------------------- */
+
+/* A context on $CLATTN_DEVICE (or the default device). When no OpenCL device is there (or none
+   matches the selector), prints why and exits 77 so that meson reports SKIP. Any other failure
+   exits 1. */
+clattn_context *tu_context_or_skip(const char *selector);
+/* CMocka group fixtures: *state is the clattn_context *. */
+int tu_group_setup(void **state);
+int tu_group_teardown(void **state);
+
+/* ---- comparison ------------------------------------------------------------------------------ */
+
+typedef struct tu_diff {
+    double err;        /* max |got - ref| over the finite pairs */
+    double tol;        /* what err was held to */
+    size_t worst;      /* index of err, or of the first mismatch */
+    int mismatches;    /* elements out of tolerance, NaN against number, infinities that differ */
+    double got, ref;   /* the values at worst */
+    double ratio;      /* max |got - ref| / bound: the share of the tolerance used */
+} tu_diff;
+
+/* The out tolerance above for a reference output of n floats, kappa from tu_conditioning. */
+double tu_out_tolerance(clattn_dtype dtype, const float *ref, size_t n, double kappa);
+/* |got - ref| <= tol for every element (got in dtype, ref float). 1 when within. */
+int tu_compare_out(clattn_dtype dtype, const void *got, const float *ref, size_t n, double tol,
+                   tu_diff *d);
+/* |got - ref| <= rel * max(1, |ref|) elementwise, for probs and lse. 1 when within. */
+int tu_compare_rel(const float *got, const float *ref, size_t n, double rel, tu_diff *d);
+
+#define TU_PROBS_REL 1e-5
+#define TU_LSE_REL 1e-5
+#define TU_SCORE_REF 64.0
+
+/* max over (b, h, i, j) of |scale| * sum_x |q_x k_x|: what the float rounding of a score is
+   proportional to (q, k widened to float, in the desc's layout). */
+double tu_score_magnitude(const clattn_attention_desc *d, const float *q, const float *k);
+/* kappa = max(1, score magnitude / TU_SCORE_REF). */
+double tu_conditioning(double score_magnitude);
+
+/* ---- one attention case ---------------------------------------------------------------------- */
+
+typedef enum {
+    TU_MASK_DENSE = 0,    /* [B,Hq,Lq,Lk], row stride left 0 (-> Lk) */
+    TU_MASK_BROADCAST,    /* batch and head strides 0: one [Lq,Lk] mask for all */
+    TU_MASK_PADDED,       /* rows padded to Lk + 3, per head, shared across the batch */
+    TU_MASK_KIND_COUNT
+} tu_mask_kind;
+
+typedef struct tu_case {
+    clattn_attention_desc desc;
+    tu_mask_kind mask_kind;  /* how the mask strides are set when desc.mask_type is not NONE */
+    int want_probs, want_lse;
+    float q_scale;           /* 0 -> 1; 50 makes large logits */
+    int nan_in_q;            /* put a NaN into one query row */
+    int use_buffers;         /* 1: clattn_attention on cl_mem; 0: clattn_attention_host */
+    uint64_t seed;
+} tu_case;
+
+typedef struct tu_outcome {
+    clattn_status status;    /* of the device call */
+    int ok;                  /* status SUCCESS and every compared tensor within tolerance */
+    tu_diff out, probs, lse;
+    double score_mag, kappa; /* tu_score_magnitude of the inputs, and the factor on the tolerances */
+    char msg[1024];          /* the case and, on failure, what went wrong */
+} tu_outcome;
+
+/* Describes c in one line ("B=2 Hq=8 Hkv=2 Lq=7 Lk=300 d=40 dv=64 F16 BSHD causal=BR ..."). */
+void tu_case_string(const tu_case *c, char *buf, size_t len);
+/* Makes c's inputs, runs them on ctx and on the reference, compares. Returns the device status. */
+clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res);
+
+#endif /* CLATTN_TESTUTIL_H */
