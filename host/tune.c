@@ -15,11 +15,11 @@
  * and kept only if it wins by 3%, so that drift in the machine's speed cannot pass for a gain.
  * A candidate that fails any step is counted as failed and never chosen.
  *
- * Search: a space that fits the remaining candidate allowance is tried whole, in random order.
- * Otherwise one step from the defaults is tried first; then, when the budget has room for many
- * more candidates, a quarter of them sample the space at random; then local search moves the best
- * point one step (to the next larger or smaller candidate value) in one parameter at a time while
- * that helps, and samples afresh when stuck. Candidates run on a private context on the caller's queue, so their
+ * Search: the defaults, then one step from them (which also shows what a fresh candidate costs).
+ * A space that fits what the budget and the candidate cap still allow is then tried whole, in
+ * random order. Otherwise, when there is room for many candidates, a quarter of them sample the
+ * space at random; then local search moves the best point one step (to the next larger or smaller
+ * candidate value) in one parameter at a time while that helps, and samples afresh when stuck. Candidates run on a private context on the caller's queue, so their
  * programs and scratch are freed afterwards and never reach the binary cache. */
 #include "host/caches.h"
 #include "host/tune_measure.h"
@@ -337,22 +337,22 @@ static clattn_status search_family(tuner *t, search *s)
     s->fr->default_ms = s->best_ms;
     int default_ok = s->best_ms >= 0;
 
+    /* One step from the defaults first: the likeliest gain, and it shows what a candidate that must
+       be compiled costs, which sizes what follows. */
+    if (may_continue(t, s) && neighbour(t, s, &x) && (st = try_point(t, s, &x)) != CLATTN_SUCCESS)
+        return st;
+    double room = (s->deadline - clattn_tune_now()) / (t->est_cost > 1e-3 ? t->est_cost : 1e-3);
+    if (room > s->max - s->fr->tried)
+        room = s->max - s->fr->tried;
     long untried = s->valid ? s->n_valid - s->n_tried : -1;
-    if (untried >= 0 && untried <= s->max - s->fr->tried) {
-        /* small enough to try whole, in random order, as the budget allows */
+    if (untried >= 0 && untried <= room) {
+        /* small enough to try whole, in random order */
         while (may_continue(t, s) && random_point(t, s, &x))
             if ((st = try_point(t, s, &x)) != CLATTN_SUCCESS)
                 return st;
     } else {
-        /* One step from the defaults first: the likeliest gain, and it shows what a candidate that
-           must be compiled costs. Sampling pays off when there is room for many more; with few,
-           the points next to the defaults (chosen by hand for the device class) are the better
-           bet. */
-        if (may_continue(t, s) && neighbour(t, s, &x) && (st = try_point(t, s, &x)) != CLATTN_SUCCESS)
-            return st;
-        double room = (s->deadline - clattn_tune_now()) / (t->est_cost > 1e-3 ? t->est_cost : 1e-3);
-        if (room > s->max - s->fr->tried)
-            room = s->max - s->fr->tried;
+        /* Sampling pays off when there is room for many candidates; with few, the points next to
+           the defaults (chosen by hand for the device class) are the better bet. */
         int sample = room >= MIN_ROOM_TO_SAMPLE ? (int)(room / 4) : 0;
         for (int i = 0; i < sample && may_continue(t, s); i++) {
             if (!random_point(t, s, &x))
