@@ -2,33 +2,38 @@
  * (flash-decoding) variant.
  *
  * A work-group owns BLOCK_M query rows of one KV head. For grouped-query attention those are the
- * rows of all Hq/Hkv query heads that read the head, position-major (row r is query position r / G
- * of query head hk*G + r % G), so that K/V tiles are read once for the whole group and a block spans
- * few positions, which lets causal masking skip more tiles. The group walks its keys in tiles of
- * BLOCK_N, staged (as float) in local memory; the running max m, running sum l and the output
- * accumulator stay in private memory, and are rescaled by exp2(m_old - m_new) when the max moves.
- * Scores live only in a BLOCK_N x BLOCK_M local tile, never in global memory.
+ * rows of all Hq/Hkv query heads that read the head, position-major (row r is query position
+ * r / G of query head hk*G + r % G), so that K/V tiles are read once for the whole group and a
+ * block spans few positions, which lets causal masking skip more tiles. The group walks its keys
+ * in tiles of BLOCK_N, staged (as float) in local memory; the running max m, running sum l and
+ * the output accumulator stay in private memory, and are rescaled by exp2(m_old - m_new) when the
+ * max moves. Scores live only in a BLOCK_N x BLOCK_M local tile, never in global memory.
  *
  * Each work-item holds RM vectors of VW rows: rows are vector lanes, so the row statistics need no
  * reductions across lanes, K and V elements are broadcast, and the loops are GEMM-like register
- * blocks (UNROLL keys per step for Q·Kᵀ, UNROLL columns per step for P·V). WPR work-items share a
- * row set: they split the tile's keys for the scores and the dv columns for P·V, exchanging row
- * maxima and sums through local memory. CPUs take wide VW and WPR 1 (no exchange, two barriers per
- * tile); GPUs take VW 1 and several work-items per row.
+ * blocks (UNROLL keys per step for Q·Kᵀ, UNROLL columns per step for P·V). WPR work-items share
+ * a row set: they split the tile's keys for the scores and the dv columns for P·V, exchanging row
+ * maxima and sums through local memory. CPUs take wide VW and WPR 1 (no exchange, two barriers
+ * per tile); GPUs take VW 1 and several work-items per row. A row set whose rows cannot see any
+ * key of a tile (past the end, or above the causal diagonal) skips its arithmetic there.
  *
- * Scores are computed in base 2: the host folds log2(e) into qscale and masks are scaled by log2(e),
- * so exp2 replaces exp; lse is converted back to natural log when written. The scale is applied to
- * the finished dot product, not to Q, so that a score is rounded as often as in the unfused path
- * (large logits leave little room: an ulp of a score of 200 is already 1.5e-5 of its probability).
+ * Scores are computed in base 2: the host folds log2(e) into qscale and masks are scaled by
+ * log2(e), so exp2 replaces exp; lse is converted back to natural log when written. The scale is
+ * applied to the finished dot product, not to Q, so that a score is rounded as often as in the
+ * unfused path (large logits leave little room: an ulp of a score of 200 is already 1.5e-5 of its
+ * probability).
  *
- * Exactness: a row that sees no key keeps m = -inf and l = 0 and gives out 0 and lse -inf; a NaN in
- * q, k, v or the mask reaches its row through p or the accumulator (the running max ignores NaN, and
- * exp2(NaN - m) is NaN), so no -cl-fast-relaxed-math is needed or assumed.
+ * Exactness: a row that sees no key keeps m = -inf and l = 0 and gives out 0 and lse -inf; a NaN
+ * in q, k, v or the mask reaches its row through p or the accumulator (the running max ignores
+ * NaN, and exp2(NaN - m) is NaN), so no -cl-fast-relaxed-math is needed or assumed. An inf or NaN
+ * in V at a key a row cannot see stays out of that row, as in the reference: once the group has
+ * staged such a value, hidden keys get p = -0 and P·V skips them (a slower loop that finite V
+ * never takes). Hence no -cl-no-signed-zeros either.
  *
  * SPLIT 1: get_group_id(2) picks a chunk of `chunk` keys; the group writes its normalised partial
- * output (float) and natural-log lse to part_out [splits][B*Hq*Lq][dv] and part_lse [splits][B*Hq*Lq],
- * row (b*Hq + h)*Lq + i, for the merge kernel (cl/merge.cl) to combine. A chunk that a row cannot see
- * gives that row out 0 and lse -inf, which the merge skips.
+ * output (float) and natural-log lse to part_out [splits][B*Hq*Lq][dv] and part_lse
+ * [splits][B*Hq*Lq], row (b*Hq + h)*Lq + i, for the merge kernel (cl/merge.cl) to combine. A chunk
+ * that a row cannot see gives that row out 0 and lse -inf, which the merge skips.
  */
 #ifndef HEAD_D
 #define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
@@ -37,7 +42,7 @@
 #define HEAD_DV HEAD_D   /* dv: value head dimension */
 #endif
 #ifndef BLOCK_M
-#define BLOCK_M 64       /* query rows per work-group */
+#define BLOCK_M 128      /* query rows per work-group */
 #endif
 #ifndef BLOCK_N
 #define BLOCK_N 32       /* keys per K/V tile staged in local memory */
@@ -46,13 +51,13 @@
 #define VW 16            /* rows per vector: lanes of floatVW (1, 2, 4, 8, 16) */
 #endif
 #ifndef RM
-#define RM 2             /* row vectors per work-item */
+#define RM 1             /* row vectors per work-item */
 #endif
 #ifndef WPR
 #define WPR 1            /* work-items sharing one set of rows (split keys and dv columns) */
 #endif
 #ifndef UNROLL
-#define UNROLL 8         /* register block: keys per Q·Kᵀ step, dv columns per P·V step */
+#define UNROLL 4         /* register block: keys per Q·Kᵀ step, dv columns per P·V step */
 #endif
 #ifndef LVW
 #define LVW 16           /* vector width of the cooperative global -> local copies */
@@ -60,6 +65,8 @@
 #ifndef SPLIT
 #define SPLIT 0          /* 1: one chunk of keys per group, float partials for the merge */
 #endif
+/* SPLIT_OCC (work-groups per compute unit that split-KV aims for) is a host-side parameter: it
+   arrives as a define like the others but the kernel does not read it. */
 
 #ifndef SUM_BLOCK
 #define SUM_BLOCK 16     /* d elements summed apart before joining a score's total */
@@ -149,23 +156,7 @@ typedef CAT(int, VW) intv;
 #define LVV 1
 #endif
 
-/* Copies n contiguous elements (n = the copy width) from global storage to local float. */
-#if USE_F16
-#define COPY_1(src, dst) (*(dst) = vload_half(0, (src)))
-#define COPY_N(n, src, dst) CAT(vstore, n)(CAT(vload_half, n)(0, (src)), 0, (dst))
-#else
-#define COPY_1(src, dst) (*(dst) = *(src))
-#define COPY_N(n, src, dst) CAT(vstore, n)(CAT(vload, n)(0, (src)), 0, (dst))
-#endif
-#define ZERO_1(dst) (*(dst) = 0.0f)
-#define ZERO_N(n, dst) CAT(vstore, n)((CAT(float, n))(0.0f), 0, (dst))
-#if LVK == 1
-#define COPY_K(src, dst) COPY_1(src, dst)
-#define ZERO_K(dst) ZERO_1(dst)
-#else
-#define COPY_K(src, dst) COPY_N(LVK, src, dst)
-#define ZERO_K(dst) ZERO_N(LVK, dst)
-#endif
+/* Loads of n contiguous elements of global storage as float (n = a copy width), stores to local. */
 #if USE_F16
 #define LOAD_N(n, src) CAT(vload_half, n)(0, (src))
 #define LOAD_1(src) vload_half(0, (src))
@@ -173,19 +164,26 @@ typedef CAT(int, VW) intv;
 #define LOAD_N(n, src) CAT(vload, n)(0, (src))
 #define LOAD_1(src) (*(src))
 #endif
-/* V is copied through a register so that its values can be checked on the way (see v_bad). */
+#define STORE_N(n, x, dst) CAT(vstore, n)((x), 0, (dst))
+#define STORE_1(x, dst) (*(dst) = (x))
+#if LVK == 1
+#define COPY_K(src, dst) STORE_1(LOAD_1(src), dst)
+#define ZERO_K(dst) STORE_1(0.0f, dst)
+#else
+#define COPY_K(src, dst) STORE_N(LVK, LOAD_N(LVK, src), dst)
+#define ZERO_K(dst) STORE_N(LVK, (CAT(float, LVK))(0.0f), dst)
+#endif
+/* V goes through a register so that its values can be checked on the way (see v_bad). */
 #if LVV == 1
 typedef float vcopy_t;
 #define LOAD_V(src) LOAD_1(src)
-#define STORE_V(x, dst) (*(dst) = (x))
+#define STORE_V(x, dst) STORE_1(x, dst)
 #define NONFINITE_V(x) (!isfinite(x))
-#define ZERO_V(dst) ZERO_1(dst)
 #else
 typedef CAT(float, LVV) vcopy_t;
 #define LOAD_V(src) LOAD_N(LVV, src)
-#define STORE_V(x, dst) CAT(vstore, LVV)((x), 0, (dst))
+#define STORE_V(x, dst) STORE_N(LVV, x, dst)
 #define NONFINITE_V(x) any(!isfinite(x))
-#define ZERO_V(dst) ZERO_N(LVV, dst)
 #endif
 
 #define LOG2E 1.4426950408889634f
@@ -194,7 +192,6 @@ typedef CAT(float, LVV) vcopy_t;
 /* Larger of a and b, keeping a when b is NaN: the running max never becomes NaN (a NaN score still
    reaches the row through exp2), and this is one compare and select. */
 #define MAXV(a, b) select((a), (b), (b) > (a))
-
 
 #if SPLIT
 typedef float out_t;
@@ -207,7 +204,8 @@ typedef data_t out_t;
 /* NDRange: dim 0 = row blocks x WGS, dim 1 = B*Hkv, dim 2 = key chunks (SPLIT) or 1.
  * Strides are in elements; qscale = scale * log2(e); key j is visible from query i iff
  * j <= i + causal_offset (CAUSAL). out/lse: the caller's tensors, or the split partials (SPLIT,
- * where o_* are the partial layout and o_split/lse_split the per-chunk offsets); lse may be NULL. */
+ * where o_* are the partial layout and o_split/lse_split the per-chunk offsets); lse may be
+ * NULL. */
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void flash_attention(const __global data_t *q, const __global data_t *k, const __global data_t *v,
                      const __global mask_t *mask, __global out_t *out, __global float *lse,
@@ -262,6 +260,14 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     n_hi = min(n_hi, last_row / G + causal_offset + 1);
     n_full = min(n_hi, blk / G + causal_offset + 1);
 #endif
+    /* The same for my own rows: a row set whose rows are all past the end, or that cannot see any
+       key of a tile, skips its arithmetic there (it still meets every barrier). */
+    int my_hi = blk + rb < rows ? n_hi : n_lo;
+    int my_full = n_full;
+#if CAUSAL
+    my_hi = min(my_hi, (min(blk + rb + ROWS_PER_ITEM, rows) - 1) / G + causal_offset + 1);
+    my_full = min(my_hi, (blk + rb) / G + causal_offset + 1);
+#endif
 
     /* Q block, transposed so that a work-item's rows are one vector load. Rows past the end are
        zero; their results are discarded. */
@@ -302,8 +308,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     }
 
     for (int j0 = n_lo; j0 < n_hi; j0 += BLOCK_N) {
-        /* Whole-group control flow: j0, n_hi and n_full are the same for every work-item. */
-        const int edge = j0 + BLOCK_N > n_full;
+        /* Whole-group control flow (the barriers): j0 and n_hi are the same for every work-item. */
+        const int run = j0 < my_hi;                 /* my rows see a key of this tile */
+        const int edge = j0 + BLOCK_N > my_full;    /* ... but not every key for every row */
         barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
         for (int e = lid; e < BLOCK_N * (HEAD_D / LVK); e += WGS) {
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
@@ -323,7 +330,7 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                 STORE_V(x, dst);
                 bad |= NONFINITE_V(x);
             } else {
-                ZERO_V(dst);
+                STORE_V((vcopy_t)(0.0f), dst);
             }
         }
         if (bad)
@@ -332,191 +339,204 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
         /* Whole-group: every work-item reads the flag after the same barrier. */
         const int skip_hidden = v_bad;
 
-        /* S = Q·Kᵀ for my rows and my keys (w, w + WPR, ...). */
-        for (int t0 = 0; t0 < KEYS_PER_ITEM; t0 += UNROLL) {
-            floatv s[RM][UNROLL];
-#pragma unroll
-            for (int rm = 0; rm < RM; rm++)
-#pragma unroll
-                for (int u = 0; u < UNROLL; u++)
-                    s[rm][u] = (floatv)(0.0f);
-            const __local float *kp = Kl + (w + WPR * t0) * KD;
-            const __local float *qp = Ql + rb;
-            /* Blocked summation: each SUM_BLOCK slice of d is summed on its own and then added, which
-               keeps the rounding of a long dot product several times smaller (as the unfused path
-               does); large logits turn that error straight into probability error. */
-            for (int k0 = 0; k0 < HEAD_D; k0 += SUM_BLOCK) {
-                floatv part[RM][UNROLL];
+        floatv alpha[RM];
+        if (run) {
+            /* S = Q·Kᵀ for my rows and my keys (w, w + WPR, ...). */
+            for (int t0 = 0; t0 < KEYS_PER_ITEM; t0 += UNROLL) {
+                floatv s[RM][UNROLL];
 #pragma unroll
                 for (int rm = 0; rm < RM; rm++)
 #pragma unroll
                     for (int u = 0; u < UNROLL; u++)
-                        part[rm][u] = (floatv)(0.0f);
-                const int k1 = min(k0 + SUM_BLOCK, HEAD_D);
-                for (int kk = k0; kk < k1; kk++) {
-                    floatv qv[RM];
+                        s[rm][u] = (floatv)(0.0f);
+                const __local float *kp = Kl + (w + WPR * t0) * KD;
+                const __local float *qp = Ql + rb;
+                /* Blocked summation: each SUM_BLOCK slice of d is summed on its own and then added,
+                   which keeps the rounding of a long dot product several times smaller (as the
+                   unfused path does); large logits turn that error into probability error. */
+                for (int k0 = 0; k0 < HEAD_D; k0 += SUM_BLOCK) {
+                    floatv part[RM][UNROLL];
 #pragma unroll
                     for (int rm = 0; rm < RM; rm++)
-                        qv[rm] = VLOADV(qp + kk * BLOCK_M + rm * VW);
 #pragma unroll
-                    for (int u = 0; u < UNROLL; u++) {
-                        const float kv = kp[u * WPR * KD + kk];
+                        for (int u = 0; u < UNROLL; u++)
+                            part[rm][u] = (floatv)(0.0f);
+                    const int k1 = min(k0 + SUM_BLOCK, HEAD_D);
+                    for (int kk = k0; kk < k1; kk++) {
+                        floatv qv[RM];
 #pragma unroll
                         for (int rm = 0; rm < RM; rm++)
-                            part[rm][u] = fma(qv[rm], (floatv)(kv), part[rm][u]);
+                            qv[rm] = VLOADV(qp + kk * BLOCK_M + rm * VW);
+#pragma unroll
+                        for (int u = 0; u < UNROLL; u++) {
+                            const float kv = kp[u * WPR * KD + kk];
+#pragma unroll
+                            for (int rm = 0; rm < RM; rm++)
+                                part[rm][u] = fma(qv[rm], (floatv)(kv), part[rm][u]);
+                        }
                     }
+#pragma unroll
+                    for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                        for (int u = 0; u < UNROLL; u++)
+                            s[rm][u] += part[rm][u];
                 }
 #pragma unroll
-                for (int rm = 0; rm < RM; rm++)
+                for (int u = 0; u < UNROLL; u++)
 #pragma unroll
-                    for (int u = 0; u < UNROLL; u++)
-                        s[rm][u] += part[rm][u];
+                    for (int rm = 0; rm < RM; rm++)
+                        VSTOREV(s[rm][u] * qscale,
+                                Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
             }
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++)
-#pragma unroll
-                for (int rm = 0; rm < RM; rm++)
-                    VSTOREV(s[rm][u] * qscale, Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
-        }
 
 #if MASK_TYPE
-        /* The mask, scaled to base 2 like the scores, for my rows and keys. */
-        for (int r = 0; r < ROWS_PER_ITEM; r++) {
-            const int row = blk + rb + r;
-            if (row >= rows)
-                break;
-            const int i = row / G, h = hk * G + row - i * G;
-            const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
-            for (int t = 0; t < KEYS_PER_ITEM; t++) {
-                const int j = w + WPR * t;
-                if (j0 + j < n_hi)
-                    Sl[j * SLD + rb + r] += mask_term(mrow, j) * LOG2E;
-            }
-        }
-#endif
-
-        /* Row maxima over my keys; keys past the end or the diagonal become -inf. */
-        floatv alpha[RM];
-#pragma unroll
-        for (int rm = 0; rm < RM; rm++) {
-            __local float *sp = Sl + rb + rm * VW;
-            floatv mx = m[rm];
-            if (edge) {
+            /* The mask, scaled to base 2 like the scores, for my rows and keys. */
+            for (int r = 0; r < ROWS_PER_ITEM; r++) {
+                const int row = blk + rb + r;
+                if (row >= rows)
+                    break;
+                const int i = row / G, h = hk * G + row - i * G;
+                const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
                 for (int t = 0; t < KEYS_PER_ITEM; t++) {
                     const int j = w + WPR * t;
-                    floatv s = VLOADV(sp + j * SLD);
-#if CAUSAL
-                    s = select(s, (floatv)(-INFINITY), (ilim[rm] < (intv)(j0 + j)) | (intv)(j0 + j >= n_hi ? -1 : 0));
-#else
-                    s = j0 + j < n_hi ? s : (floatv)(-INFINITY);
-#endif
-                    VSTOREV(s, sp + j * SLD);
-                    mx = MAXV(mx, s);
+                    if (j0 + j < n_hi)
+                        Sl[j * SLD + rb + r] += mask_term(mrow, j) * LOG2E;
                 }
-            } else {
-                for (int t = 0; t < KEYS_PER_ITEM; t++)
-                    mx = MAXV(mx, VLOADV(sp + (w + WPR * t) * SLD));
             }
-#if WPR > 1
-            VSTOREV(mx, red_m + w * BLOCK_M + rb + rm * VW);
-#else
-            alpha[rm] = mx;
 #endif
+
+            /* Row maxima over my keys; keys past the end or the diagonal become -inf. */
+#pragma unroll
+            for (int rm = 0; rm < RM; rm++) {
+                __local float *sp = Sl + rb + rm * VW;
+                floatv mx = m[rm];
+                if (edge) {
+                    for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                        const int j = w + WPR * t;
+                        floatv s = VLOADV(sp + j * SLD);
+#if CAUSAL
+                        const intv past_diagonal = ilim[rm] < (intv)(j0 + j);
+                        s = j0 + j < n_hi ? select(s, (floatv)(-INFINITY), past_diagonal)
+                                          : (floatv)(-INFINITY);
+#else
+                        s = j0 + j < n_hi ? s : (floatv)(-INFINITY);
+#endif
+                        VSTOREV(s, sp + j * SLD);
+                        mx = MAXV(mx, s);
+                    }
+                } else {
+                    for (int t = 0; t < KEYS_PER_ITEM; t++)
+                        mx = MAXV(mx, VLOADV(sp + (w + WPR * t) * SLD));
+                }
+#if WPR > 1
+                VSTOREV(mx, red_m + w * BLOCK_M + rb + rm * VW);
+#else
+                alpha[rm] = mx;
+#endif
+            }
         }
 #if WPR > 1
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (run) {
 #pragma unroll
-        for (int rm = 0; rm < RM; rm++) {
-            floatv mx = m[rm];
-            for (int x = 0; x < WPR; x++)
-                mx = MAXV(mx, VLOADV(red_m + x * BLOCK_M + rb + rm * VW));
-            alpha[rm] = mx;
+            for (int rm = 0; rm < RM; rm++) {
+                floatv mx = m[rm];
+                for (int x = 0; x < WPR; x++)
+                    mx = MAXV(mx, VLOADV(red_m + x * BLOCK_M + rb + rm * VW));
+                alpha[rm] = mx;
+            }
         }
 #endif
 
-        /* Probabilities relative to the new max; the accumulator is rescaled by alpha. A row that
-           has seen only -inf keeps m = -inf and computes against 0, so p = 0, never NaN. */
+        if (run) {
+            /* Probabilities relative to the new max; the accumulator is rescaled by alpha. A row
+               that has seen only -inf keeps m = -inf and computes against 0: p = 0, never NaN. */
 #pragma unroll
-        for (int rm = 0; rm < RM; rm++) {
-            __local float *sp = Sl + rb + rm * VW;
-            const floatv m_new = alpha[rm];
-            const floatv m_use = select(m_new, (floatv)(0.0f), m_new == (floatv)(-INFINITY));
-            alpha[rm] = exp2(m[rm] - m_use);
-            m[rm] = m_new;
-            floatv sum = (floatv)(0.0f);
-            for (int t = 0; t < KEYS_PER_ITEM; t++) {
-                const int j = w + WPR * t;
-                const floatv s = VLOADV(sp + j * SLD);
-                floatv p = exp2(s - m_use);
-                if (skip_hidden)
-                    p = select(p, (floatv)(-0.0f), s == (floatv)(-INFINITY));
-                VSTOREV(p, sp + j * SLD);
-                sum += p;
-            }
+            for (int rm = 0; rm < RM; rm++) {
+                __local float *sp = Sl + rb + rm * VW;
+                const floatv m_new = alpha[rm];
+                const floatv m_use = select(m_new, (floatv)(0.0f), m_new == (floatv)(-INFINITY));
+                alpha[rm] = exp2(m[rm] - m_use);
+                m[rm] = m_new;
+                floatv sum = (floatv)(0.0f);
+                for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                    const int j = w + WPR * t;
+                    const floatv s = VLOADV(sp + j * SLD);
+                    floatv p = exp2(s - m_use);
+                    if (skip_hidden)
+                        p = select(p, (floatv)(-0.0f), s == (floatv)(-INFINITY));
+                    VSTOREV(p, sp + j * SLD);
+                    sum += p;
+                }
 #if WPR > 1
-            VSTOREV(sum, red_s + w * BLOCK_M + rb + rm * VW);
+                VSTOREV(sum, red_s + w * BLOCK_M + rb + rm * VW);
 #else
-            l[rm] = fma(l[rm], alpha[rm], sum);
+                l[rm] = fma(l[rm], alpha[rm], sum);
 #endif
+            }
         }
 #if WPR > 1
         barrier(CLK_LOCAL_MEM_FENCE);       /* every share's probabilities and sums are written */
+        if (run) {
 #pragma unroll
-        for (int rm = 0; rm < RM; rm++) {
-            floatv sum = (floatv)(0.0f);
-            for (int x = 0; x < WPR; x++)
-                sum += VLOADV(red_s + x * BLOCK_M + rb + rm * VW);
-            l[rm] = fma(l[rm], alpha[rm], sum);
+            for (int rm = 0; rm < RM; rm++) {
+                floatv sum = (floatv)(0.0f);
+                for (int x = 0; x < WPR; x++)
+                    sum += VLOADV(red_s + x * BLOCK_M + rb + rm * VW);
+                l[rm] = fma(l[rm], alpha[rm], sum);
+            }
         }
 #endif
 
-        /* O = O·alpha + P·V for my rows and my columns (w, w + WPR, ...). */
-        UNROLL_ACC
-        for (int t0 = 0; t0 < COLS_PER_ITEM; t0 += UNROLL) {
-            floatv acc[RM][UNROLL];
-#pragma unroll
-            for (int rm = 0; rm < RM; rm++)
-#pragma unroll
-                for (int u = 0; u < UNROLL; u++)
-                    acc[rm][u] = o[rm][t0 + u] * alpha[rm];
-            const __local float *vp = Vl + w + WPR * t0;
-            const __local float *pp = Sl + rb;
-            for (int j = 0; j < BLOCK_N; j++) {
-                floatv pv[RM];
+        if (run) {
+            /* O = O·alpha + P·V for my rows and my columns (w, w + WPR, ...). */
+            UNROLL_ACC
+            for (int t0 = 0; t0 < COLS_PER_ITEM; t0 += UNROLL) {
+                floatv acc[RM][UNROLL];
 #pragma unroll
                 for (int rm = 0; rm < RM; rm++)
-                    pv[rm] = VLOADV(pp + j * SLD + rm * VW);
-                if (!skip_hidden) {
 #pragma unroll
-                    for (int u = 0; u < UNROLL; u++) {
-                        const float vv = vp[j * DVP + u * WPR];
-#pragma unroll
-                        for (int rm = 0; rm < RM; rm++)
-                            acc[rm][u] = fma(pv[rm], (floatv)(vv), acc[rm][u]);
-                    }
-                } else {
-                    /* V holds an inf or NaN: a key a row cannot see (p = -0) is skipped rather
-                       than weighted by 0, so that it stays out of the row, as in the reference. A
-                       visible key with p underflowed to +0 is still weighted. */
-                    intv hidden[RM];
+                    for (int u = 0; u < UNROLL; u++)
+                        acc[rm][u] = o[rm][t0 + u] * alpha[rm];
+                const __local float *vp = Vl + w + WPR * t0;
+                const __local float *pp = Sl + rb;
+                for (int j = 0; j < BLOCK_N; j++) {
+                    floatv pv[RM];
 #pragma unroll
                     for (int rm = 0; rm < RM; rm++)
-                        hidden[rm] = AS_INTV(pv[rm]) == (intv)(INT_MIN);
+                        pv[rm] = VLOADV(pp + j * SLD + rm * VW);
+                    if (!skip_hidden) {
 #pragma unroll
-                    for (int u = 0; u < UNROLL; u++) {
-                        const float vv = vp[j * DVP + u * WPR];
+                        for (int u = 0; u < UNROLL; u++) {
+                            const float vv = vp[j * DVP + u * WPR];
+#pragma unroll
+                            for (int rm = 0; rm < RM; rm++)
+                                acc[rm][u] = fma(pv[rm], (floatv)(vv), acc[rm][u]);
+                        }
+                    } else {
+                        /* V holds an inf or NaN: a key a row cannot see (p = -0) is skipped
+                           rather than weighted by 0, so that it stays out of the row, as in the
+                           reference. A visible key with p underflowed to +0 is still weighted. */
+                        intv hidden[RM];
 #pragma unroll
                         for (int rm = 0; rm < RM; rm++)
-                            acc[rm][u] = select(fma(pv[rm], (floatv)(vv), acc[rm][u]), acc[rm][u],
-                                                hidden[rm]);
+                            hidden[rm] = AS_INTV(pv[rm]) == (intv)(INT_MIN);
+#pragma unroll
+                        for (int u = 0; u < UNROLL; u++) {
+                            const float vv = vp[j * DVP + u * WPR];
+#pragma unroll
+                            for (int rm = 0; rm < RM; rm++)
+                                acc[rm][u] = select(fma(pv[rm], (floatv)(vv), acc[rm][u]),
+                                                    acc[rm][u], hidden[rm]);
+                        }
                     }
                 }
+#pragma unroll
+                for (int rm = 0; rm < RM; rm++)
+#pragma unroll
+                    for (int u = 0; u < UNROLL; u++)
+                        o[rm][t0 + u] = acc[rm][u];
             }
-#pragma unroll
-            for (int rm = 0; rm < RM; rm++)
-#pragma unroll
-                for (int u = 0; u < UNROLL; u++)
-                    o[rm][t0 + u] = acc[rm][u];
         }
     }
 

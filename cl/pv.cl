@@ -113,6 +113,9 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
 {
     __local float ps[TILE_M * P_LD];
     __local float vs[TILE_K * V_LD];
+#if !CAUSAL
+    (void)causal_offset;
+#endif
 
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);

@@ -102,6 +102,12 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
 {
     __local float qs[TILE_M * Q_LD];
     __local float ks[TILE_K * K_LD];
+#if MASK_TYPE == 0
+    (void)mask, (void)m_bs, (void)m_hs, (void)m_rs;
+#endif
+#if !CAUSAL
+    (void)causal_offset;
+#endif
 
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);
@@ -166,7 +172,9 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
         const int lr = lrow0 + ty + r * THREADS_M;
         if (lr >= rows)
             break;
+#if MASK_TYPE != 0 || CAUSAL
         const int i = row0 + lr;
+#endif
         float acc_r[WPT_N];
         VSTORE(acc[r], acc_r);
         for (int c = 0; c < WPT_N; ++c) {

@@ -18,7 +18,8 @@ static clattn_status stage(clattn_context *ctx, staged *s)
     if (s->bytes == 0 || (!s->src && !s->dst))
         return CLATTN_SUCCESS;
     cl_int err;
-    cl_mem_flags flags = s->src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_WRITE_ONLY;
+    /* Outputs read-write: the unfused path computes probs in place in the probs buffer. */
+    cl_mem_flags flags = s->src ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE;
     s->mem = clCreateBuffer(ctx->cl_ctx, flags, s->bytes, (void *)s->src, &err);
     if (!s->mem)
         return clattn_fail_cl(ctx, err, s->name);

@@ -1,10 +1,10 @@
 /* The fused path: online-softmax attention in one kernel (cl/flash_attention.cl), and split-KV
  * decoding, where several work-groups share one row's keys and cl/merge.cl combines their partial
- * results. Nothing here grows with Lq·Lk: the only scratch is the split partials, B·Hq·Lq·splits·dv. */
+ * results. Nothing here grows with Lq·Lk: the only scratch is the split partials,
+ * B·Hq·Lq·splits·dv floats. */
 #include "host/internal.h"
 
 #include <stdio.h>
-#include <string.h>
 
 /* Query rows per KV head (Hq/Hkv · Lq) up to which a problem is decode-shaped: it takes the
    flash_split family, whose defaults suit a handful of rows and long key ranges. */
@@ -29,17 +29,20 @@ static const int unroll_candidates[] = {4, 2, 1, 8, 16};
 static const int lvw_candidates[] = {4, 1, 16};
 static const int occ_candidates[] = {1, 2, 4, 8, 16};
 
-/* Measured on PoCL 3.1, 2-core AVX-512 EPYC (rows as float16 lanes, two 16-row vectors per
-   work-item, UNROLL 4: bert-base prefill ~200 GFLOP/s); AVX2 code generation of the same source
-   keeps VW 16 at about half that. GPU defaults follow the usual mapping (scalar lanes, four
-   work-items per row set, 16-byte copies), sized to fit 48 KiB of local memory at d = 128; they are
-   unmeasured until a GPU tuning run. */
+/* CPU defaults, measured on PoCL 3.1 on a 2-core AVX-512 EPYC, also with code generated for AVX2
+   (POCL_LLVM_CPU_NAME=haswell), in GFLOP/s per CPU-second x 2 (bert / gpt2-causal / llama-gqa):
+     VW 16, RM 1, BLOCK_M 128:  181 / 156 / 160   AVX2 132 / 116 / 134   (the default)
+     VW 16, RM 2, BLOCK_M 64:   196 / 169 / 203   AVX2  93 /  64 /  86   (spills 16 ymm registers)
+     VW 8, RM 2 or 4:           ~120              AVX2 ~125
+   so the default holds up on both; the tuner finds the AVX-512 point where it pays. GPU defaults
+   follow the usual mapping (scalar lanes, four work-items per row set, 16-byte copies), sized to
+   fit 48 KiB of local memory at d = 128; they are unmeasured until a GPU tuning run. */
 static const clattn_param_def flash_params[P_COUNT] = {
     /*                                            CPU  GPU  accelerator */
-    {"BLOCK_M", block_m_candidates, 8, {64, 32, 32}},
+    {"BLOCK_M", block_m_candidates, 8, {128, 32, 32}},
     {"BLOCK_N", block_n_candidates, 5, {32, 16, 16}},
     {"VW", vw_candidates, 5, {16, 1, 1}},
-    {"RM", rm_candidates, 3, {2, 1, 1}},
+    {"RM", rm_candidates, 3, {1, 1, 1}},
     {"WPR", wpr_candidates, 5, {1, 4, 4}},
     {"UNROLL", unroll_candidates, 5, {4, 4, 4}},
     {"LVW", lvw_candidates, 3, {16, 4, 4}},
@@ -72,8 +75,8 @@ static size_t local_bytes(const clattn_params *pr, int d, int dv)
     return floats * sizeof(float);
 }
 
-static int flash_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
-                       char *why, size_t why_len)
+static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
+                       const clattn_problem *p, char *why, size_t why_len)
 {
     const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N], vw = pr->v[P_VW], rm = pr->v[P_RM];
     const int wpr = pr->v[P_WPR], unroll = pr->v[P_UNROLL];
@@ -107,7 +110,9 @@ const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {
-    return (long)p->group * p->Lq <= DECODE_ROWS ? &clattn_family_flash_split : &clattn_family_flash;
+    if ((long)p->group * p->Lq <= DECODE_ROWS)
+        return &clattn_family_flash_split;
+    return &clattn_family_flash;
 }
 
 /* Work-groups of the unsplit launch. */
@@ -161,11 +166,10 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
     }
     const int split = splits > 1;
 
-    char options[512] = "";
+    /* The head dimensions are compile-time, so that the kernel's loops over them unroll. */
+    char options[512];
+    snprintf(options, sizeof options, "-DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv, split);
     if (clattn_problem_defines(p, options, sizeof options) ||
-        snprintf(options + strlen(options), sizeof options - strlen(options),
-                 " -DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv, split) >=
-            (int)(sizeof options - strlen(options)) ||
         clattn_params_defines(&clattn_family_flash, pr, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
     cl_kernel kernel;
@@ -177,17 +181,17 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
     long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs, o_split = 0, lse_split = 0;
     if (split) {
         /* Partials: float [splits][B*Hq*Lq][dv] and [splits][B*Hq*Lq], as the merge reads them. */
-        const long rows = (long)p->B * p->Hq * p->Lq;
+        const long all_rows = (long)p->B * p->Hq * p->Lq;
         o_rs = p->dv;
         o_hs = (long)p->Lq * p->dv;
         o_bs = (long)p->Hq * o_hs;
-        o_split = rows * p->dv;
-        lse_split = rows;
+        o_split = all_rows * p->dv;
+        lse_split = all_rows;
         st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_OUT,
                                 (size_t)splits * (size_t)o_split * sizeof(float), &dst);
         if (st == CLATTN_SUCCESS)
             st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
-                                    (size_t)splits * (size_t)rows * sizeof(float), &dst_lse);
+                                    (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
         if (st != CLATTN_SUCCESS)
             return st;
     }

@@ -43,7 +43,7 @@ typedef struct mha_plan {
 /* n elements of es bytes, saturated so that an absurd size fails the CL_MEM_SIZE check. */
 static size_t bytes_of(size_t n, size_t es)
 {
-    return n > SIZE_MAX / es ? SIZE_MAX : n * es;
+    return es && n > SIZE_MAX / es ? SIZE_MAX : n * es;
 }
 
 /* ---- argument checks -------------------------------------------------------------------------- */

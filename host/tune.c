@@ -314,8 +314,10 @@ static int wanted(const tuner *t, const clattn_family *f)
     return 0;
 }
 
-/* Searches family s->f; leaves the winner in s->best (or the default when nothing beat it). */
-static clattn_status search_family(tuner *t, search *s)
+/* Searches family s->f; leaves the winner in s->best_pr (the default when nothing beat it).
+   known_ms >= 0: the time of the default configuration, measured already (the previous family's
+   winner is this family's default configuration). */
+static clattn_status search_family(tuner *t, search *s, double known_ms)
 {
     point x, start;
     clattn_status st = list_space(t, s);
@@ -332,8 +334,17 @@ static clattn_status search_family(tuner *t, search *s)
     /* (a default outside the candidate lists is measured all the same, and the search starts
        from the first point) */
     int listed = from_params(s->f, &s->default_pr, &start) == 0;
-    if ((st = try_params(t, s, &s->default_pr, listed ? &start : NULL)) != CLATTN_SUCCESS)
+    if (known_ms >= 0) {
+        if (listed && (st = remember(t, s, &start)) != CLATTN_SUCCESS)
+            return st;
+        s->fr->tried++;
+        s->best_ms = known_ms;
+        s->best_pr = s->default_pr;
+        s->best = start;
+        progress(t, s, s->fr->default_params, known_ms);
+    } else if ((st = try_params(t, s, &s->default_pr, listed ? &start : NULL)) != CLATTN_SUCCESS) {
         return st;
+    }
     s->fr->default_ms = s->best_ms;
     int default_ok = s->best_ms >= 0;
 
@@ -541,7 +552,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
         /* an equal share of what is left; what a family leaves unused goes to the next */
         double left = t.deadline - clattn_tune_now();
         si->deadline = clattn_tune_now() + (left > 0 ? left : 0) / (rep->n_families - i);
-        if ((st = search_family(&t, si)) != CLATTN_SUCCESS)
+        if ((st = search_family(&t, si, i ? s[i - 1].best_ms : -1)) != CLATTN_SUCCESS)
             goto out;
         if (si->best_ms >= 0) {
             clattn_params_string(si->f, &si->best_pr, si->fr->best_params,

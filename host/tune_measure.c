@@ -13,6 +13,7 @@
 #include <time.h>
 
 #define MAX_SAMPLES 64
+#define LONG_RUN_MS 1000.0
 #define MIN_TIMED_MS 50.0          /* small problems repeat until their runs fill this much */
 #define PRUNE_FACTOR 1.25          /* a first timed run this much slower than the best ends a candidate */
 #define WARM_PRUNE_FACTOR 3.0      /* the same for the warm-up run, which may run cold */
@@ -328,7 +329,9 @@ int clattn_tune_measure(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
         ok = 1;
         goto out;
     }
-    for (n = 0; n < MAX_SAMPLES && (n < r->repeats || total < MIN_TIMED_MS); n++) {
+    /* runs of seconds each: three say enough, and the budget is better spent on candidates */
+    int reps = warm > LONG_RUN_MS && r->repeats > 3 ? 3 : r->repeats;
+    for (n = 0; n < MAX_SAMPLES && (n < reps || total < MIN_TIMED_MS); n++) {
         clattn_status st = clattn_workload_time(r->pc, &r->timing, r->events, &samples[n]);
         if (st != CLATTN_SUCCESS) {
             fail_why(r, st, why, why_len);
@@ -353,8 +356,8 @@ clattn_status clattn_tune_paired(clattn_tune_rig *r, const clattn_tune_config *a
 {
     double sa[MAX_SAMPLES], sb[MAX_SAMPLES], total = 0;
     clattn_status st = CLATTN_SUCCESS;
-    int n;
-    for (n = 0; n < MAX_SAMPLES && (n < r->repeats || total < MIN_TIMED_MS); n++) {
+    int n, reps = r->repeats;
+    for (n = 0; n < MAX_SAMPLES && (n < reps || total < MIN_TIMED_MS); n++) {
         apply(r, a);
         st = clattn_workload_time(r->pc, &r->timing, r->events, &sa[n]);
         if (st == CLATTN_SUCCESS) {
@@ -364,6 +367,8 @@ clattn_status clattn_tune_paired(clattn_tune_rig *r, const clattn_tune_config *a
         if (st != CLATTN_SUCCESS)
             goto out;
         total += sa[n] + sb[n];
+        if (n == 0 && sa[0] > LONG_RUN_MS && reps > 3)
+            reps = 3;
     }
     qsort(sa, (size_t)n, sizeof sa[0], cmp_double);
     qsort(sb, (size_t)n, sizeof sb[0], cmp_double);

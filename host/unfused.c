@@ -2,11 +2,12 @@
  * a float score matrix.
  *
  * The scores live in the caller's probs buffer when there is one ([B,Hq,Lq,Lk], written in place, one
- * launch of each kernel), else in context scratch. A CL_MEM_WRITE_ONLY probs buffer may not be read
- * by kernels, so then the scores go through scratch and each chunk's probabilities are copied out. Scratch is taken in chunks: whole heads while a
+ * launch of each kernel), else in context scratch. Scratch is taken in chunks: whole heads while a
  * head's Lq*Lk scores fit the chunk, else ranges of query rows of one head, so that no allocation
- * exceeds the device's maximum (1 GiB on PoCL) or the cap below. The kernels take the chunk's first
- * head and row (bh0, row0) and its per-head stride, so one set of kernels serves both cases. */
+ * exceeds the device's maximum or the cap below. The kernels take the chunk's first head and row
+ * (bh0, row0) and its per-head stride, so one set of kernels serves both cases. A CL_MEM_WRITE_ONLY
+ * probs buffer may not be read by kernels: then the scores go through scratch too, and each chunk's
+ * probabilities are copied out. */
 #include "host/internal.h"
 
 #include <limits.h>
@@ -219,9 +220,12 @@ static clattn_status prepare_kernels(clattn_context *ctx, const clattn_problem *
 {
     clattn_params qk_pr, sm_pr, pv_pr;
     clattn_status st;
-    if ((st = get_kernel(ctx, &clattn_family_qk, "qk_scores", p, &qk_pr, &uk->qk)) != CLATTN_SUCCESS ||
-        (st = get_kernel(ctx, &clattn_family_softmax, "softmax_rows", p, &sm_pr, &uk->sm)) != CLATTN_SUCCESS ||
-        (st = get_kernel(ctx, &clattn_family_pv, "pv", p, &pv_pr, &uk->pv)) != CLATTN_SUCCESS)
+    st = get_kernel(ctx, &clattn_family_qk, "qk_scores", p, &qk_pr, &uk->qk);
+    if (st == CLATTN_SUCCESS)
+        st = get_kernel(ctx, &clattn_family_softmax, "softmax_rows", p, &sm_pr, &uk->sm);
+    if (st == CLATTN_SUCCESS)
+        st = get_kernel(ctx, &clattn_family_pv, "pv", p, &pv_pr, &uk->pv);
+    if (st != CLATTN_SUCCESS)
         return st;
     uk->qk_tile_m = qk_pr.v[P_TILE_M];
     uk->qk_tile_n = qk_pr.v[P_TILE_N];
@@ -349,14 +353,19 @@ static clattn_status enqueue_chunk(clattn_context *ctx, const clattn_problem *p,
     const size_t pv_global[3] = {groups((size_t)p->dv, uk->pv_tile_n) * uk->pv_local[0],
                                  groups((size_t)rows, uk->pv_tile_m) * uk->pv_local[1], (size_t)heads};
     clattn_status st;
-    if ((st = set_args(ctx, uk->qk, (cl_uint)uk->n_common_qk, chunk_args, COUNT(chunk_args))) ||
-        (st = set_args(ctx, uk->sm, (cl_uint)uk->n_common_sm, sm_chunk_args, COUNT(sm_chunk_args))) ||
-        (st = set_args(ctx, uk->pv, (cl_uint)uk->n_common_pv, chunk_args, COUNT(chunk_args))))
+    st = set_args(ctx, uk->qk, (cl_uint)uk->n_common_qk, chunk_args, COUNT(chunk_args));
+    if (st == CLATTN_SUCCESS)
+        st = set_args(ctx, uk->sm, (cl_uint)uk->n_common_sm, sm_chunk_args, COUNT(sm_chunk_args));
+    if (st == CLATTN_SUCCESS)
+        st = set_args(ctx, uk->pv, (cl_uint)uk->n_common_pv, chunk_args, COUNT(chunk_args));
+    if (st != CLATTN_SUCCESS)
         return st;
     /* Lk == 0 gives qk an empty range, which clattn_launch skips; softmax still writes lse -inf and
        P·V zeros. */
-    if ((st = clattn_launch(ctx, uk->qk, 3, qk_global, uk->qk_local, "qk_scores")) ||
-        (st = clattn_launch(ctx, uk->sm, 2, sm_global, uk->sm_local, "softmax_rows")))
+    st = clattn_launch(ctx, uk->qk, 3, qk_global, uk->qk_local, "qk_scores");
+    if (st == CLATTN_SUCCESS)
+        st = clattn_launch(ctx, uk->sm, 2, sm_global, uk->sm_local, "softmax_rows");
+    if (st != CLATTN_SUCCESS)
         return st;
     if (plan->copy_to) {
         /* Ordered after softmax (in-order queue, or clattn_launch's barrier), and before the barrier
