@@ -274,7 +274,8 @@ unsigned char *clattn_program_binary(clattn_context *ctx, cl_program program, si
         *len == 0)
         return NULL;
     data = malloc(*len);
-    if (data && clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof data, &data, NULL) != CL_SUCCESS) {
+    if (data &&
+        clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof data, &data, NULL) != CL_SUCCESS) {
         free(data);
         data = NULL;
     }
@@ -426,11 +427,8 @@ void clattn_context_set_tuning(clattn_context *ctx, int enabled)
     if (!ctx)
         return;
     pthread_mutex_lock(&ctx->lock);
-    if (ctx->caches) {
-        ctx->caches->tuning_enabled = enabled != 0;
-        if (!enabled)
-            ctx->caches->autotune = 0;
-    }
+    if (ctx->caches)
+        ctx->caches->tuning_enabled = enabled != 0;   /* CLATTN_AUTOTUNE waits on it too */
     pthread_mutex_unlock(&ctx->lock);
 }
 

@@ -19,12 +19,13 @@
  * A space that fits what the budget and the candidate cap still allow is then tried whole, in
  * random order. Otherwise, when there is room for many candidates, a quarter of them sample the
  * space at random; then local search moves the best point one step (to the next larger or smaller
- * candidate value) in one parameter at a time while that helps, and samples afresh when stuck. Candidates run on a private context on the caller's queue, so their
- * programs and scratch are freed afterwards and never reach the binary cache. */
+ * candidate value) in one parameter at a time while that helps, and samples afresh when stuck.
+ *
+ * Candidates run on a private context on the caller's queue, so their programs and scratch are
+ * freed afterwards and never reach the binary cache. */
 #include "host/caches.h"
 #include "host/tune_measure.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,11 @@ static clattn_status list_space(tuner *t, search *s)
     const clattn_family *f = s->f;
     s->fr->space = space_size(f);
     s->fr->valid = -1;
+    for (int i = 0; i < f->n_params; i++)
+        if (f->params[i].n_candidates < 1 || f->params[i].n_candidates > 255)
+            return clattn_fail(t->ctx, CLATTN_UNSUPPORTED, "%s: parameter %s has %d candidates; "
+                               "the tuner takes 1 to 255", f->name, f->params[i].name,
+                               f->params[i].n_candidates);
     if (s->fr->space > MAX_ENUMERATED)
         return CLATTN_SUCCESS;
     s->valid = malloc((size_t)s->fr->space * sizeof *s->valid);
@@ -528,8 +534,9 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
         (st = clattn_workload_create(ctx, &cdesc, t.rng ^ 1, 1, &t.rig.check)) != CLATTN_SUCCESS ||
         (st = clattn_workload_reference(ctx, &t.rig.check)) != CLATTN_SUCCESS)
         goto out;
-    t.rig.got = malloc((t.rig.timing.out_elems > t.rig.check.out_elems ? t.rig.timing.out_elems : t.rig.check.out_elems) *
-                   sizeof(float) + 1);
+    size_t most = t.rig.timing.out_elems > t.rig.check.out_elems ? t.rig.timing.out_elems
+                                                                 : t.rig.check.out_elems;
+    t.rig.got = malloc(most * sizeof(float) + 1);
     if (!t.rig.got) {
         st = clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "out of host memory while tuning");
         goto out;
@@ -537,6 +544,9 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     if ((st = discover(&t)) != CLATTN_SUCCESS)
         goto out;
     rep->default_ms = rep->best_ms = -1;
+    if (rep->n_families == 0)
+        snprintf(rep->note, sizeof rep->note, "no kernel family of the path matches '%.400s'",
+                 t.opt.families ? t.opt.families : "");
 
     s = calloc((size_t)(rep->n_families ? rep->n_families : 1), sizeof *s);
     if (!s) {
@@ -559,8 +569,8 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
                                  sizeof si->fr->best_params);
             si->fr->best_ms = si->best_ms;
             /* later families run with this one's winner */
-            if ((st = clattn_tuning_put(t.rig.pc, si->f, &t.rig.timing.p, &si->best_pr, si->best_ms,
-                                        si->fr->default_ms)) != CLATTN_SUCCESS)
+            if ((st = clattn_tuning_put(t.rig.pc, si->f, &t.rig.timing.p, &si->best_pr,
+                                        si->best_ms, si->fr->default_ms)) != CLATTN_SUCCESS)
                 goto out;
         }
         free(si->valid);
@@ -585,8 +595,8 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
                                                    sizeof s[i].best_pr) != 0;
         if (!changed) {
             rep->best_ms = rep->default_ms = rep->families[0].default_ms;   /* the same call */
-        } else if ((st = clattn_tune_paired(&t.rig, &defaults, &tuned, &rep->default_ms, &rep->best_ms)) !=
-                   CLATTN_SUCCESS) {
+        } else if ((st = clattn_tune_paired(&t.rig, &defaults, &tuned, &rep->default_ms,
+                                            &rep->best_ms)) != CLATTN_SUCCESS) {
             st = clattn_fail(ctx, st, "%s", t.rig.pc->last_error);
             goto out;
         }

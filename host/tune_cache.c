@@ -398,7 +398,9 @@ clattn_status clattn_tune_cache_add_sorted(clattn_tune_cache *c, const clattn_tu
         return CLATTN_OUT_OF_MEMORY;
     j = 0;
     while (i < c->count || j < n) {
-        int d = i == c->count ? 1 : j == n ? -1 : clattn_tune_key_compare(&c->entries[i].key, &from[j].key);
+        int d = i == c->count ? 1
+              : j == n        ? -1
+                              : clattn_tune_key_compare(&c->entries[i].key, &from[j].key);
         if (d <= 0) {
             out[k++] = c->entries[i++];
             if (d == 0)

@@ -281,7 +281,8 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
         switch (state) {
         case LIBRARY:
             value = next_token(&rest);
-            if (!span_is(t, "library") || !clattn_tune_version_ok(value.p, value.n) || next_token(&rest).n) {
+            if (!span_is(t, "library") || !clattn_tune_version_ok(value.p, value.n) ||
+                next_token(&rest).n) {
                 fail_line(why, why_len, ln, "expected 'library <version>'");
                 goto out;
             }
@@ -289,7 +290,8 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
             break;
         case SOURCES:
             sources = next_token(&rest);
-            if (!span_is(t, "sources") || !clattn_tune_sha_ok(sources.p, sources.n) || next_token(&rest).n) {
+            if (!span_is(t, "sources") || !clattn_tune_sha_ok(sources.p, sources.n) ||
+                next_token(&rest).n) {
                 fail_line(why, why_len, ln, "expected 'sources <64 hex digits>'");
                 goto out;
             }
@@ -455,8 +457,8 @@ clattn_status clattn_tune_cache_serialize(const clattn_tune_cache *c, char **out
     buf b = {NULL, 0, 0, 0};
     *out = NULL;
     *out_len = 0;
-    put(&b, MAGIC " %d\nlibrary %s\nsources %s\ndevice %s\n", CLATTN_TUNE_CACHE_FORMAT, clattn_tune_cache_library(c),
-        clattn_tune_cache_sources(c), clattn_tune_cache_device_line(c));
+    put(&b, MAGIC " %d\nlibrary %s\nsources %s\ndevice %s\n", CLATTN_TUNE_CACHE_FORMAT,
+        clattn_tune_cache_library(c), clattn_tune_cache_sources(c), clattn_tune_cache_device_line(c));
     for (size_t i = 0; i < clattn_tune_cache_count(c); i++) {
         put_entry(&b, clattn_tune_cache_entry(c, i));
         put(&b, "\n");

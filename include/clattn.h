@@ -319,8 +319,8 @@ CLATTN_API clattn_status clattn_attention_map_png(clattn_context *ctx,
    CLATTN_AUTOTUNE=1: the first call of a shape class with no tuning entry tunes it afterwards,
    within CLATTN_AUTOTUNE_BUDGET seconds (default 10). docs/tuning.md, docs/caches.md. */
 
-/* 0: lookups ignore tuning results (device-class defaults), and CLATTN_AUTOTUNE is off for ctx;
-   1: back to normal. clattn_tune still works and records its results. */
+/* 0: lookups ignore tuning results (device-class defaults) and CLATTN_AUTOTUNE rests; 1: back to
+   normal. clattn_tune still works and records its results either way. */
 CLATTN_API void clattn_context_set_tuning(clattn_context *ctx, int enabled);
 
 #define CLATTN_TUNE_MAX_FAMILIES 8
@@ -335,6 +335,8 @@ typedef struct clattn_tune_progress_info {
     double elapsed_s, budget_s;
 } clattn_tune_progress_info;
 
+/* Called after each candidate, from clattn_tune's thread while it holds ctx's lock: it must not
+   call clattn functions on that context. */
 typedef void (*clattn_tune_progress_fn)(void *user, const clattn_tune_progress_info *info);
 
 typedef struct clattn_tune_options {   /* zero-initialise; 0 means "default" */
@@ -365,7 +367,7 @@ typedef struct clattn_tune_report {
     clattn_tune_family_report families[CLATTN_TUNE_MAX_FAMILIES];
     double default_ms, best_ms;  /* the whole call: every family at its defaults / at its winner */
     double elapsed_s;
-    int timed_with_events;       /* 1: OpenCL profiling events; 0: wall clock (queue without profiling) */
+    int timed_with_events;       /* 1: OpenCL profiling events; 0: the wall clock (no profiling) */
     int saved;                   /* the winners were merged into the tuning file */
     char note[512];              /* why not saved, or what cut the search short; "" otherwise */
 } clattn_tune_report;
