@@ -18,8 +18,9 @@
 
 enum { P_BLOCK_M, P_BLOCK_N, P_VW, P_RM, P_WPR, P_UNROLL, P_LVW, P_SPLIT_OCC, P_COUNT };
 
-/* Candidate lists start with what first_valid() should fall back to when the defaults do not fit
-   (a GPU with a large head_dim): small blocks and GPU-style mapping first. */
+/* Candidate lists start with what the last resort, first_valid(), should fall back to when neither
+   the defaults nor any point near them fit (a GPU at a large head_dim): small blocks and
+   GPU-style mapping first. */
 static const int block_m_candidates[] = {64, 32, 16, 8, 4, 2, 1, 128};
 static const int block_n_candidates[] = {32, 16, 8, 64, 128};
 static const int vw_candidates[] = {1, 2, 4, 8, 16};

@@ -199,7 +199,8 @@ typedef struct clattn_family {
 } clattn_family;
 
 /* The parameters to use for family on this context and problem: the tuning cache if it has an entry
-   (exact, then nearest shape class), else the device-class defaults, else the first valid candidates. */
+   (exact, then nearest shape class), else the device-class defaults, else the valid point nearest
+   the defaults, else the first valid point of the space. */
 clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
                                    const clattn_problem *p, clattn_params *out);
 void clattn_params_defaults(const clattn_family *family, clattn_device_class cls, clattn_params *out);

@@ -46,8 +46,85 @@ int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
            appendf(buf, len, " -DCAUSAL=%d", p->causal != CLATTN_CAUSAL_NONE);
 }
 
-/* The first valid point of the search space in odometer order, for problems the defaults cannot
-   serve (say, a head_dim whose tiles overflow local memory with the default block sizes). */
+/* How many parameters of pt differ from the defaults, and by how much in all: |log2(value /
+   default)| summed, so halving a block is one step whichever block it is. */
+static int changes_from(const clattn_family *family, const clattn_params *defaults,
+                        const clattn_params *pt, int *steps)
+{
+    int changed = 0;
+    *steps = 0;
+    for (int i = 0; i < family->n_params; i++) {
+        if (pt->v[i] == defaults->v[i])
+            continue;
+        changed++;
+        int a = pt->v[i] > 0 ? pt->v[i] : 1, b = defaults->v[i] > 0 ? defaults->v[i] : 1;
+        for (int lo = a < b ? a : b, hi = a < b ? b : a; lo < hi; lo *= 2)
+            (*steps)++;
+    }
+    return changed;
+}
+
+/* Tries every point that changes exactly the parameters sel[0..k) of the defaults, each to another
+   of its candidates; keeps the valid one with the fewest steps in *best / *out. */
+static void try_changes(const clattn_family *family, const clattn_device_info *dev,
+                        const clattn_problem *p, const clattn_params *defaults, const int *sel,
+                        int k, int *best, clattn_params *out)
+{
+    int idx[3] = {0, 0, 0};
+    char why[256];
+    for (;;) {
+        clattn_params pt = *defaults;
+        int steps, changed = 1;
+        for (int j = 0; j < k; j++) {
+            pt.v[sel[j]] = family->params[sel[j]].candidates[idx[j]];
+            changed &= pt.v[sel[j]] != defaults->v[sel[j]];
+        }
+        if (changed && changes_from(family, defaults, &pt, &steps) == k &&
+            (*best < 0 || steps < *best) && family->valid(&pt, dev, p, why, sizeof why)) {
+            *best = steps;
+            *out = pt;
+        }
+        int j = 0;
+        while (j < k && ++idx[j] == family->params[sel[j]].n_candidates)
+            idx[j++] = 0;
+        if (j == k)
+            return;
+    }
+}
+
+/* The valid point nearest the defaults, for problems the defaults cannot serve (say, a head_dim
+   whose tiles overflow a GPU's local memory): the fewest parameters changed (at most three), then
+   the smallest change. Shrinking the blocks keeps the device class's vector width and work
+   mapping, where the first valid point of the space would fall to scalar code. One changed
+   parameter costs a few dozen valid() calls, three a few thousand. */
+static int nearest_valid(const clattn_family *family, const clattn_device_info *dev,
+                         const clattn_problem *p, const clattn_params *defaults,
+                         clattn_params *out)
+{
+    const int n = family->n_params;
+    for (int k = 1; k <= 3 && k <= n; k++) {
+        int best = -1, sel[3];
+        /* every k-subset of the parameters, in increasing order */
+        for (int j = 0; j < k; j++)
+            sel[j] = j;
+        for (;;) {
+            try_changes(family, dev, p, defaults, sel, k, &best, out);
+            int j = k - 1;
+            while (j >= 0 && sel[j] == n - k + j)
+                j--;
+            if (j < 0)
+                break;
+            sel[j]++;
+            for (int m = j + 1; m < k; m++)
+                sel[m] = sel[m - 1] + 1;
+        }
+        if (best >= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The first valid point of the search space in odometer order: the last resort. */
 static int first_valid(const clattn_family *family, const clattn_device_info *dev,
                        const clattn_problem *p, clattn_params *out)
 {
@@ -76,7 +153,9 @@ clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *fam
     clattn_params_defaults(family, ctx->info.cls, out);
     if (family->valid(out, &ctx->info, p, why, sizeof why))
         return CLATTN_SUCCESS;
-    if (first_valid(family, &ctx->info, p, out))
+    clattn_params defaults = *out;
+    if (nearest_valid(family, &ctx->info, p, &defaults, out) ||
+        first_valid(family, &ctx->info, p, out))
         return CLATTN_SUCCESS;
     return clattn_fail(ctx, CLATTN_UNSUPPORTED,
                        "no %s kernel configuration fits device '%s' for d=%d dv=%d (%s)", family->name,

@@ -294,6 +294,48 @@ static void test_lookup_fallback_order(void **state)
     unsetenv("CLATTN_TUNING");
 }
 
+/* A device whose local memory the defaults overflow (a GPU at a large head_dim; here PoCL told it
+   has 48 KiB, as NVIDIA GPUs do): the lookup shrinks the blocks nearest the defaults, keeping the
+   class's vector width rather than falling to scalar code, and the result is right. With far too
+   little local memory the call is refused with CLATTN_UNSUPPORTED and a message saying why. */
+static void test_small_local_memory(void **state)
+{
+    (void)state;
+    const clattn_family *fl = &clattn_family_flash;
+    const int vw = clattn_param_index(fl, "VW"), bm = clattn_param_index(fl, "BLOCK_M");
+    const int bn = clattn_param_index(fl, "BLOCK_N");
+    tu_case c;
+    tu_outcome res;
+    clattn_problem p;
+    clattn_params got, def;
+    char why[256];
+    small_case(&c, CLATTN_PATH_FUSED, 256);
+    c.desc.seq_q = 150;
+    assert_int_equal(clattn_problem_init(&c.desc, &p, NULL, 0), CLATTN_SUCCESS);
+    assert_ptr_equal(clattn_flash_family_for(&p), fl);
+
+    clattn_context *ctx = new_context();
+    clattn_context_set_tuning(ctx, 0);
+    ctx->info.local_mem_bytes = 48 * 1024;
+    clattn_params_defaults(fl, ctx->info.cls, &def);
+    assert_false(fl->valid(&def, &ctx->info, &p, why, sizeof why));
+    pthread_mutex_lock(&ctx->lock);
+    assert_int_equal(clattn_params_lookup(ctx, fl, &p, &got), CLATTN_SUCCESS);
+    pthread_mutex_unlock(&ctx->lock);
+    assert_true(fl->valid(&got, &ctx->info, &p, why, sizeof why));
+    assert_int_equal(got.v[vw], def.v[vw]);
+    assert_true(got.v[bm] * got.v[bn] < def.v[bm] * def.v[bn]);
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s\n%s", res.msg, clattn_context_last_error(ctx));
+
+    ctx->info.local_mem_bytes = 1024;       /* not even one key row of d = 256 fits */
+    tu_run_case(ctx, &c, &res);
+    assert_int_equal(res.status, CLATTN_UNSUPPORTED);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "local memory"));
+    clattn_context_release(ctx);
+}
+
 /* Entries with parameters other than the defaults reach the kernels' build options, and the
    results stay right. */
 static void test_tuned_entry_used(void **state)
@@ -672,6 +714,7 @@ int main(int argc, char **argv)
     clattn_context_release(tu_context_or_skip(NULL));   /* 77 without a device */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lookup_fallback_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_local_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tuned_entry_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_tune_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_tuning_files, setup, teardown),
