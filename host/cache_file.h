@@ -6,7 +6,8 @@
    - readers never lock: a file is only ever replaced whole by rename(), so a reader sees the old
      or the new file, never a mixture;
    - writers hold an flock() on the side file "<name>.lock" while they read, merge and replace
-     "<name>", so two processes saving at once both keep their entries;
+     "<name>", so two processes saving at once both keep their entries (plain stores share one
+     lock file, CLATTN_CACHE_STORE_LOCK);
    - the new content goes to "<name>.tmp", is fsync'ed, renamed over "<name>", and the directory
      is fsync'ed, so a crash at any point leaves the old or the new file. */
 #ifndef CLATTN_CACHE_FILE_H
@@ -18,6 +19,7 @@
 
 #define CLATTN_CACHE_PATH_MAX 4096
 #define CLATTN_CACHE_LOCK_TIMEOUT_MS 10000   /* a writer waits this long for another's lock */
+#define CLATTN_CACHE_STORE_LOCK "binaries.lock"  /* the lock every clattn_cache_store() shares */
 
 /* Formats a message into err (when err and err_len allow) and returns status, for
    `return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "...", ...);`. */
@@ -90,7 +92,9 @@ typedef clattn_status (*clattn_cache_merge_fn)(void *user, const char *old, size
 clattn_status clattn_cache_update(const char *dir, const char *name, size_t max_bytes,
                                   clattn_cache_merge_fn merge, void *user, char *err,
                                   size_t err_len);
-/* The same without reading or merging: "<dir>/<name>" becomes len bytes of data. */
+/* The same without reading or merging: "<dir>/<name>" becomes len bytes of data. Stores share
+   one lock file, "<dir>/" CLATTN_CACHE_STORE_LOCK: they are content-addressed, written once each
+   and rarely, and a lock file per stored file would double the directory's entries. */
 clattn_status clattn_cache_store(const char *dir, const char *name, const void *data, size_t len,
                                  char *err, size_t err_len);
 

@@ -507,7 +507,7 @@ clattn_status clattn_cache_clear(clattn_context *ctx, int binaries)
     /* under the writers' lock, so a save in flight elsewhere is not half undone */
     char lock_path[CLATTN_CACHE_PATH_MAX + 8];
     clattn_cache_lock lock = {-1};
-    char err[512];
+    char err[512] = "path too long";
     snprintf(lock_path, sizeof lock_path, "%s.lock", c->tuning_path);
     if (access(c->dir, F_OK) != 0)
         goto out;                /* nothing was ever saved */
@@ -520,15 +520,23 @@ clattn_status clattn_cache_clear(clattn_context *ctx, int binaries)
     clattn_cache_lock_release(&lock);
     if (st != CLATTN_SUCCESS || !binaries)
         goto out;
+    /* the binaries' writers share one lock: hold it so no store lands mid-listing */
+    if (clattn_cache_join(lock_path, sizeof lock_path, c->dir, CLATTN_CACHE_STORE_LOCK) ||
+        clattn_cache_lock_acquire(lock_path, CLATTN_CACHE_LOCK_TIMEOUT_MS, &lock, err,
+                                  sizeof err) == CLATTN_IO_ERROR) {
+        st = clattn_fail(ctx, CLATTN_IO_ERROR, "clearing the binary cache: %s", err);
+        goto out;
+    }
     DIR *d = opendir(c->dir);
     if (!d) {
         st = clattn_fail(ctx, CLATTN_IO_ERROR, "cannot list %s: %s", c->dir, strerror(errno));
-        goto out;
+    } else {
+        for (struct dirent *de; (de = readdir(d)) && st == CLATTN_SUCCESS;)
+            if (is_binary_name(de->d_name))
+                st = remove_cache_file(ctx, c->dir, de->d_name);
+        closedir(d);
     }
-    for (struct dirent *de; (de = readdir(d)) && st == CLATTN_SUCCESS;)
-        if (is_binary_name(de->d_name))
-            st = remove_cache_file(ctx, c->dir, de->d_name);
-    closedir(d);
+    clattn_cache_lock_release(&lock);
 out:
     pthread_mutex_unlock(&ctx->lock);
     return st;

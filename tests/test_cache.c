@@ -1126,6 +1126,12 @@ static void test_binary_round_trip(void **state)
     assert_int_equal(clattn_binary_cache_store(f->dir, k1, payload, 0, err, sizeof err),
                      CLATTN_INVALID_ARGUMENT);
     assert_int_equal(count_names(f->dir, ".tmp"), 0);
+    /* two binaries, one shared lock file: no lock file per binary */
+    assert_int_equal(clattn_binary_cache_store(f->dir, k2, payload, 10, err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(count_names(f->dir, ".bin"), 2);
+    assert_int_equal(count_names(f->dir, ".lock"), 1);
+    assert_int_equal(count_names(f->dir, CLATTN_CACHE_STORE_LOCK), 1);
 }
 
 /* Writes bytes under k's name, checks the load warns and misses, then that a store repairs it. */
