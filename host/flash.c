@@ -104,10 +104,30 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
     return 1;
 }
 
+/* SPLIT_OCC only sets the split count: values giving the same count launch the same work. */
+static void flash_canonical(clattn_params *pr, const clattn_params *ref,
+                            const clattn_device_info *dev, const clattn_problem *p)
+{
+    int splits = clattn_flash_splits_on(dev, p, pr);
+    clattn_params alt = *pr;
+    alt.v[P_SPLIT_OCC] = ref->v[P_SPLIT_OCC];
+    if (clattn_flash_splits_on(dev, p, &alt) == splits) {
+        *pr = alt;
+        return;
+    }
+    for (size_t i = 0; i < sizeof occ_candidates / sizeof *occ_candidates; i++) {
+        alt.v[P_SPLIT_OCC] = occ_candidates[i];
+        if (clattn_flash_splits_on(dev, p, &alt) == splits) {
+            *pr = alt;
+            return;
+        }
+    }
+}
+
 const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, flash_params,
-                                           flash_valid};
+                                           flash_valid, flash_canonical};
 const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
-                                                 flash_split_params, flash_valid};
+                                                 flash_split_params, flash_valid, flash_canonical};
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {
@@ -125,8 +145,14 @@ static long row_groups(const clattn_problem *p, const clattn_params *pr)
 
 int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *pr)
 {
+    return clattn_flash_splits_on(&ctx->info, p, pr);
+}
+
+int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
+                           const clattn_params *pr)
+{
     long groups = row_groups(p, pr);
-    long target = (long)ctx->info.compute_units * pr->v[P_SPLIT_OCC];
+    long target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
     if (groups <= 0 || groups >= target)
         return 1;
     long splits = (target + groups - 1) / groups;

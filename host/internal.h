@@ -196,6 +196,11 @@ typedef struct clattn_family {
     const clattn_param_def *params;
     int (*valid)(const clattn_params *params, const clattn_device_info *dev,
                  const clattn_problem *p, char *why, size_t why_len);
+    /* Optional: rewrites params to the one point that stands for every point launching the same
+       work on this device and problem (say, split-occupancy values that give the same split
+       count), preferring ref's values, so the tuner times each distinct launch once. */
+    void (*canonical)(clattn_params *params, const clattn_params *ref,
+                      const clattn_device_info *dev, const clattn_problem *p);
 } clattn_family;
 
 /* The parameters to use for family on this context and problem: the tuning cache if it has an entry
@@ -269,6 +274,8 @@ extern const clattn_family clattn_family_flash_split;
    from the compute units, the family's SPLIT_OCC and Lk). */
 const clattn_family *clattn_flash_family_for(const clattn_problem *p);
 int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *params);
+int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
+                           const clattn_params *params);
 /* The fused kernel with explicit parameters (valid for p) and split count, for the tuner and tests;
    splits > 1 adds the merge. Lock held, arguments checked, B*Lq > 0. */
 clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,

@@ -94,13 +94,23 @@ static int from_params(const clattn_family *f, const clattn_params *pr, point *x
     return 0;
 }
 
-static int fits(const tuner *t, const clattn_family *f, const point *x)
+/* Whether x is a candidate: valid on both problems, and the point that stands for its launch (a
+   point launching the same work as another, say a split occupancy that changes no split count,
+   would only time the same thing twice). */
+static int fits(const tuner *t, const search *s, const point *x)
 {
-    clattn_params pr;
+    const clattn_family *f = s->f;
+    clattn_params pr, canon;
     char why[256];
     to_params(f, x, &pr);
-    return f->valid(&pr, &t->rig.pc->info, &t->rig.timing.p, why, sizeof why) &&
-           f->valid(&pr, &t->rig.pc->info, &t->rig.check.p, why, sizeof why);
+    if (!f->valid(&pr, &t->rig.pc->info, &t->rig.timing.p, why, sizeof why) ||
+        !f->valid(&pr, &t->rig.pc->info, &t->rig.check.p, why, sizeof why))
+        return 0;
+    if (!f->canonical)
+        return 1;
+    canon = pr;
+    f->canonical(&canon, &s->default_pr, &t->rig.pc->info, &t->rig.timing.p);
+    return memcmp(&canon, &pr, sizeof pr) == 0;
 }
 
 static int same_point(const search *s, const point *a, const point *b)
@@ -150,7 +160,7 @@ static clattn_status list_space(tuner *t, search *s)
     point x;
     memset(&x, 0, sizeof x);
     for (long step = 0; step < s->fr->space; step++) {
-        if (fits(t, f, &x))
+        if (fits(t, s, &x))
             s->valid[s->n_valid++] = x;
         int i = 0;
         while (i < f->n_params && ++x.i[i] == f->params[i].n_candidates)
@@ -190,7 +200,7 @@ static int random_point(tuner *t, search *s, point *out)
             for (int i = 0; i < s->f->n_params; i++)
                 x.i[i] = (unsigned char)(clattn_tune_rng(&t->rng) %
                                          (uint64_t)s->f->params[i].n_candidates);
-            if (!fits(t, s->f, &x))
+            if (!fits(t, s, &x))
                 continue;
         }
         if (!was_tried(s, &x)) {
@@ -220,7 +230,7 @@ static int neighbour(tuner *t, search *s, point *out)
                 continue;
             point x = s->best;
             x.i[i] = s->by_rank[i][r];
-            if (fits(t, s->f, &x) && !was_tried(s, &x))
+            if (fits(t, s, &x) && !was_tried(s, &x))
                 cands[n++] = x;
         }
     if (n == 0)
@@ -326,16 +336,15 @@ static int wanted(const tuner *t, const clattn_family *f)
 static clattn_status search_family(tuner *t, search *s, double known_ms)
 {
     point x, start;
-    clattn_status st = list_space(t, s);
+    /* the default first: the baseline every candidate is held against (and, listing the space,
+       the point that stands for the launches identical to it) */
+    clattn_status st = clattn_params_lookup(t->rig.pc, s->f, &t->rig.timing.p, &s->default_pr);
     if (st != CLATTN_SUCCESS)
+        return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);
+    if ((st = list_space(t, s)) != CLATTN_SUCCESS)
         return st;
     rank_candidates(s);
     s->best_ms = -1;
-
-    /* the default first: the baseline every candidate is held against */
-    st = clattn_params_lookup(t->rig.pc, s->f, &t->rig.timing.p, &s->default_pr);
-    if (st != CLATTN_SUCCESS)
-        return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);
     clattn_params_string(s->f, &s->default_pr, s->fr->default_params, sizeof s->fr->default_params);
     /* (a default outside the candidate lists is measured all the same, and the search starts
        from the first point) */

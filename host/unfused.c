@@ -147,10 +147,12 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
     return 1;
 }
 
-const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", COUNT(qk_params), qk_params, qk_valid};
+const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", COUNT(qk_params), qk_params, qk_valid,
+                                        NULL};
 const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", COUNT(softmax_params),
-                                             softmax_params, softmax_valid};
-const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_params, pv_valid};
+                                             softmax_params, softmax_valid, NULL};
+const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_params, pv_valid,
+                                        NULL};
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 

@@ -353,7 +353,8 @@ typedef struct clattn_tune_options {   /* zero-initialise; 0 means "default" */
 typedef struct clattn_tune_family_report {
     char family[24];
     long space;                  /* points in the family's search space */
-    long valid;                  /* of which fit this device and shape */
+    long valid;                  /* of which fit this device and shape and launch distinct work;
+                                    -1 when the space was sampled rather than listed */
     int tried;                   /* candidates measured, the default included */
     int failed;                  /* of which failed to build or run, or gave a wrong result */
     double default_ms, best_ms;  /* the whole call with this family at its defaults / the winner */

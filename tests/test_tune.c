@@ -294,6 +294,53 @@ static void test_candidate_cap(void **state)
     clattn_context_release(ctx);
 }
 
+typedef struct occ_seen {
+    char default_occ[32];        /* "SPLIT_OCC=<default>" */
+    int candidates, other;       /* candidates seen, and of those with another SPLIT_OCC */
+} occ_seen;
+
+static void note_occ(void *user, const clattn_tune_progress_info *info)
+{
+    occ_seen *seen = user;
+    const char *occ = strstr(info->params, "SPLIT_OCC=");
+    if (!occ)
+        return;
+    seen->candidates++;
+    if (!seen->default_occ[0])   /* the first candidate is the default */
+        snprintf(seen->default_occ, sizeof seen->default_occ, "%.*s", (int)strcspn(occ, " "), occ);
+    else if (strncmp(occ, seen->default_occ, strlen(seen->default_occ)) != 0)
+        seen->other++;
+}
+
+/* Where no split-occupancy value splits the keys (far more work-groups than the device has compute
+   units), every value launches the same work: the tuner must not spend candidates on them. */
+static void test_no_candidates_on_identical_launches(void **state)
+{
+    (void)state;
+    clattn_attention_desc desc;
+    clattn_tune_report rep;
+    occ_seen seen = {"", 0, 0};
+    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 10, .repeats = 1,
+                               .no_save = 1, .progress = note_occ, .progress_user = &seen};
+    small_desc(&desc, CLATTN_PATH_FUSED);
+    desc.batch = 8;
+    desc.heads_q = desc.heads_kv = 8;
+    desc.seq_q = 256;            /* >= 8 * 8 * 2 work-groups whatever BLOCK_M (at most 128) */
+    desc.causal = CLATTN_CAUSAL_NONE;
+    clattn_context *ctx = new_context();
+    if (ctx->info.compute_units * 16 > 128) {   /* 16: the largest SPLIT_OCC */
+        clattn_context_release(ctx);
+        skip();
+    }
+    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    assert_int_equal(rep.n_families, 1);
+    assert_string_equal(rep.families[0].family, "flash");
+    assert_int_equal(rep.families[0].tried, 10);
+    assert_true(seen.candidates >= 10);
+    assert_int_equal(seen.other, 0);
+    clattn_context_release(ctx);
+}
+
 /* CLATTN_AUTOTUNE=1: the first call of an untuned class tunes it (and saves), the second does not
    tune again, and both give right results. */
 static void test_autotune(void **state)
@@ -340,6 +387,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broken_candidates_never_chosen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_are_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_candidates_on_identical_launches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autotune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
