@@ -89,6 +89,8 @@ int main(void)
         {2, 2, 2, 7, 3, 5, 5, CLATTN_F16, CLATTN_LAYOUT_BSHD, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_BOOL_U8, CLATTN_PATH_FUSED},
         {1, 4, 2, 3, 11, 7, 9, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_TOP_LEFT, CLATTN_MASK_ADDITIVE_F16, CLATTN_PATH_FUSED},
         {1, 2, 2, 9, 20, 16, 16, CLATTN_F32, CLATTN_LAYOUT_BSHD, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
+        /* decode through the public call: the library picks the split count and merges */
+        {1, 2, 1, 1, 600, 8, 8, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_NONE, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -104,15 +106,21 @@ int main(void)
         c.want_lse = 1;
         c.use_buffers = 1;
         c.seed = 100 + i;
-        /* A fresh context per case: oclgrind 21.10's uninitialized-value tracking reports reads of
-           probs written by the previous kernel when cases of different shapes share a context,
-           while each case alone (and twice in a row) runs clean; see the README's known issues. */
+        /* A fresh context per case. oclgrind 21.10's uninitialized-value tracking goes wrong when
+           a buffer is released and a larger one created after it: the new buffer seems to keep
+           the old one's shadow state, so reads past the old size are reported as uninitialized
+           although the kernel before wrote them (with every buffer kept alive, cases sharing one
+           context run clean, and the results match the reference either way). Context scratch
+           grows the same way between cases of different shapes. */
         clattn_context_release(ctx);
         ctx = tu_context_or_skip(NULL);
         ok &= run_case(ctx, &c);
     }
-    ok &= run_split(ctx, 2, CLATTN_CAUSAL_NONE);
-    ok &= run_split(ctx, 3, CLATTN_CAUSAL_BOTTOM_RIGHT);
+    for (int splits = 2; splits <= 3; splits++) {
+        clattn_context_release(ctx);     /* fresh again, as above */
+        ctx = tu_context_or_skip(NULL);
+        ok &= run_split(ctx, splits, splits == 2 ? CLATTN_CAUSAL_NONE : CLATTN_CAUSAL_BOTTOM_RIGHT);
+    }
     clattn_context_release(ctx);
     printf("%s\n", ok ? "all cases ok" : "some cases FAILED");
     return ok ? 0 : 1;
