@@ -34,7 +34,7 @@ int main(void)
 {
     static float wq[E * E], wk[E * KDIM], wv[E * KDIM], in_b[3 * E], wo[E * E], bo[E];
     static float xq[B * LQ * E], mem[B * LK * KDIM], out[B * LQ * E], ref[B * LQ * E];
-    static unsigned char mask[B * LQ * LK];   /* nonzero: attend */
+    static unsigned char mask[B * LK];   /* key padding, [B, Lk]; nonzero: attend */
     unsigned seed = 11;
     fill(wq, E * E, 1.0f / sqrtf(E), &seed);
     fill(wk, E * KDIM, 1.0f / sqrtf(KDIM), &seed);
@@ -45,9 +45,8 @@ int main(void)
     fill(xq, B * LQ * E, 1.0f, &seed);
     fill(mem, B * LK * KDIM, 1.0f, &seed);
     for (int b = 0; b < B; b++)
-        for (int i = 0; i < LQ; i++)
-            for (int j = 0; j < LK; j++)
-                mask[(b * LQ + i) * LK + j] = !(b == 1 && j >= LK - PAD);
+        for (int j = 0; j < LK; j++)
+            mask[b * LK + j] = !(b == 1 && j >= LK - PAD);   /* PyTorch's key_padding_mask, negated */
 
     clattn_mha_desc desc = {0};
     desc.batch = B;
@@ -58,7 +57,8 @@ int main(void)
     desc.heads_q = HEADS;
     desc.in_bias = desc.out_bias = 1;
     desc.mask_type = CLATTN_MASK_BOOL_U8;
-    desc.mask_batch_stride = LQ * LK;   /* a [B, Lq, Lk] mask: one per batch entry, shared by heads */
+    desc.mask_batch_stride = LK;        /* one row per batch entry, shared by heads ... */
+    desc.mask_rows_broadcast = 1;       /* ... and by every query row */
 
     clattn_context *ctx = NULL;
     clattn_status st = clattn_context_create(NULL, &ctx);

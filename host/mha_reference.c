@@ -70,6 +70,13 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
     if (desc->mask_type != CLATTN_MASK_NONE &&
         (desc->mask_batch_stride < 0 || desc->mask_head_stride < 0 || desc->mask_row_stride < 0))
         return mha_fail(err, err_len, bad, "mask strides must be >= 0");
+    if (desc->mask_rows_broadcast != 0 && desc->mask_rows_broadcast != 1)
+        return mha_fail(err, err_len, bad, "mask_rows_broadcast %d must be 0 or 1",
+                        desc->mask_rows_broadcast);
+    if (desc->mask_rows_broadcast && desc->mask_row_stride != 0)
+        return mha_fail(err, err_len, bad, "mask_row_stride %ld with mask_rows_broadcast: every row "
+                        "reads the same mask row, so the row stride must be 0",
+                        desc->mask_row_stride);
 
     memset(s, 0, sizeof *s);
     s->B = desc->batch;
@@ -99,7 +106,8 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
     s->out_proj_bias = desc->out_bias ? E : 0;
     s->weights = mul(mul(mul(B, (size_t)s->Hq, &of), Lq, &of), Lk, &of);
     if (desc->mask_type != CLATTN_MASK_NONE && s->weights > 0) {
-        size_t rs = desc->mask_row_stride ? (size_t)desc->mask_row_stride : Lk;
+        size_t rs = desc->mask_rows_broadcast ? 0
+                    : desc->mask_row_stride ? (size_t)desc->mask_row_stride : Lk;
         size_t last = mul(B - 1, (size_t)desc->mask_batch_stride, &of);
         size_t h_off = mul((size_t)s->Hq - 1, (size_t)desc->mask_head_stride, &of);
         size_t r_off = mul(Lq - 1, rs, &of);
@@ -130,6 +138,7 @@ void clattn_mha_attention_desc(const clattn_mha_desc *desc, clattn_attention_des
     a->mask_batch_stride = desc->mask_batch_stride;
     a->mask_head_stride = desc->mask_head_stride;
     a->mask_row_stride = desc->mask_row_stride;
+    a->mask_rows_broadcast = desc->mask_rows_broadcast;
     a->path = CLATTN_PATH_AUTO;
 }
 
@@ -183,7 +192,8 @@ static void attend_row(const clattn_mha_desc *desc, const clattn_mha_shape *s, c
     const int g = h / (s->Hq / s->Hkv);
     const size_t kvw = (size_t)s->kv_width;
     const int causal_offset = desc->causal == CLATTN_CAUSAL_BOTTOM_RIGHT ? s->Lk - s->Lq : 0;
-    const size_t rs = desc->mask_row_stride ? (size_t)desc->mask_row_stride : (size_t)s->Lk;
+    const size_t rs = desc->mask_rows_broadcast ? 0
+                      : desc->mask_row_stride ? (size_t)desc->mask_row_stride : (size_t)s->Lk;
     const size_t mask_row = (size_t)b * (size_t)desc->mask_batch_stride +
                             (size_t)h * (size_t)desc->mask_head_stride + (size_t)i * rs;
     double m = -INFINITY;

@@ -94,6 +94,11 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
     if (desc->mask_batch_stride < 0 || desc->mask_head_stride < 0 || desc->mask_row_stride < 0)
         BAD("desc->mask_*_stride (%ld, %ld, %ld): strides must be >= 0", desc->mask_batch_stride,
             desc->mask_head_stride, desc->mask_row_stride);
+    if (desc->mask_rows_broadcast != 0 && desc->mask_rows_broadcast != 1)
+        BAD("desc->mask_rows_broadcast = %d: must be 0 or 1", desc->mask_rows_broadcast);
+    if (desc->mask_rows_broadcast && desc->mask_row_stride != 0)
+        BAD("desc->mask_row_stride = %ld with mask_rows_broadcast: every row reads the same mask "
+            "row, so the row stride must be 0", desc->mask_row_stride);
 
     p->B = desc->batch;
     p->Hq = desc->heads_q;
@@ -111,7 +116,8 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
     p->mask_type = desc->mask_type;
     p->mask_bs = desc->mask_batch_stride;
     p->mask_hs = desc->mask_head_stride;
-    p->mask_rs = desc->mask_row_stride ? desc->mask_row_stride : p->Lk;
+    /* the kernels and the reference address row i at i*mask_rs: 0 repeats row 0 */
+    p->mask_rs = desc->mask_rows_broadcast ? 0 : desc->mask_row_stride ? desc->mask_row_stride : p->Lk;
     p->path = desc->path;
 
     strides(p->layout, p->Hq, p->Lq, p->d, &p->q_bs, &p->q_hs, &p->q_rs);

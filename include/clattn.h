@@ -21,6 +21,9 @@
  *
  * Masks: the element for (b, h, i, j), h being the query head, sits at
  *   b*mask_batch_stride + h*mask_head_stride + i*mask_row_stride + j     (mask_row_stride 0 means Lk).
+ *   With mask_rows_broadcast = 1 every query row reads the same row (i*mask_row_stride drops out;
+ *   mask_row_stride must be 0): a key-padding mask [B,Lk] is mask_batch_stride = Lk,
+ *   mask_head_stride = 0, mask_rows_broadcast = 1, with no [B,Lq,Lk] copy.
  *   Additive masks (F32 or F16) are added to the scaled scores; -inf is allowed and hides the key.
  *   Bool masks (one byte per element): nonzero means "attend", zero hides the key.
  *   A mask and a causal mode may be combined.
@@ -131,6 +134,7 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
     clattn_mask_type mask_type;
     long mask_batch_stride, mask_head_stride, mask_row_stride; /* elements; 0,0 broadcast; row 0 -> Lk */
     clattn_path path;
+    int mask_rows_broadcast;  /* 0 or 1: every query row reads mask row 0 (key padding), above */
 } clattn_attention_desc;
 
 /* Device buffers. Enqueues on the context's queue and returns without waiting. mask, probs and lse
@@ -202,8 +206,10 @@ CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const
  * projections then have Hkv*dh rows). Not supported: add_bias_kv, add_zero_attn, dropout.
  * Causal modes and masks are the attention's (top of this file), addressed per query head:
  * PyTorch's is_causal is CLATTN_CAUSAL_TOP_LEFT; its bool attn_mask (true = hidden) is the
- * negation of CLATTN_MASK_BOOL_U8 (nonzero = attend); a key_padding_mask folds into a [B,Lq,Lk]
- * mask (mask_batch_stride Lq*Lk). A row that sees no key gives weights 0 and heads' output 0.
+ * negation of CLATTN_MASK_BOOL_U8 (nonzero = attend); a key_padding_mask alone is a [B,Lk] mask
+ * (mask_batch_stride Lk, mask_head_stride 0, mask_rows_broadcast 1); with an attn_mask it folds
+ * into a [B,Lq,Lk] mask (mask_batch_stride Lq*Lk). A row that sees no key gives weights 0 and
+ * heads' output 0.
  * Attention weights are PyTorch's average_attn_weights=False: float32 [B,Hq,Lq,Lk].
  */
 typedef struct clattn_mha_desc {   /* zero-initialise, then set */
@@ -224,6 +230,7 @@ typedef struct clattn_mha_desc {   /* zero-initialise, then set */
                              with cl_khr_fp16 (CLBlast's HGEMM), else CLATTN_UNSUPPORTED. Host
                              pointers are float32 either way; attention weights are float32. */
     clattn_path path;     /* of the attention inside the layer; AUTO: fused unless weights wanted */
+    int mask_rows_broadcast;  /* 0 or 1, as in the attention: every query row reads mask row 0 */
 } clattn_mha_desc;
 
 /* The layer's tensors in host memory, float32, as PyTorch's state_dict holds them. Either

@@ -303,6 +303,23 @@ void fx_layer_padding_mask(fx_layer *L, int pad)
     L->mask_bytes = n;
 }
 
+void fx_layer_key_padding(fx_layer *L, int pad)
+{
+    const clattn_mha_shape *s = &L->s;
+    const size_t n = (size_t)s->B * (size_t)s->Lk;
+    unsigned char *m = tu_alloc(n);
+    for (int b = 0; b < s->B; b++)
+        for (int j = 0; j < s->Lk; j++)
+            m[(size_t)b * (size_t)s->Lk + (size_t)j] = !(b == 1 && j >= s->Lk - pad);
+    L->d.mask_type = CLATTN_MASK_BOOL_U8;
+    L->d.mask_batch_stride = s->Lk;
+    L->d.mask_head_stride = 0;
+    L->d.mask_row_stride = 0;
+    L->d.mask_rows_broadcast = 1;
+    L->mask = m;
+    L->mask_bytes = n;
+}
+
 /* The layer on the device (host API, and buffers when via_buffers) against the reference. */
 void fx_check_layer(clattn_context *ctx, const char *label, const fx_layer *L, int via_buffers)
 {

@@ -92,6 +92,9 @@ void fx_layer_free(fx_layer *L);
 /* A bool mask [B, Lq, Lk] hiding the last pad keys of batch entry 1 (padding) and every key of
    query row 0 of batch entry 0 (a row that sees nothing). */
 void fx_layer_padding_mask(fx_layer *L, int pad);
+/* PyTorch's key_padding_mask as it comes, [B,Lk] bool, batch entry 1 padded in its last pad keys
+   (every query row reads it: mask_rows_broadcast). */
+void fx_layer_key_padding(fx_layer *L, int pad);
 /* The layer on the device (host API, or buffers when via_buffers) against the reference, held to
    the tolerance above; prints the max errors under label. Self-attention when kdim is 0 and
    Lk == Lq (x_k NULL). */

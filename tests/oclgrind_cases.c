@@ -1,6 +1,7 @@
 /* Small shapes through every kernel family, for running under
  * `oclgrind --data-races --uninitialized` (tests/oclgrind.sh): unfused with probs, fused, split-KV
- * with 2 and 3 splits (and so the merge kernel), masks, both causal modes, F16, BSHD. Each result is
+ * with 2 and 3 splits (and so the merge kernel), masks (dense and [B,Lk] key padding), both causal
+ * modes, F16, BSHD. Each result is
  * also compared with the reference, so the run checks numbers as well as memory behaviour. */
 #include "testutil.h"
 
@@ -101,6 +102,8 @@ int main(void)
         c.desc.head_dim = shapes[i].d, c.desc.head_dim_v = shapes[i].dv;
         c.desc.dtype = shapes[i].dtype, c.desc.layout = shapes[i].layout;
         c.desc.causal = shapes[i].causal, c.desc.mask_type = shapes[i].mask;
+        /* bool masks as key padding ([B,Lk], rows broadcast), the others dense */
+        c.mask_kind = shapes[i].mask == CLATTN_MASK_BOOL_U8 ? TU_MASK_KEYPAD : TU_MASK_DENSE;
         c.desc.path = shapes[i].path;
         c.want_probs = shapes[i].path == CLATTN_PATH_UNFUSED;
         c.want_lse = 1;

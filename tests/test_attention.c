@@ -48,6 +48,8 @@ static const int grid_masks[][2] = {
     {CLATTN_MASK_ADDITIVE_F16, TU_MASK_PADDED},
     {CLATTN_MASK_BOOL_U8, TU_MASK_PADDED},
     {CLATTN_MASK_BOOL_U8, TU_MASK_BROADCAST},
+    {CLATTN_MASK_BOOL_U8, TU_MASK_KEYPAD},
+    {CLATTN_MASK_ADDITIVE_F16, TU_MASK_KEYPAD},
 };
 /* outputs wanted beside out: probs, lse */
 static const int grid_outputs[][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};

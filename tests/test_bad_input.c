@@ -293,6 +293,9 @@ static int bad_desc(int i, clattn_attention_desc *d, const char **label, const c
     CASE(22, "mask_row_stride -1", "mask_row_stride|mask_*_stride", d->mask_row_stride = -1)
     CASE(23, "mask_head_stride -5", "mask_head_stride|mask_*_stride", d->mask_head_stride = -5)
     CASE(24, "mask_batch_stride -1", "mask_batch_stride|mask_*_stride", d->mask_batch_stride = -1)
+    CASE(25, "mask_rows_broadcast 2", "mask_rows_broadcast", d->mask_rows_broadcast = 2)
+    CASE(26, "mask_rows_broadcast with a row stride", "mask_row_stride",
+         (d->mask_rows_broadcast = 1, d->mask_row_stride = d->seq_kv))
     default: return 0;
     }
 #undef CASE

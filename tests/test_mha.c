@@ -158,6 +158,15 @@ static void test_gqa_cross_causal_mask(void **state)
     fx_check_layer(*state, "  same through buffers", &L, 1);
     fx_layer_free(&L);
 
+    /* the same with a key-padding mask as PyTorch takes it, [B,Lk], rows broadcast, no causal;
+       the attention weights too (unfused path) */
+    d.causal = CLATTN_CAUSAL_NONE;
+    fx_layer_make(&L, &d, 0, 12);
+    fx_layer_key_padding(&L, 5);
+    fx_check_layer(*state, "GQA 6/2 cross, [B,Lk] key padding", &L, 0);
+    fx_check_layer(*state, "  same through buffers", &L, 1);
+    fx_layer_free(&L);
+
     /* self-attention, packed GQA weights, top-left causal, an additive mask per head, no biases,
        an explicit scale, multi-query (one KV head) */
     d = (clattn_mha_desc){0};

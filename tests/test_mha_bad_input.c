@@ -189,6 +189,14 @@ static void test_bad_input(void **state)
          "mask is NULL");
     CALL("NULL out", &d0, &f->w, f->xq, f->xk, f->xv, f->mask, NULL, f->wts, bad, "out is NULL");
     d = d0;
+    d.mask_rows_broadcast = 2;
+    CALL("mask_rows_broadcast 2", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "mask_rows_broadcast");
+    d = d0;
+    d.mask_rows_broadcast = 1, d.mask_row_stride = d.seq_kv;
+    CALL("rows broadcast with a row stride", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts,
+         bad, "mask_row_stride");
+    d = d0;
     d.mask_type = CLATTN_MASK_NONE;
     CALL("mask without a mask type", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
          "mask_type");

@@ -289,6 +289,12 @@ static void set_mask_strides(clattn_attention_desc *d, tu_mask_kind kind)
         d->mask_head_stride = Lq * (Lk + 3);
         d->mask_batch_stride = 0;
         break;
+    case TU_MASK_KEYPAD:
+        d->mask_row_stride = 0;
+        d->mask_head_stride = 0;
+        d->mask_batch_stride = Lk;
+        d->mask_rows_broadcast = 1;
+        break;
     default:
         d->mask_row_stride = 0;
         d->mask_head_stride = Lq * Lk;
@@ -297,7 +303,18 @@ static void set_mask_strides(clattn_attention_desc *d, tu_mask_kind kind)
     }
 }
 
-/* Random mask values, some keys hidden, and every row i with i % 7 == 3 hidden entirely. */
+static void hide(void *mask, clattn_mask_type type, size_t e)
+{
+    if (type == CLATTN_MASK_ADDITIVE_F32)
+        ((float *)mask)[e] = -INFINITY;
+    else if (type == CLATTN_MASK_ADDITIVE_F16)
+        ((uint16_t *)mask)[e] = 0xfc00u;   /* -inf */
+    else
+        ((unsigned char *)mask)[e] = 0;
+}
+
+/* Random mask values, some keys hidden, and every row i with i % 7 == 3 hidden entirely (with
+   rows broadcast: every key of batch entry 1, a sequence that is all padding). */
 static void fill_mask(void *mask, size_t bytes, const clattn_attention_desc *d, tu_rng *r)
 {
     size_t n = bytes / clattn_mask_elem_size(d->mask_type);
@@ -315,19 +332,44 @@ static void fill_mask(void *mask, size_t bytes, const clattn_attention_desc *d, 
             break;
         }
     }
+    if (d->mask_rows_broadcast) {
+        for (int j = 0; d->batch > 1 && j < d->seq_kv; j++)
+            hide(mask, d->mask_type, (size_t)(d->mask_batch_stride + j));
+        return;
+    }
     long rs = d->mask_row_stride ? d->mask_row_stride : d->seq_kv;
     for (int b = 0; b < d->batch; b++)
         for (int h = 0; h < d->heads_q; h++)
             for (int i = 3; i < d->seq_q; i += 7)
-                for (int j = 0; j < d->seq_kv; j++) {
-                    size_t e = (size_t)(b * d->mask_batch_stride + h * d->mask_head_stride + i * rs + j);
-                    if (d->mask_type == CLATTN_MASK_ADDITIVE_F32)
-                        ((float *)mask)[e] = -INFINITY;
-                    else if (d->mask_type == CLATTN_MASK_ADDITIVE_F16)
-                        ((uint16_t *)mask)[e] = 0xfc00u;   /* -inf */
-                    else
-                        ((unsigned char *)mask)[e] = 0;
-                }
+                for (int j = 0; j < d->seq_kv; j++)
+                    hide(mask, d->mask_type,
+                         (size_t)(b * d->mask_batch_stride + h * d->mask_head_stride + i * rs + j));
+}
+
+/* The mask of d written out densely, [B,Hq,Lq,Lk], element by element through d's own strides
+   (rows broadcast or not), with dense's strides set to match: the reference then sees a mask
+   that needs no broadcasting. */
+static void *densify_mask(const clattn_attention_desc *d, const void *mask,
+                          clattn_attention_desc *dense)
+{
+    const size_t es = clattn_mask_elem_size(d->mask_type);
+    const long B = d->batch, Hq = d->heads_q, Lq = d->seq_q, Lk = d->seq_kv;
+    const long rs = d->mask_rows_broadcast ? 0 : d->mask_row_stride ? d->mask_row_stride : Lk;
+    unsigned char *out = tu_alloc((size_t)(B * Hq * Lq * Lk) * es + 1);
+    for (long b = 0; b < B; b++)
+        for (long h = 0; h < Hq; h++)
+            for (long i = 0; i < Lq; i++)
+                for (long j = 0; j < Lk; j++)
+                    memcpy(out + (size_t)(((b * Hq + h) * Lq + i) * Lk + j) * es,
+                           (const unsigned char *)mask +
+                               (size_t)(b * d->mask_batch_stride + h * d->mask_head_stride + i * rs + j) * es,
+                           es);
+    *dense = *d;
+    dense->mask_batch_stride = Hq * Lq * Lk;
+    dense->mask_head_stride = Lq * Lk;
+    dense->mask_row_stride = 0;
+    dense->mask_rows_broadcast = 0;
+    return out;
 }
 
 /* A device buffer holding bytes of src (or uninitialised when src is NULL); NULL when bytes is 0. */
@@ -418,6 +460,7 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
     float *lse = c->want_lse ? tu_alloc(s.lse) : NULL;
     float *ref_out = tu_alloc(no * sizeof(float)), *ref_probs = tu_alloc(s.probs), *ref_lse = tu_alloc(s.lse);
     float *q32 = NULL, *k32 = NULL, *v32 = NULL;
+    void *ref_mask = NULL;
 
     tu_rng_seed(&r, c->seed);
     tu_fill_normal(q, d.dtype, nq, c->q_scale > 0.0f ? c->q_scale : 1.0f, &r);
@@ -455,7 +498,14 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
     q32 = tu_widen(q, d.dtype, nq);
     k32 = tu_widen(k, d.dtype, nk);
     v32 = tu_widen(v, d.dtype, nv);
-    clattn_status rst = clattn_attention_reference(&d32, q32, k32, v32, mask, ref_out, ref_probs, ref_lse);
+    /* A broadcast mask reaches the reference written out densely, so that the reference does not
+       share the library's reading of mask_rows_broadcast. */
+    if (mask && d.mask_rows_broadcast) {
+        ref_mask = densify_mask(&d, mask, &d32);
+        d32.dtype = CLATTN_F32;
+    }
+    clattn_status rst = clattn_attention_reference(&d32, q32, k32, v32, ref_mask ? ref_mask : mask,
+                                                   ref_out, ref_probs, ref_lse);
     if (rst != CLATTN_SUCCESS) {
         snprintf(res->msg + at, sizeof res->msg - at, ": reference failed: %s", clattn_status_string(rst));
         res->status = rst;
@@ -491,5 +541,6 @@ out:
     free(q32);
     free(k32);
     free(v32);
+    free(ref_mask);
     return res->status;
 }

@@ -98,6 +98,8 @@ typedef enum {
     TU_MASK_DENSE = 0,    /* [B,Hq,Lq,Lk], row stride left 0 (-> Lk) */
     TU_MASK_BROADCAST,    /* batch and head strides 0: one [Lq,Lk] mask for all */
     TU_MASK_PADDED,       /* rows padded to Lk + 3, per head, shared across the batch */
+    TU_MASK_KEYPAD,       /* key padding: [B,Lk], one row for every head and query row
+                             (mask_rows_broadcast); batch entry 1 hides every key */
     TU_MASK_KIND_COUNT
 } tu_mask_kind;
 
