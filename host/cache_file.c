@@ -358,6 +358,7 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
     long nap_us = 1000;
     int fd;
     lock->fd = -1;
+    lock->busy = 0;
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
     if (fd < 0)
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot open lock file %s: %s",
@@ -378,6 +379,7 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
         }
         if (now_us() >= deadline) {
             close(fd);
+            lock->busy = 1;
             return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
                                      "timed out after %d ms waiting for the lock %s (another "
                                      "process holds it)", timeout_ms, path);
@@ -407,7 +409,7 @@ static clattn_status update(const char *dir, const char *name, const char *lock_
                             const void *data, size_t len, char *err, size_t err_len)
 {
     char path[CLATTN_CACHE_PATH_MAX], lock_path[CLATTN_CACHE_PATH_MAX];
-    clattn_cache_lock lock = {-1};
+    clattn_cache_lock lock = {-1, 0};
     char *old = NULL, *out_data = NULL;
     size_t old_len = 0, out_len = 0;
     clattn_status st;
@@ -419,9 +421,11 @@ static clattn_status update(const char *dir, const char *name, const char *lock_
     st = clattn_cache_mkdirs(dir, err, err_len);
     if (st != CLATTN_SUCCESS)
         return st;
-    st = clattn_cache_lock_acquire(lock_path, CLATTN_CACHE_LOCK_TIMEOUT_MS, &lock, err, err_len);
-    if (st == CLATTN_UNSUPPORTED)
-        st = CLATTN_SUCCESS;     /* no locks here: still atomic, merging as best we can */
+    /* a merge must wait for the lock or lose another writer's entries; a store need not */
+    st = clattn_cache_lock_acquire(lock_path, merge ? CLATTN_CACHE_LOCK_TIMEOUT_MS : 0, &lock, err,
+                                   err_len);
+    if (st == CLATTN_UNSUPPORTED || (!merge && lock.busy))
+        st = CLATTN_SUCCESS;     /* no lock: still atomic, through a uniquely named temporary */
     if (st != CLATTN_SUCCESS)
         goto out;
     if (merge) {

@@ -68,9 +68,10 @@ clattn_status clattn_cache_write_atomic(const char *path, const void *data, size
 /* An exclusive flock() on path (created if needed), waited for up to timeout_ms. Released by
    clattn_cache_lock_release or by the process ending, however it ends. CLATTN_UNSUPPORTED when the
    file system has no locks (the lock file could be opened but not locked); CLATTN_IO_ERROR when
-   the lock file cannot be opened or the wait timed out. */
+   the lock file cannot be opened or the wait timed out (then busy is 1). */
 typedef struct clattn_cache_lock {
     int fd;                      /* -1 when not held */
+    int busy;                    /* 1: not held because another holder kept it past the timeout */
 } clattn_cache_lock;
 clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn_cache_lock *lock,
                                         char *err, size_t err_len);
@@ -94,7 +95,9 @@ clattn_status clattn_cache_update(const char *dir, const char *name, size_t max_
                                   size_t err_len);
 /* The same without reading or merging: "<dir>/<name>" becomes len bytes of data. Stores share
    one lock file, "<dir>/" CLATTN_CACHE_STORE_LOCK: they are content-addressed, written once each
-   and rarely, and a lock file per stored file would double the directory's entries. */
+   and rarely, and a lock file per stored file would double the directory's entries. A store never
+   waits for that lock: when another process holds it, the file is written through a uniquely
+   named temporary file instead (as atomic; only a crash's leftover is not reused). */
 clattn_status clattn_cache_store(const char *dir, const char *name, const void *data, size_t len,
                                  char *err, size_t err_len);
 

@@ -506,7 +506,7 @@ clattn_status clattn_cache_clear(clattn_context *ctx, int binaries)
     clattn_tune_cache_file_name(c->identity, name);
     /* under the writers' lock, so a save in flight elsewhere is not half undone */
     char lock_path[CLATTN_CACHE_PATH_MAX + 8];
-    clattn_cache_lock lock = {-1};
+    clattn_cache_lock lock = {-1, 0};
     char err[512] = "path too long";
     snprintf(lock_path, sizeof lock_path, "%s.lock", c->tuning_path);
     if (access(c->dir, F_OK) != 0)

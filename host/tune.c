@@ -94,10 +94,12 @@ static int from_params(const clattn_family *f, const clattn_params *pr, point *x
     return 0;
 }
 
-/* Whether x is a candidate: valid on both problems, and the point that stands for its launch (a
-   point launching the same work as another, say a split occupancy that changes no split count,
-   would only time the same thing twice). */
-static int fits(const tuner *t, const search *s, const point *x)
+enum { INVALID, CANDIDATE, STAND_IN };
+
+/* INVALID unless valid on both problems; STAND_IN when another point stands for the work it
+   launches (say, a split occupancy that changes no split count: timing it would time the same
+   launch twice); else CANDIDATE. */
+static int classify(const tuner *t, const search *s, const point *x)
 {
     const clattn_family *f = s->f;
     clattn_params pr, canon;
@@ -105,12 +107,17 @@ static int fits(const tuner *t, const search *s, const point *x)
     to_params(f, x, &pr);
     if (!f->valid(&pr, &t->rig.pc->info, &t->rig.timing.p, why, sizeof why) ||
         !f->valid(&pr, &t->rig.pc->info, &t->rig.check.p, why, sizeof why))
-        return 0;
+        return INVALID;
     if (!f->canonical)
-        return 1;
+        return CANDIDATE;
     canon = pr;
     f->canonical(&canon, &s->default_pr, &t->rig.pc->info, &t->rig.timing.p);
-    return memcmp(&canon, &pr, sizeof pr) == 0;
+    return memcmp(&canon, &pr, sizeof pr) == 0 ? CANDIDATE : STAND_IN;
+}
+
+static int fits(const tuner *t, const search *s, const point *x)
+{
+    return classify(t, s, x) == CANDIDATE;
 }
 
 static int same_point(const search *s, const point *a, const point *b)
@@ -217,21 +224,25 @@ static int random_point(tuner *t, search *s, point *out)
     return 0;
 }
 
-/* An untried valid neighbour of the best point (one parameter one step in value order), chosen at
-   random among them; 0 when there is none. */
+/* An untried valid neighbour of the best point (one parameter one step in value order, or further
+   across values that launch the same work as the best's), chosen at random among them; 0 when
+   there is none. */
 static int neighbour(tuner *t, search *s, point *out)
 {
     point cands[2 * CLATTN_MAX_PARAMS];
     int n = 0;
     for (int i = 0; i < s->f->n_params; i++)
         for (int dir = -1; dir <= 1; dir += 2) {
-            int r = s->rank[i][s->best.i[i]] + dir;
-            if (r < 0 || r >= s->f->params[i].n_candidates)
-                continue;
             point x = s->best;
-            x.i[i] = s->by_rank[i][r];
-            if (fits(t, s, &x) && !was_tried(s, &x))
-                cands[n++] = x;
+            for (int r = s->rank[i][s->best.i[i]] + dir; r >= 0 && r < s->f->params[i].n_candidates;
+                 r += dir) {
+                x.i[i] = s->by_rank[i][r];
+                int kind = classify(t, s, &x);
+                if (kind == CANDIDATE && !was_tried(s, &x))
+                    cands[n++] = x;
+                if (kind != STAND_IN)
+                    break;
+            }
         }
     if (n == 0)
         return 0;
@@ -522,6 +533,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     /* the shape class is what is tuned: no mask, no probs */
     desc.mask_type = CLATTN_MASK_NONE;
     desc.mask_batch_stride = desc.mask_head_stride = desc.mask_row_stride = 0;
+    desc.mask_rows_broadcast = 0;
     desc.path = resolve_path(desc.path);
     rep->path = desc.path;
     if (clattn_problem_init(&desc, &p, err, sizeof err) != CLATTN_SUCCESS)

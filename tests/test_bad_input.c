@@ -350,6 +350,13 @@ static void test_attention_bad_buffers(void **state)
     m = *d;
     m.mask_batch_stride = 1L << 40;
     expect_refused(f, &m, &b, "mask batch stride past the buffer", "mask");
+    /* key padding: [B,Lk] floats are all a broadcast-rows mask needs */
+    m = *d;
+    m.mask_batch_stride = m.seq_kv, m.mask_head_stride = 0, m.mask_row_stride = 0;
+    m.mask_rows_broadcast = 1;
+    clattn_tensor_sizes keypad;
+    assert_int_equal(clattn_attention_sizes(&m, &keypad), CLATTN_SUCCESS);
+    assert_int_equal(keypad.mask, (size_t)m.batch * (size_t)m.seq_kv * sizeof(float));
     /* a mask with CLATTN_MASK_NONE */
     m = *d;
     m.mask_type = CLATTN_MASK_NONE;

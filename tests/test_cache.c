@@ -1132,6 +1132,26 @@ static void test_binary_round_trip(void **state)
     assert_int_equal(count_names(f->dir, ".bin"), 2);
     assert_int_equal(count_names(f->dir, ".lock"), 1);
     assert_int_equal(count_names(f->dir, CLATTN_CACHE_STORE_LOCK), 1);
+
+    /* another process holding the stores' lock (stopped, say) costs a store no wait */
+    char lock_path[512];
+    clattn_cache_lock held;
+    struct timespec t0, t1;
+    snprintf(lock_path, sizeof lock_path, "%s/%s", f->dir, CLATTN_CACHE_STORE_LOCK);
+    assert_int_equal(clattn_cache_lock_acquire(lock_path, 0, &held, err, sizeof err), CLATTN_SUCCESS);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    payload[0] ^= 0xff;
+    assert_int_equal(clattn_binary_cache_store(f->dir, k1, payload, sizeof payload, err, sizeof err),
+                     CLATTN_SUCCESS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clattn_cache_lock_release(&held);
+    assert_true((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6 < 1000);
+    assert_int_equal(clattn_binary_cache_load(f->dir, k1, &data, &len, err, sizeof err), CLATTN_SUCCESS);
+    assert_non_null(data);
+    assert_int_equal(len, sizeof payload);
+    assert_memory_equal(data, payload, len);
+    free(data);
+    assert_int_equal(count_names(f->dir, ".tmp"), 0);
 }
 
 /* Writes bytes under k's name, checks the load warns and misses, then that a store repairs it. */

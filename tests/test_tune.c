@@ -308,8 +308,9 @@ static void note_occ(void *user, const clattn_tune_progress_info *info)
     seen->candidates++;
     if (!seen->default_occ[0])   /* the first candidate is the default */
         snprintf(seen->default_occ, sizeof seen->default_occ, "%.*s", (int)strcspn(occ, " "), occ);
-    else if (strncmp(occ, seen->default_occ, strlen(seen->default_occ)) != 0)
-        seen->other++;
+    else if (strcspn(occ, " ") != strlen(seen->default_occ) ||
+             strncmp(occ, seen->default_occ, strlen(seen->default_occ)) != 0)
+        seen->other++;   /* compared whole: SPLIT_OCC=16 is not SPLIT_OCC=1 */
 }
 
 /* Where no split-occupancy value splits the keys (far more work-groups than the device has compute
