@@ -384,6 +384,28 @@ static clattn_status enqueue_chunk(clattn_context *ctx, const clattn_problem *p,
 
 /* ---- enqueue --------------------------------------------------------------------------------- */
 
+/* Decode (one query row) with grouped KV heads: the group's query heads all read the same K and V,
+   and their rows lie at one stride from each other in q, out, probs, lse and the mask (Lq = 1), so
+   the problem is the same as Hkv heads of `group` query rows each. Tiles then fill with rows that
+   share their K/V loads instead of holding one row each. Only where causality hides nothing from
+   the single row (the folded rows would otherwise see different keys). */
+static int fold_group_rows(const clattn_problem *p, clattn_problem *f)
+{
+    if (p->Lq != 1 || p->group == 1 ||
+        (p->causal != CLATTN_CAUSAL_NONE && p->causal_offset < p->Lk - 1))
+        return 0;
+    *f = *p;
+    f->Hq = p->Hkv;
+    f->group = 1;
+    f->Lq = p->group;
+    f->causal = CLATTN_CAUSAL_NONE;
+    f->causal_offset = 0;
+    f->q_rs = p->q_hs, f->q_hs = p->q_hs * p->group;
+    f->o_rs = p->o_hs, f->o_hs = p->o_hs * p->group;
+    f->mask_rs = p->mask_hs, f->mask_hs = p->mask_hs * p->group;
+    return 1;
+}
+
 clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
                                              cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
                                              cl_mem lse, size_t chunk_bytes)
@@ -391,8 +413,11 @@ clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_p
     unfused_kernels uk;
     chunk_plan plan;
     cl_mem scores = NULL;
+    clattn_problem folded;
     clattn_status st;
 
+    if (fold_group_rows(p, &folded))
+        p = &folded;
     if ((long)p->B * p->Hq > INT_MAX)
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "batch*heads_q = %ld exceeds the unfused path's limit %d",
                            (long)p->B * p->Hq, INT_MAX);
