@@ -125,9 +125,10 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
 }
 
 const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, flash_params,
-                                           flash_valid, flash_canonical};
+                                           flash_valid, flash_canonical, NULL};
 const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
-                                                 flash_split_params, flash_valid, flash_canonical};
+                                                 flash_split_params, flash_valid, flash_canonical,
+                                                 NULL};
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {

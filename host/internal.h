@@ -201,6 +201,9 @@ typedef struct clattn_family {
        count), preferring ref's values, so the tuner times each distinct launch once. */
     void (*canonical)(clattn_params *params, const clattn_params *ref,
                       const clattn_device_info *dev, const clattn_problem *p);
+    /* Optional: fits the device-class defaults to the problem's shape (say, no more rows per tile
+       than the problem has); never applied to tuned entries. */
+    void (*fit_defaults)(clattn_params *params, const clattn_problem *p);
 } clattn_family;
 
 /* The parameters to use for family on this context and problem: the tuning cache if it has an entry

@@ -42,7 +42,7 @@ static int merge_valid(const clattn_params *params, const clattn_device_info *de
     return 1;
 }
 
-const clattn_family clattn_family_merge = {"merge", "merge.cl", 2, merge_params, merge_valid, NULL};
+const clattn_family clattn_family_merge = {"merge", "merge.cl", 2, merge_params, merge_valid, NULL, NULL};
 
 /* ---- one launch ------------------------------------------------------------------------------ */
 

@@ -151,6 +151,8 @@ clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *fam
     if (clattn_tuning_lookup(ctx, family, p, out) && family->valid(out, &ctx->info, p, why, sizeof why))
         return CLATTN_SUCCESS;
     clattn_params_defaults(family, ctx->info.cls, out);
+    if (family->fit_defaults)
+        family->fit_defaults(out, p);
     if (family->valid(out, &ctx->info, p, why, sizeof why))
         return CLATTN_SUCCESS;
     clattn_params defaults = *out;

@@ -147,12 +147,21 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
     return 1;
 }
 
+/* A row tile taller than the rows there are (decode: one row, or a GQA group folded into rows)
+   computes zeros: the shortest tile that still covers them, down to one row per work-item row. */
+static void fit_rows(clattn_params *pr, const clattn_problem *p)
+{
+    while (pr->v[P_TILE_M] > tile_mn_candidates[0] && pr->v[P_TILE_M] / 2 >= p->Lq &&
+           pr->v[P_TILE_M] / 2 >= pr->v[P_WPT_M])
+        pr->v[P_TILE_M] /= 2;
+}
+
 const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", COUNT(qk_params), qk_params, qk_valid,
-                                        NULL};
+                                        NULL, fit_rows};
 const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", COUNT(softmax_params),
-                                             softmax_params, softmax_valid, NULL};
+                                             softmax_params, softmax_valid, NULL, NULL};
 const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_params, pv_valid,
-                                        NULL};
+                                        NULL, fit_rows};
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 
