@@ -11,13 +11,14 @@
 void clattn_autotune_after_call(clattn_context *ctx, const clattn_problem *p, int probs)
 {
     clattn_caches *c = ctx->caches;
-    clattn_tune_key key;
     if (!c || !c->autotune_pending)
         return;
     c->autotune_pending = 0;
-    if (!c->autotune || c->in_tuner || !c->tuning_enabled || clattn_tuning_key(NULL, p, &key) ||
-        !clattn_tuning_same_class(&key, &c->pending_key))
+    if (!c->autotune || c->in_tuner || !c->tuning_enabled)
         return;
+    /* the class whose lookup missed, as the path looked it up (the path may reshape p: the
+       unfused decode fold); the tuner files its winners under that same reshaping */
+    const clattn_tune_key key = c->pending_key;
     clattn_path path = p->path != CLATTN_PATH_AUTO ? p->path
                                                    : probs ? CLATTN_PATH_UNFUSED : CLATTN_PATH_FUSED;
     for (clattn_autotune_class *a = c->autotuned; a; a = a->next)

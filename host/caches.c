@@ -364,8 +364,10 @@ int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const
         int known = 0;
         for (int i = 0; i < c->n_seen; i++)
             known |= c->seen[i] == family;
-        if (!known && c->n_seen < CLATTN_TUNE_SEEN_MAX)
+        if (!known && c->n_seen < CLATTN_TUNE_SEEN_MAX) {
+            c->seen_p[c->n_seen] = *p;
             c->seen[c->n_seen++] = family;
+        }
     }
     if (c->override_family == family) {
         c->override_hits++;

@@ -198,7 +198,8 @@ typedef struct clattn_family {
                  const clattn_problem *p, char *why, size_t why_len);
     /* Optional: rewrites params to the one point that stands for every point launching the same
        work on this device and problem (say, split-occupancy values that give the same split
-       count), preferring ref's values, so the tuner times each distinct launch once. */
+       count), or the same work padded (row tiles taller than the rows), preferring ref's values,
+       so the tuner times each distinct launch once. */
     void (*canonical)(clattn_params *params, const clattn_params *ref,
                       const clattn_device_info *dev, const clattn_problem *p);
     /* Optional: fits the device-class defaults to the problem's shape (say, no more rows per tile

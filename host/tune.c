@@ -120,12 +120,16 @@ static clattn_status discover(tuner *t)
     return CLATTN_SUCCESS;
 }
 
-static const clattn_family *seen_family(const tuner *t, const char *name)
+/* The family named, and the problem the path looked its parameters up for: what candidates are
+   checked against and what the winner is filed under. */
+static const clattn_family *seen_family(const tuner *t, const char *name, const clattn_problem **p)
 {
     const clattn_caches *c = t->rig.pc->caches;
     for (int i = 0; i < c->n_seen; i++)
-        if (!strcmp(c->seen[i]->name, name))
+        if (!strcmp(c->seen[i]->name, name)) {
+            *p = &c->seen_p[i];
             return c->seen[i];
+        }
     return NULL;
 }
 
@@ -202,7 +206,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     }
     for (int i = 0; i < rep->n_families; i++) {
         search *si = &s[i];
-        si->f = seen_family(&t, rep->families[i].family);
+        si->f = seen_family(&t, rep->families[i].family, &si->p);
         si->fr = &rep->families[i];
         si->index = i;
         si->max = t.opt.max_candidates;
@@ -216,7 +220,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
                                  sizeof si->fr->best_params);
             si->fr->best_ms = si->best_ms;
             /* later families run with this one's winner */
-            if ((st = clattn_tuning_put(t.rig.pc, si->f, &t.rig.timing.p, &si->best_pr,
+            if ((st = clattn_tuning_put(t.rig.pc, si->f, si->p, &si->best_pr,
                                         si->best_ms, si->fr->default_ms)) != CLATTN_SUCCESS)
                 goto out;
         }
@@ -247,7 +251,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     }
     for (int i = 0; i < rep->n_families; i++)
         if (s[i].best_ms >= 0 &&
-            (st = clattn_tuning_put(ctx, s[i].f, &t.rig.timing.p, &s[i].best_pr, s[i].best_ms,
+            (st = clattn_tuning_put(ctx, s[i].f, s[i].p, &s[i].best_pr, s[i].best_ms,
                                     s[i].fr->default_ms)) != CLATTN_SUCCESS)
             goto out;
     if (!t.opt.no_save && rep->n_families) {

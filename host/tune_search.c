@@ -60,13 +60,13 @@ static int classify(const tuner *t, const search *s, const point *x)
     clattn_params pr, canon;
     char why[256];
     to_params(f, x, &pr);
-    if (!f->valid(&pr, &t->rig.pc->info, &t->rig.timing.p, why, sizeof why) ||
+    if (!f->valid(&pr, &t->rig.pc->info, s->p, why, sizeof why) ||
         !f->valid(&pr, &t->rig.pc->info, &t->rig.check.p, why, sizeof why))
         return INVALID;
     if (!f->canonical)
         return CANDIDATE;
     canon = pr;
-    f->canonical(&canon, &s->default_pr, &t->rig.pc->info, &t->rig.timing.p);
+    f->canonical(&canon, &s->default_pr, &t->rig.pc->info, s->p);
     return memcmp(&canon, &pr, sizeof pr) == 0 ? CANDIDATE : STAND_IN;
 }
 
@@ -285,7 +285,7 @@ clattn_status clattn_tune_search_family(tuner *t, search *s, double known_ms)
     point x, start;
     /* the default first: the baseline every candidate is held against (and, listing the space,
        the point that stands for the launches identical to it) */
-    clattn_status st = clattn_params_lookup(t->rig.pc, s->f, &t->rig.timing.p, &s->default_pr);
+    clattn_status st = clattn_params_lookup(t->rig.pc, s->f, s->p, &s->default_pr);
     if (st != CLATTN_SUCCESS)
         return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);
     if ((st = list_space(t, s)) != CLATTN_SUCCESS)

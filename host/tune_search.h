@@ -27,6 +27,7 @@ typedef struct clattn_tuner {
 /* The family being tuned and what is known of it. */
 typedef struct clattn_tune_search {
     const clattn_family *f;
+    const clattn_problem *p;              /* the timing problem as the path looks f up for it */
     clattn_tune_family_report *fr;
     int index;
     clattn_tune_point *valid;             /* the listed space, or NULL when sampled */
@@ -42,7 +43,7 @@ typedef struct clattn_tune_search {
     unsigned char by_rank[CLATTN_MAX_PARAMS][256]; /* candidate index at each position */
 } clattn_tune_search;
 
-/* Searches family s->f (s->f, fr, index, max and deadline set by the caller); leaves the winner in
+/* Searches family s->f (s->f, p, fr, index, max and deadline set by the caller); leaves the winner in
    s->best_pr and s->best_ms (the default when nothing beat it by the margin). known_ms >= 0: the
    default configuration's time, measured already (the previous family's winner is this family's
    default configuration). */

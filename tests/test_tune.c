@@ -380,6 +380,41 @@ static void test_autotune(void **state)
     clattn_context_release(ctx);
 }
 
+/* A path that reshapes its problem before looking parameters up (unfused decode with GQA folds
+   the group's heads into rows): the tuner files its winners under the reshaped problem, so that
+   the next process finds them exactly and CLATTN_AUTOTUNE has nothing left to tune. */
+static void test_reshaped_problem_entries_hit(void **state)
+{
+    (void)state;
+    clattn_attention_desc desc;
+    clattn_tune_report rep;
+    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 1, .repeats = 1};
+    small_desc(&desc, CLATTN_PATH_UNFUSED);
+    desc.seq_q = 1;                          /* heads_q 4 over heads_kv 2: the fold applies */
+    desc.causal = CLATTN_CAUSAL_NONE;
+    clattn_context *ctx = new_context();
+    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    assert_int_equal(rep.n_families, 3);
+    assert_true(rep.saved);
+    clattn_context_release(ctx);
+
+    setenv("CLATTN_AUTOTUNE", "1", 1);
+    setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
+    ctx = new_context();
+    tu_case c;
+    tu_outcome res;
+    memset(&c, 0, sizeof c);
+    c.desc = desc;
+    c.seed = 11;
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s", res.msg);
+    assert_int_equal(ctx->caches->autotuned == NULL, 1);   /* every lookup hit exactly */
+    clattn_context_release(ctx);
+    unsetenv("CLATTN_AUTOTUNE");
+    unsetenv("CLATTN_AUTOTUNE_BUDGET");
+}
+
 int main(void)
 {
     clattn_context_release(tu_context_or_skip(NULL));   /* 77 without a device */
@@ -390,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_candidate_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_candidates_on_identical_launches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autotune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reshaped_problem_entries_hit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
