@@ -226,7 +226,8 @@ static const char *path_name(clattn_path p)
 
 void tu_case_string(const tu_case *c, char *buf, size_t len)
 {
-    static const char *kinds[] = {"dense", "broadcast", "padded"};
+    static const char *kinds[] = {"dense", "broadcast", "padded", "keypad"};
+    _Static_assert(sizeof kinds / sizeof kinds[0] == TU_MASK_KIND_COUNT, "a name per mask kind");
     const clattn_attention_desc *d = &c->desc;
     snprintf(buf, len,
              "B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s %s causal=%s mask=%s%s%s path=%s%s%s%s%s "
