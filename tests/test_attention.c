@@ -176,6 +176,7 @@ static void run_grid(clattn_context *ctx, clattn_path path, const char *name, in
         c.use_buffers = ax[AX_BUFFERS];
         c.q_scale = ax[AX_LARGE] == 0 ? 50.0f : 1.0f;   /* one case in five has large logits */
         c.nan_in_q = ax[AX_NAN] == 0;                    /* one in ten carries a NaN */
+        c.nan_in_v = !c.nan_in_q && n % 10 == 5;         /* and about one in ten a NaN in V */
         c.seed = 1000u + (uint64_t)n;
         run_one(ctx, &c, may_be_unsupported, &st);
     }

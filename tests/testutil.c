@@ -237,7 +237,8 @@ void tu_case_string(const tu_case *c, char *buf, size_t len)
              causal_name(d->causal), mask_name(d->mask_type), d->mask_type ? "/" : "",
              d->mask_type ? kinds[c->mask_kind % TU_MASK_KIND_COUNT] : "", path_name(d->path),
              c->want_probs ? " probs" : "", c->want_lse ? " lse" : "",
-             c->q_scale > 1.0f ? " large-logits" : "", c->nan_in_q ? " nan" : "",
+             c->q_scale > 1.0f ? " large-logits" : "",
+             c->nan_in_q ? " nan" : c->nan_in_v ? " nan-in-v" : "",
              c->use_buffers ? "cl_mem" : "host", (unsigned long long)c->seed);
 }
 
@@ -469,6 +470,12 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
     tu_fill_normal(v, d.dtype, nv, 1.0f, &r);
     if (mask)
         fill_mask(mask, s.mask, &d, &r);
+    if (c->nan_in_v && nv > 0) {
+        int hkv = d.heads_kv ? d.heads_kv : d.heads_q;
+        int dv = d.head_dim_v ? d.head_dim_v : d.head_dim;
+        tu_set(v, d.dtype, row_offset(d.layout, hkv, d.seq_kv, dv, d.batch - 1, hkv - 1, d.seq_kv / 2),
+               NAN);
+    }
     if (c->nan_in_q && nq > 0)
         tu_set(q, d.dtype, row_offset(d.layout, d.heads_q, d.seq_q, d.head_dim, d.batch - 1, d.heads_q - 1, d.seq_q / 2),
                NAN);

@@ -109,6 +109,8 @@ typedef struct tu_case {
     int want_probs, want_lse;
     float q_scale;           /* 0 -> 1; 50 makes large logits */
     int nan_in_q;            /* put a NaN into one query row */
+    int nan_in_v;            /* put a NaN into one V row: rows that see its key are NaN, rows
+                                that do not (masked or causally hidden) must stay clean */
     int use_buffers;         /* 1: clattn_attention on cl_mem; 0: clattn_attention_host */
     uint64_t seed;
 } tu_case;
