@@ -312,28 +312,32 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
         const int run = j0 < my_hi;                 /* my rows see a key of this tile */
         const int edge = j0 + BLOCK_N > my_full;    /* ... but not every key for every row */
         barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
+        /* A whole tile copies without a test per element (the usual case). */
+        const int whole = j0 + BLOCK_N <= n_hi;
         for (int e = lid; e < BLOCK_N * (HEAD_D / LVK); e += WGS) {
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
             __local float *dst = Kl + j * KD + kk;
-            if (j0 + j < n_hi)
+            if (whole || j0 + j < n_hi)
                 COPY_K(kbase + (long)(j0 + j) * k_rs + kk, dst);
             else
                 ZERO_K(dst);
         }
-        int bad = 0;
+        /* x * 0 is 0 for finite x and NaN for inf or NaN: one multiply-add per copy, and one test
+           per tile, tell whether any staged V value is not finite. */
+        vcopy_t chk = (vcopy_t)(0.0f);
         for (int e = lid; e < BLOCK_N * (HEAD_DV / LVV); e += WGS) {
             const int j = e / (HEAD_DV / LVV), c = (e - j * (HEAD_DV / LVV)) * LVV;
             __local float *dst = Vl + j * DVP + c;
             /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
-            if (j0 + j < n_hi) {
+            if (whole || j0 + j < n_hi) {
                 const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c);
                 STORE_V(x, dst);
-                bad |= NONFINITE_V(x);
+                chk = fma(x, (vcopy_t)(0.0f), chk);
             } else {
                 STORE_V((vcopy_t)(0.0f), dst);
             }
         }
-        if (bad)
+        if (NONFINITE_V(chk))
             atomic_or(&v_bad, 1);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* Whole-group: every work-item reads the flag after the same barrier. */
