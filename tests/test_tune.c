@@ -321,7 +321,9 @@ static void test_no_candidates_on_identical_launches(void **state)
     clattn_attention_desc desc;
     clattn_tune_report rep;
     occ_seen seen = {"", 0, 0};
-    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 10, .repeats = 1,
+    /* 8 candidates: each is compiled on first use (seconds each in a sanitizer build with a cold
+       PoCL cache), and the budget only bounds the run: how many fit is not asserted */
+    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 8, .repeats = 1,
                                .no_save = 1, .progress = note_occ, .progress_user = &seen};
     small_desc(&desc, CLATTN_PATH_FUSED);
     desc.batch = 8;
@@ -333,13 +335,14 @@ static void test_no_candidates_on_identical_launches(void **state)
         clattn_context_release(ctx);
         skip();
     }
-    assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
+    clattn_status st = clattn_tune(ctx, &desc, &opt, &rep);
+    clattn_context_release(ctx);              /* before any assertion can leave */
+    assert_int_equal(st, CLATTN_SUCCESS);
     assert_int_equal(rep.n_families, 1);
     assert_string_equal(rep.families[0].family, "flash");
-    assert_int_equal(rep.families[0].tried, 10);
-    assert_true(seen.candidates >= 10);
+    assert_true(rep.families[0].tried >= 3);   /* the default and at least two candidates */
+    assert_true(seen.candidates >= rep.families[0].tried);
     assert_int_equal(seen.other, 0);
-    clattn_context_release(ctx);
 }
 
 /* CLATTN_AUTOTUNE=1: the first call of an untuned class tunes it (and saves), the second does not
