@@ -404,9 +404,11 @@ void clattn_cache_lock_release(clattn_cache_lock *lock)
 
 /* ---- read-merge-write ------------------------------------------------------------------------ */
 
-static clattn_status update(const char *dir, const char *name, const char *lock_name,
-                            size_t max_bytes, clattn_cache_merge_fn merge, void *user,
-                            const void *data, size_t len, char *err, size_t err_len)
+/* With merge: read-merge-write under "<name>.lock". Without: a store of data, under the lock all
+   stores share (CLATTN_CACHE_STORE_LOCK), never waited for. */
+static clattn_status update(const char *dir, const char *name, size_t max_bytes,
+                            clattn_cache_merge_fn merge, void *user, const void *data, size_t len,
+                            char *err, size_t err_len)
 {
     char path[CLATTN_CACHE_PATH_MAX], lock_path[CLATTN_CACHE_PATH_MAX];
     clattn_cache_lock lock = {-1, 0};
@@ -415,8 +417,8 @@ static clattn_status update(const char *dir, const char *name, const char *lock_
     clattn_status st;
 
     if (clattn_cache_join(path, sizeof path, dir, name) ||
-        (lock_name ? clattn_cache_join(lock_path, sizeof lock_path, dir, lock_name)
-                   : snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path))
+        (merge ? snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path
+               : clattn_cache_join(lock_path, sizeof lock_path, dir, CLATTN_CACHE_STORE_LOCK)))
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "path too long: %s/%s", dir, name);
     st = clattn_cache_mkdirs(dir, err, err_len);
     if (st != CLATTN_SUCCESS)
@@ -458,11 +460,11 @@ clattn_status clattn_cache_update(const char *dir, const char *name, size_t max_
 {
     if (!merge)
         return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT, "no merge function");
-    return update(dir, name, NULL, max_bytes, merge, user, NULL, 0, err, err_len);
+    return update(dir, name, max_bytes, merge, user, NULL, 0, err, err_len);
 }
 
 clattn_status clattn_cache_store(const char *dir, const char *name, const void *data, size_t len,
                                  char *err, size_t err_len)
 {
-    return update(dir, name, CLATTN_CACHE_STORE_LOCK, 0, NULL, NULL, data, len, err, err_len);
+    return update(dir, name, 0, NULL, NULL, data, len, err, err_len);
 }

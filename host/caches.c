@@ -363,10 +363,10 @@ int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const
     if (c->recording) {
         int known = 0;
         for (int i = 0; i < c->n_seen; i++)
-            known |= c->seen[i] == family;
+            known |= c->seen[i].family == family;
         if (!known && c->n_seen < CLATTN_TUNE_SEEN_MAX) {
-            c->seen_p[c->n_seen] = *p;
-            c->seen[c->n_seen++] = family;
+            c->seen[c->n_seen].family = family;
+            c->seen[c->n_seen++].p = *p;
         }
     }
     if (c->override_family == family) {

@@ -49,9 +49,11 @@ struct clattn_caches {
     clattn_params override;
     unsigned long override_hits;          /* lookups the override answered */
     int recording;                        /* 1: note each family consulted in seen[] */
-    const clattn_family *seen[CLATTN_TUNE_SEEN_MAX];
-    clattn_problem seen_p[CLATTN_TUNE_SEEN_MAX];  /* the problem its first lookup was for (a path
-                                                     may reshape it: the unfused decode fold) */
+    struct {
+        const clattn_family *family;
+        clattn_problem p;                 /* its first lookup's problem (a path may reshape the
+                                             caller's: the unfused decode fold) */
+    } seen[CLATTN_TUNE_SEEN_MAX];
     int n_seen;
     clattn_recorded_program *recorded;    /* programs met while recording (exports) */
     int record_programs;

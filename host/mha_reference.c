@@ -34,6 +34,14 @@ static size_t mul(size_t a, size_t b, int *overflow)
     return a * b;
 }
 
+/* Elements between the mask rows of consecutive queries: 0 when every row reads the same one. */
+static size_t mask_row_stride(const clattn_mha_desc *desc, int Lk)
+{
+    return desc->mask_rows_broadcast ? 0
+           : desc->mask_row_stride   ? (size_t)desc->mask_row_stride
+                                     : (size_t)Lk;
+}
+
 clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shape *s,
                                     char *err, size_t err_len)
 {
@@ -106,8 +114,7 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
     s->out_proj_bias = desc->out_bias ? E : 0;
     s->weights = mul(mul(mul(B, (size_t)s->Hq, &of), Lq, &of), Lk, &of);
     if (desc->mask_type != CLATTN_MASK_NONE && s->weights > 0) {
-        size_t rs = desc->mask_rows_broadcast ? 0
-                    : desc->mask_row_stride ? (size_t)desc->mask_row_stride : Lk;
+        size_t rs = mask_row_stride(desc, s->Lk);
         size_t last = mul(B - 1, (size_t)desc->mask_batch_stride, &of);
         size_t h_off = mul((size_t)s->Hq - 1, (size_t)desc->mask_head_stride, &of);
         size_t r_off = mul(Lq - 1, rs, &of);
@@ -192,8 +199,7 @@ static void attend_row(const clattn_mha_desc *desc, const clattn_mha_shape *s, c
     const int g = h / (s->Hq / s->Hkv);
     const size_t kvw = (size_t)s->kv_width;
     const int causal_offset = desc->causal == CLATTN_CAUSAL_BOTTOM_RIGHT ? s->Lk - s->Lq : 0;
-    const size_t rs = desc->mask_rows_broadcast ? 0
-                      : desc->mask_row_stride ? (size_t)desc->mask_row_stride : (size_t)s->Lk;
+    const size_t rs = mask_row_stride(desc, s->Lk);
     const size_t mask_row = (size_t)b * (size_t)desc->mask_batch_stride +
                             (size_t)h * (size_t)desc->mask_head_stride + (size_t)i * rs;
     double m = -INFINITY;

@@ -46,22 +46,18 @@ int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
            appendf(buf, len, " -DCAUSAL=%d", p->causal != CLATTN_CAUSAL_NONE);
 }
 
-/* How many parameters of pt differ from the defaults, and by how much in all: |log2(value /
-   default)| summed, so halving a block is one step whichever block it is. */
-static int changes_from(const clattn_family *family, const clattn_params *defaults,
-                        const clattn_params *pt, int *steps)
+/* How far pt is from the defaults: |log2(value / default)| summed over the parameters, so halving
+   a block is one step whichever block it is. */
+static int steps_from(const clattn_family *family, const clattn_params *defaults,
+                      const clattn_params *pt)
 {
-    int changed = 0;
-    *steps = 0;
+    int steps = 0;
     for (int i = 0; i < family->n_params; i++) {
-        if (pt->v[i] == defaults->v[i])
-            continue;
-        changed++;
         int a = pt->v[i] > 0 ? pt->v[i] : 1, b = defaults->v[i] > 0 ? defaults->v[i] : 1;
         for (int lo = a < b ? a : b, hi = a < b ? b : a; lo < hi; lo *= 2)
-            (*steps)++;
+            steps++;
     }
-    return changed;
+    return steps;
 }
 
 /* Tries every point that changes exactly the parameters sel[0..k) of the defaults, each to another
@@ -74,15 +70,17 @@ static void try_changes(const clattn_family *family, const clattn_device_info *d
     char why[256];
     for (;;) {
         clattn_params pt = *defaults;
-        int steps, changed = 1;
+        int changed = 1;
         for (int j = 0; j < k; j++) {
             pt.v[sel[j]] = family->params[sel[j]].candidates[idx[j]];
             changed &= pt.v[sel[j]] != defaults->v[sel[j]];
         }
-        if (changed && changes_from(family, defaults, &pt, &steps) == k &&
-            (*best < 0 || steps < *best) && family->valid(&pt, dev, p, why, sizeof why)) {
-            *best = steps;
-            *out = pt;
+        if (changed) {   /* exactly the k selected parameters differ from the defaults */
+            int steps = steps_from(family, defaults, &pt);
+            if ((*best < 0 || steps < *best) && family->valid(&pt, dev, p, why, sizeof why)) {
+                *best = steps;
+                *out = pt;
+            }
         }
         int j = 0;
         while (j < k && ++idx[j] == family->params[sel[j]].n_candidates)

@@ -112,9 +112,9 @@ static clattn_status discover(tuner *t)
         return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);
     t->rig.timing.has_expected = 1;
     for (int i = 0; i < c->n_seen && t->rep->n_families < CLATTN_TUNE_MAX_FAMILIES; i++)
-        if (wanted(t, c->seen[i])) {
+        if (wanted(t, c->seen[i].family)) {
             clattn_tune_family_report *fr = &t->rep->families[t->rep->n_families++];
-            snprintf(fr->family, sizeof fr->family, "%s", c->seen[i]->name);
+            snprintf(fr->family, sizeof fr->family, "%s", c->seen[i].family->name);
             fr->default_ms = fr->best_ms = -1;
         }
     return CLATTN_SUCCESS;
@@ -126,9 +126,9 @@ static const clattn_family *seen_family(const tuner *t, const char *name, const 
 {
     const clattn_caches *c = t->rig.pc->caches;
     for (int i = 0; i < c->n_seen; i++)
-        if (!strcmp(c->seen[i]->name, name)) {
-            *p = &c->seen_p[i];
-            return c->seen[i];
+        if (!strcmp(c->seen[i].family->name, name)) {
+            *p = &c->seen[i].p;
+            return c->seen[i].family;
         }
     return NULL;
 }

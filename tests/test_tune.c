@@ -95,6 +95,19 @@ static void small_desc(clattn_attention_desc *d, clattn_path path)
     d->path = path;
 }
 
+/* Runs desc on ctx with inputs from seed and fails the test unless it matches the reference. */
+static void run_checked(clattn_context *ctx, const clattn_attention_desc *desc, uint64_t seed)
+{
+    tu_case c;
+    tu_outcome res;
+    memset(&c, 0, sizeof c);
+    c.desc = *desc;
+    c.seed = seed;
+    tu_run_case(ctx, &c, &res);
+    if (!res.ok)
+        fail_msg("%s", res.msg);
+}
+
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -196,14 +209,7 @@ static void test_report_and_save(void **state)
     pthread_mutex_unlock(&ctx->lock);
     clattn_params_string(&clattn_family_softmax, &got, text, sizeof text);
     assert_string_equal(text, sm->best_params);
-    tu_case c;
-    tu_outcome res;
-    memset(&c, 0, sizeof c);
-    c.desc = desc;
-    c.seed = 3;
-    tu_run_case(ctx, &c, &res);
-    if (!res.ok)
-        fail_msg("%s", res.msg);
+    run_checked(ctx, &desc, 3);
     clattn_context_release(ctx);
 }
 
@@ -353,32 +359,23 @@ static void test_autotune(void **state)
     setenv("CLATTN_AUTOTUNE", "1", 1);
     setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
     clattn_context *ctx = new_context();
-    tu_case c;
-    tu_outcome res;
+    clattn_attention_desc desc;
     clattn_cache_info info;
-    memset(&c, 0, sizeof c);
-    small_desc(&c.desc, CLATTN_PATH_UNFUSED);
-    c.seed = 9;
+    small_desc(&desc, CLATTN_PATH_UNFUSED);
     clattn_context_cache_info(ctx, &info);
     assert_int_equal(info.tuning_entries, 0);
-    tu_run_case(ctx, &c, &res);
-    if (!res.ok)
-        fail_msg("%s", res.msg);
+    run_checked(ctx, &desc, 9);
     clattn_context_cache_info(ctx, &info);
     assert_int_equal(info.tuning_entries, 3);        /* qk, softmax, pv for this class */
     assert_int_equal(access(info.tuning_file, R_OK), 0);
-    c.seed = 10;
-    tu_run_case(ctx, &c, &res);
-    if (!res.ok)
-        fail_msg("%s", res.msg);
+    run_checked(ctx, &desc, 10);
     clattn_context_cache_info(ctx, &info);
     assert_int_equal(info.tuning_entries, 3);
     clattn_context_release(ctx);
 
     /* a new process finds the class tuned: no lookup misses, nothing pending */
     ctx = new_context();
-    tu_run_case(ctx, &c, &res);
-    assert_true(res.ok);
+    run_checked(ctx, &desc, 10);
     assert_int_equal(ctx->caches->autotuned == NULL, 1);
     clattn_context_release(ctx);
 }
@@ -404,14 +401,7 @@ static void test_reshaped_problem_entries_hit(void **state)
     setenv("CLATTN_AUTOTUNE", "1", 1);
     setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
     ctx = new_context();
-    tu_case c;
-    tu_outcome res;
-    memset(&c, 0, sizeof c);
-    c.desc = desc;
-    c.seed = 11;
-    tu_run_case(ctx, &c, &res);
-    if (!res.ok)
-        fail_msg("%s", res.msg);
+    run_checked(ctx, &desc, 11);
     assert_int_equal(ctx->caches->autotuned == NULL, 1);   /* every lookup hit exactly */
     clattn_context_release(ctx);
     unsetenv("CLATTN_AUTOTUNE");
