@@ -1,6 +1,6 @@
 /* clattn_attention: argument checks, path choice, enqueue. Everything the caller passes is checked
  * before anything is enqueued, so a refused call changes nothing the caller owns. */
-#include "host/internal.h"
+#include "host/plan.h"
 
 #include <string.h>
 
@@ -84,23 +84,26 @@ clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention
     return check_aliasing(ctx, bufs, n);
 }
 
-/* Which path serves p: AUTO takes the fused kernel unless scores are wanted. */
-static clattn_path choose_path(const clattn_problem *p, cl_mem probs)
+/* Tells the log what the call runs, when asked to (options.log_plans, CLATTN_LOG=plan). */
+static void log_plan(clattn_context *ctx, const clattn_plan *plan)
 {
-    if (p->path != CLATTN_PATH_AUTO)
-        return p->path;
-    return probs ? CLATTN_PATH_UNFUSED : CLATTN_PATH_FUSED;
+    if (!ctx->settings.log_plans)
+        return;
+    char text[2048];
+    clattn_plan_describe_text(plan, text, sizeof text);
+    clattn_log(ctx, CLATTN_LOG_PLAN, text);
 }
 
 clattn_status clattn_attention_enqueue_locked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
                                               cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
                                               cl_mem lse)
 {
-    if (p->B == 0 || p->Lq == 0)
-        return CLATTN_SUCCESS;
-    if (choose_path(p, probs) == CLATTN_PATH_FUSED)
-        return clattn_flash_enqueue(ctx, p, q, k, v, mask, out, lse);
-    return clattn_unfused_enqueue(ctx, p, q, k, v, mask, out, probs, lse);
+    clattn_plan plan;
+    clattn_status st = clattn_plan_resolve(ctx, p, probs != NULL, NULL, &plan);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    log_plan(ctx, &plan);
+    return clattn_plan_enqueue(ctx, &plan, q, k, v, mask, out, probs, lse);
 }
 
 clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc *desc, cl_mem q, cl_mem k,
@@ -110,11 +113,42 @@ clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc 
         return CLATTN_INVALID_ARGUMENT;
     pthread_mutex_lock(&ctx->lock);
     clattn_problem p;
+    clattn_plan plan;
     clattn_status st = clattn_attention_check(ctx, desc, q, k, v, mask, out, probs, lse, &p);
     if (st == CLATTN_SUCCESS)
-        st = clattn_attention_enqueue_locked(ctx, &p, q, k, v, mask, out, probs, lse);
+        st = clattn_plan_resolve(ctx, &p, probs != NULL, NULL, &plan);
+    if (st == CLATTN_SUCCESS) {
+        log_plan(ctx, &plan);
+        st = clattn_plan_enqueue(ctx, &plan, q, k, v, mask, out, probs, lse);
+    }
+    /* automatic tuning, when the context was made with it, sees what ran and where from */
+    if (st == CLATTN_SUCCESS && ctx->after_call)
+        ctx->after_call(ctx, &plan);
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
+clattn_status clattn_plan_describe(clattn_context *ctx, const clattn_attention_desc *desc,
+                                   int with_probs, char *buf, size_t len)
+{
+    if (!ctx)
+        return CLATTN_INVALID_ARGUMENT;
+    if (!buf || !len)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "buf is NULL or len is 0");
+    char err[512];
+    clattn_problem p;
+    clattn_plan plan;
+    pthread_mutex_lock(&ctx->lock);
+    clattn_status st = CLATTN_SUCCESS;
+    if (clattn_problem_init(desc, &p, err, sizeof err) != CLATTN_SUCCESS)
+        st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
+    else if (with_probs && p.path == CLATTN_PATH_FUSED)
+        st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
+                         "probs requested with CLATTN_PATH_FUSED, which never stores scores");
     if (st == CLATTN_SUCCESS)
-        clattn_autotune_after_call(ctx, &p, probs != NULL);
+        st = clattn_plan_resolve(ctx, &p, with_probs != 0, NULL, &plan);
+    if (st == CLATTN_SUCCESS)
+        clattn_plan_describe_text(&plan, buf, len);
     pthread_mutex_unlock(&ctx->lock);
     return st;
 }

@@ -63,13 +63,6 @@ clattn_status clattn_cache_dir_from(const char *cache, const char *cache_dir, co
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_cache_dir(int *enabled, char *dir, size_t dir_len, char *err, size_t err_len)
-{
-    return clattn_cache_dir_from(getenv("CLATTN_CACHE"), getenv("CLATTN_CACHE_DIR"),
-                                 getenv("XDG_CACHE_HOME"), getenv("HOME"), enabled, dir, dir_len,
-                                 err, err_len);
-}
-
 int clattn_cache_join(char *out, size_t out_len, const char *dir, const char *name)
 {
     int n = snprintf(out, out_len, "%s/%s", dir, name);

@@ -26,7 +26,8 @@
 clattn_status clattn_cache_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The cache directory from the given variable values (any may be NULL):
+/* The cache directory from the given values (any may be NULL; options.c passes the options' or the
+   environment's):
      cache       $CLATTN_CACHE: "off", "0", "no" or "false" (any case) disables every cache;
      cache_dir   $CLATTN_CACHE_DIR: used as is when not empty;
      xdg         $XDG_CACHE_HOME: "<xdg>/clattn" when absolute (the XDG spec ignores relative ones);
@@ -36,8 +37,6 @@ clattn_status clattn_cache_fail(char *err, size_t err_len, clattn_status status,
 clattn_status clattn_cache_dir_from(const char *cache, const char *cache_dir, const char *xdg,
                                     const char *home, int *enabled, char *dir, size_t dir_len,
                                     char *err, size_t err_len);
-/* The same from the process environment. */
-clattn_status clattn_cache_dir(int *enabled, char *dir, size_t dir_len, char *err, size_t err_len);
 
 /* "<dir>/<name>" into out; 0 if it fit. */
 int clattn_cache_join(char *out, size_t out_len, const char *dir, const char *name);

@@ -15,18 +15,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-static int env_off(const char *v)
-{
-    return v && (!strcasecmp(v, "off") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
-                 !strcasecmp(v, "false"));
-}
-
-static int env_on(const char *v)
-{
-    return v && (!strcasecmp(v, "on") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
-                 !strcasecmp(v, "true"));
-}
-
 /* The hash cl/embed.py takes over the embedded sources, over the files the context really compiles:
    with CLATTN_KERNEL_DIR set, tuning results follow the edited kernels, not the built-in ones. */
 static void sources_hash(const clattn_context *ctx, char hex[CLATTN_SHA256_HEX])
@@ -62,42 +50,39 @@ void clattn_context_load_caches(clattn_context *ctx)
     const clattn_device_info *in = &ctx->info;
     clattn_caches *c = calloc(1, sizeof *c);
     if (!c) {
-        clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "warning: no host memory for the caches; running "
+        clattn_warn(ctx, "no host memory for the caches; running "
                     "without them");
         return;
     }
     ctx->caches = c;
-    c->tuning_enabled = !env_off(getenv("CLATTN_TUNING"));
-    c->store_binaries = 1;
-    c->autotune = env_on(getenv("CLATTN_AUTOTUNE"));
-    c->autotune_budget_s = CLATTN_AUTOTUNE_BUDGET_S;
-    const char *budget = getenv("CLATTN_AUTOTUNE_BUDGET");
-    if (budget && *budget) {
-        char *end;
-        double b = strtod(budget, &end);
-        if (*end == '\0' && b > 0 && b < 1e6)
-            c->autotune_budget_s = b;
-    }
+    const clattn_settings *set = &ctx->settings;
+    c->tuning_enabled = set->tuning;
+    c->store_binaries = !set->private_context;   /* a tuner's candidates are waste */
+    c->in_tuner = set->private_context;
+    c->autotune = set->autotune && !set->private_context;
+    c->autotune_budget_s = set->autotune_budget_s;
     clattn_cache_identity(c->identity, sizeof c->identity, in->platform_name, in->platform_version,
                           in->vendor, in->name, in->driver_version, in->compute_units);
     sources_hash(ctx, c->sources_sha256);
     if (clattn_tune_cache_create(c->identity, c->sources_sha256, CLATTN_VERSION_STRING,
                                  &c->tuning) != CLATTN_SUCCESS) {
-        clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "warning: cannot hold a tuning table; running with "
+        clattn_warn(ctx, "cannot hold a tuning table; running with "
                     "the default kernel parameters");
         return;
     }
-    if (clattn_cache_dir(&c->enabled, c->dir, sizeof c->dir, why, sizeof why) != CLATTN_SUCCESS) {
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: caching is off: %s", why);
-        return;
-    }
+    if (set->cache_problem && set->cache_problem[0])
+        clattn_warn(ctx, "caching is off: %s", set->cache_problem);
+    c->enabled = set->cache && set->cache_dir &&
+                 snprintf(c->dir, sizeof c->dir, "%s", set->cache_dir) < (int)sizeof c->dir;
     if (!c->enabled)
         return;
     char name[CLATTN_TUNE_FILE_NAME_LEN];
     clattn_tune_cache_file_name(c->identity, name);
     clattn_cache_join(c->tuning_path, sizeof c->tuning_path, c->dir, name);
-    if (clattn_tune_cache_load(c->tuning, c->dir, why, sizeof why) != CLATTN_SUCCESS)
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: %s", why);
+    /* a private context starts with an empty table: it tunes, it does not follow old results */
+    if (!set->private_context &&
+        clattn_tune_cache_load(c->tuning, c->dir, why, sizeof why) != CLATTN_SUCCESS)
+        clattn_warn(ctx, "%s", why);
 }
 
 void clattn_recorded_programs_free(clattn_caches *c)
@@ -190,7 +175,7 @@ static clattn_status offline_program(clattn_context *ctx, const char *file, cons
                                      cl_program *out)
 {
     char err[CLATTN_ERROR_LEN - 256], name[256];
-    const char *dir = getenv("CLATTN_BINARY_DIR");
+    const char *dir = ctx->settings.binary_dir;
     unsigned char *data = NULL;
     size_t len = 0;
     cl_int cl_err;
@@ -243,7 +228,7 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
         return CLATTN_SUCCESS;
     binary_key(ctx, source, options, key);
     if (clattn_binary_cache_load(c->dir, key, &data, &len, warn, sizeof warn) != CLATTN_SUCCESS) {
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: %s (compiling %s instead)", warn, file);
+        clattn_warn(ctx, "%s (compiling %s instead)", warn, file);
         return CLATTN_SUCCESS;
     }
     if (!data)
@@ -252,7 +237,7 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
     free(data);
     if (!*out) {
         /* a driver update the identity did not show, or a binary the driver no longer takes */
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: the cached binary for %s was refused (%s); "
+        clattn_warn(ctx, "the cached binary for %s was refused (%s); "
                     "compiling it instead", file, clattn_cl_error_name(err));
         return CLATTN_SUCCESS;
     }
@@ -298,14 +283,14 @@ void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const
     data = clattn_program_binary(ctx, program, &len);
     if (!data) {
         if (!c->store_warned++)
-            clattn_fail(ctx, CLATTN_OPENCL_ERROR, "warning: the driver gave no binary for %s; it "
+            clattn_warn(ctx, "the driver gave no binary for %s; it "
                         "is not cached", file);
         return;
     }
     binary_key(ctx, source, options, key);
     if (clattn_binary_cache_store(c->dir, key, data, len, err, sizeof err) != CLATTN_SUCCESS &&
         !c->store_warned++)
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: program binaries are not cached: %s", err);
+        clattn_warn(ctx, "program binaries are not cached: %s", err);
     free(data);
 }
 
@@ -324,21 +309,6 @@ int clattn_tuning_same_class(const clattn_tune_key *a, const clattn_tune_key *b)
            a->lk_bucket == b->lk_bucket && a->causal == b->causal && a->group == b->group;
 }
 
-void clattn_params_string(const clattn_family *family, const clattn_params *params, char *buf,
-                          size_t len)
-{
-    size_t used = 0;
-    if (len)
-        buf[0] = '\0';
-    for (int i = 0; i < family->n_params && used < len; i++) {
-        int n = snprintf(buf + used, len - used, "%s%s=%d", i ? " " : "", family->params[i].name,
-                         params->v[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-}
-
 /* The entry's values in the family's order; 0 when it names exactly the family's parameters. */
 static int params_from_entry(const clattn_family *family, const clattn_tune_entry *e,
                              clattn_params *out)
@@ -353,34 +323,14 @@ static int params_from_entry(const clattn_family *family, const clattn_tune_entr
 }
 
 int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const clattn_problem *p,
-                         clattn_params *out)
+                         clattn_params *out, int *exact)
 {
     clattn_caches *c = ctx->caches;
     clattn_tune_key key;
-    int exact = 0;
-    if (!c)
+    *exact = 0;
+    if (!c || !c->tuning || !c->tuning_enabled || clattn_tuning_key(family->name, p, &key))
         return 0;
-    if (c->recording) {
-        int known = 0;
-        for (int i = 0; i < c->n_seen; i++)
-            known |= c->seen[i].family == family;
-        if (!known && c->n_seen < CLATTN_TUNE_SEEN_MAX) {
-            c->seen[c->n_seen].family = family;
-            c->seen[c->n_seen++].p = *p;
-        }
-    }
-    if (c->override_family == family) {
-        c->override_hits++;
-        *out = c->override;
-        return 1;
-    }
-    if (!c->tuning || !c->tuning_enabled || clattn_tuning_key(family->name, p, &key))
-        return 0;
-    const clattn_tune_entry *e = clattn_tune_cache_lookup(c->tuning, &key, &exact);
-    if (!exact && c->autotune && !c->in_tuner) {
-        c->autotune_pending = 1;
-        c->pending_key = key;
-    }
+    const clattn_tune_entry *e = clattn_tune_cache_lookup(c->tuning, &key, exact);
     return e && params_from_entry(family, e, out) == 0;
 }
 

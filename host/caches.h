@@ -9,8 +9,6 @@
 #include "host/sha256.h"
 #include "host/tune_cache.h"
 
-#define CLATTN_TUNE_SEEN_MAX 8            /* kernel families one call consults, at most */
-#define CLATTN_AUTOTUNE_BUDGET_S 10.0     /* CLATTN_AUTOTUNE's default budget per shape class */
 #define CLATTN_IDENTITY_LEN 1024
 
 /* A program the context built or loaded while an export recorded (clattn_export_binaries). */
@@ -28,7 +26,7 @@ typedef struct clattn_autotune_class {
 } clattn_autotune_class;
 
 struct clattn_caches {
-    /* where: CLATTN_CACHE, CLATTN_CACHE_DIR, XDG_CACHE_HOME, HOME at context creation */
+    /* where: the context's settings (options.c) */
     int enabled;                          /* 0: CLATTN_CACHE=off (or no directory): no file I/O */
     char dir[CLATTN_CACHE_PATH_MAX];
     char tuning_path[CLATTN_CACHE_PATH_MAX];
@@ -44,17 +42,6 @@ struct clattn_caches {
     int store_warned;                     /* report one failed store per context, not every one */
     unsigned long compiled, loaded;       /* programs built from source / loaded from a binary */
 
-    /* the tuner's seams, consulted by clattn_tuning_lookup */
-    const clattn_family *override_family; /* its parameters are forced to override */
-    clattn_params override;
-    unsigned long override_hits;          /* lookups the override answered */
-    int recording;                        /* 1: note each family consulted in seen[] */
-    struct {
-        const clattn_family *family;
-        clattn_problem p;                 /* its first lookup's problem (a path may reshape the
-                                             caller's: the unfused decode fold) */
-    } seen[CLATTN_TUNE_SEEN_MAX];
-    int n_seen;
     clattn_recorded_program *recorded;    /* programs met while recording (exports) */
     int record_programs;
 
@@ -62,8 +49,6 @@ struct clattn_caches {
     int autotune;
     double autotune_budget_s;
     int in_tuner;                         /* a private tuning context: never autotunes itself */
-    int autotune_pending;                 /* a lookup of this call found no exact entry */
-    clattn_tune_key pending_key;
     clattn_autotune_class *autotuned;
 };
 
@@ -71,9 +56,6 @@ struct clattn_caches {
 int clattn_tuning_key(const char *family, const clattn_problem *p, clattn_tune_key *key);
 /* The same shape class (all but the family). */
 int clattn_tuning_same_class(const clattn_tune_key *a, const clattn_tune_key *b);
-/* The parameters of family as the tuning file spells them ("TILE_M=64 TILE_N=64 ..."). */
-void clattn_params_string(const clattn_family *family, const clattn_params *params, char *buf,
-                          size_t len);
 /* Adds a tuned entry to ctx's tuning table (not to the file). */
 clattn_status clattn_tuning_put(clattn_context *ctx, const clattn_family *family,
                                 const clattn_problem *p, const clattn_params *params, double time_ms,

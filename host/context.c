@@ -104,7 +104,9 @@ static int select_device(const candidate *c, int n, const char *sel)
     return -1;
 }
 
-static clattn_status context_alloc(clattn_context **out)
+/* A context with its settings and locks, before any OpenCL object. */
+static clattn_status context_alloc(const char *selector, const clattn_context_options *opts,
+                                   clattn_context **out)
 {
     clattn_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
@@ -113,15 +115,21 @@ static clattn_status context_alloc(clattn_context **out)
         free(ctx);
         return CLATTN_OUT_OF_MEMORY;
     }
-    const char *dir = getenv("CLATTN_KERNEL_DIR");
-    if (dir && *dir) {
-        ctx->kernel_dir = strdup(dir);
-        if (!ctx->kernel_dir) {
-            pthread_mutex_destroy(&ctx->lock);
-            free(ctx);
-            return CLATTN_OUT_OF_MEMORY;
-        }
+    if (pthread_mutex_init(&ctx->msg_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->lock);
+        free(ctx);
+        return CLATTN_OUT_OF_MEMORY;
     }
+    clattn_status st = clattn_settings_resolve(selector, opts, &ctx->settings);
+    if (st != CLATTN_SUCCESS) {
+        pthread_mutex_destroy(&ctx->msg_lock);
+        pthread_mutex_destroy(&ctx->lock);
+        free(ctx);
+        return st;
+    }
+    ctx->kernel_dir = ctx->settings.kernel_dir;
+    ctx->log_fn = ctx->settings.log;
+    ctx->log_user = ctx->settings.log_user;
     *out = ctx;
     return CLATTN_SUCCESS;
 }
@@ -133,29 +141,31 @@ static clattn_status context_finish(clattn_context *ctx)
     if (st != CLATTN_SUCCESS)
         return st;
     clattn_clear_error(ctx);
-    /* After the clear: a broken cache file stays readable as a warning in last_error. */
     clattn_context_load_caches(ctx);
+    if (ctx->settings.autotune && !ctx->settings.private_context)
+        ctx->after_call = clattn_autotune_after_call;
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_context_create(const char *selector, clattn_context **out)
+clattn_status clattn_context_create_internal(const char *selector, const clattn_context_options *opts,
+                                             int private_context, clattn_context **out)
 {
     if (!out)
         return CLATTN_INVALID_ARGUMENT;
     *out = NULL;
-    if (!selector || !*selector)
-        selector = getenv("CLATTN_DEVICE");
-
-    candidate cands[MAX_DEVICES];
-    int n = list_devices(cands, MAX_DEVICES);
-    int i = select_device(cands, n, selector);
-    if (i < 0)
-        return CLATTN_DEVICE_NOT_FOUND;
 
     clattn_context *ctx = NULL;
-    clattn_status st = context_alloc(&ctx);
+    clattn_status st = context_alloc(selector, opts, &ctx);
     if (st != CLATTN_SUCCESS)
         return st;
+    ctx->settings.private_context = private_context;
+    candidate cands[MAX_DEVICES];
+    int n = list_devices(cands, MAX_DEVICES);
+    int i = select_device(cands, n, ctx->settings.selector);
+    if (i < 0) {
+        st = CLATTN_DEVICE_NOT_FOUND;
+        goto out;
+    }
     ctx->platform = cands[i].platform;
     ctx->device = cands[i].device;
 
@@ -183,7 +193,21 @@ out:
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out)
+clattn_status clattn_context_create_with_options(const char *selector,
+                                                 const clattn_context_options *options,
+                                                 clattn_context **out)
+{
+    return clattn_context_create_internal(selector, options, 0, out);
+}
+
+clattn_status clattn_context_create(const char *selector, clattn_context **out)
+{
+    return clattn_context_create_internal(selector, NULL, 0, out);
+}
+
+clattn_status clattn_context_from_queue_internal(cl_command_queue queue,
+                                                 const clattn_context_options *opts,
+                                                 int private_context, clattn_context **out)
 {
     if (!out)
         return CLATTN_INVALID_ARGUMENT;
@@ -202,9 +226,10 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_co
         return CLATTN_INVALID_ARGUMENT;   /* not a valid command queue */
 
     clattn_context *ctx = NULL;
-    clattn_status st = context_alloc(&ctx);
+    clattn_status st = context_alloc(NULL, opts, &ctx);
     if (st != CLATTN_SUCCESS)
         return st;
+    ctx->settings.private_context = private_context;
     clRetainCommandQueue(queue);
     clRetainContext(cl_ctx);
     ctx->queue = queue;
@@ -222,6 +247,18 @@ clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_co
     return CLATTN_SUCCESS;
 }
 
+clattn_status clattn_context_create_from_queue_with_options(cl_command_queue queue,
+                                                            const clattn_context_options *options,
+                                                            clattn_context **out)
+{
+    return clattn_context_from_queue_internal(queue, options, 0, out);
+}
+
+clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out)
+{
+    return clattn_context_from_queue_internal(queue, NULL, 0, out);
+}
+
 void clattn_context_release(clattn_context *ctx)
 {
     if (!ctx)
@@ -233,7 +270,8 @@ void clattn_context_release(clattn_context *ctx)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx)
         clReleaseContext(ctx->cl_ctx);
-    free(ctx->kernel_dir);
+    clattn_settings_free(&ctx->settings);
+    pthread_mutex_destroy(&ctx->msg_lock);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }

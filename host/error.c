@@ -19,26 +19,106 @@ const char *clattn_status_string(clattn_status status)
     return "CLATTN_UNKNOWN_STATUS: not a clattn_status value";
 }
 
+/* Messages are formatted outside the lock (an argument may be another context's message) and
+   copied in under it, so that a reader on another thread never sees half of one. */
+static void store_message(clattn_context *ctx, char *dst, const char *msg)
+{
+    pthread_mutex_lock(&ctx->msg_lock);
+    snprintf(dst, CLATTN_ERROR_LEN, "%s", msg);
+    pthread_mutex_unlock(&ctx->msg_lock);
+}
+
 clattn_status clattn_fail(clattn_context *ctx, clattn_status status, const char *fmt, ...)
 {
     if (ctx) {
+        char msg[CLATTN_ERROR_LEN];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->last_error, sizeof ctx->last_error, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        store_message(ctx, ctx->last_error, msg);
     }
     return status;
+}
+
+void clattn_warn(clattn_context *ctx, const char *fmt, ...)
+{
+    if (!ctx)
+        return;
+    char msg[CLATTN_ERROR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    store_message(ctx, ctx->last_warning, msg);
+    clattn_log(ctx, CLATTN_LOG_WARNING, msg);
+}
+
+void clattn_log(clattn_context *ctx, clattn_log_level level, const char *msg)
+{
+    if (!ctx)
+        return;
+    if (ctx->log_fn)
+        ctx->log_fn(ctx->log_user, level, msg);
+    else if (level == CLATTN_LOG_PLAN && ctx->settings.log_to_stderr)
+        fprintf(stderr, "clattn: %s\n", msg);   /* CLATTN_LOG=plan asked for exactly this */
 }
 
 void clattn_clear_error(clattn_context *ctx)
 {
     if (ctx)
-        ctx->last_error[0] = '\0';
+        store_message(ctx, ctx->last_error, "");
+}
+
+/* The copy a thread gets back from clattn_context_last_error/last_warning: the context's buffer may
+   be rewritten by another thread's failure the moment the lock is released. */
+static _Thread_local char returned[CLATTN_ERROR_LEN];
+
+static size_t copy_message(const clattn_context *ctx, const char *src, char *buf, size_t len)
+{
+    clattn_context *c = (clattn_context *)ctx;   /* the lock, not the message, changes */
+    pthread_mutex_lock(&c->msg_lock);
+    size_t n = strlen(src);
+    if (len > 0)
+        snprintf(buf, len, "%s", src);
+    pthread_mutex_unlock(&c->msg_lock);
+    return n;
 }
 
 const char *clattn_context_last_error(const clattn_context *ctx)
 {
-    return ctx ? ctx->last_error : "";
+    if (!ctx)
+        return "";
+    copy_message(ctx, ctx->last_error, returned, sizeof returned);
+    return returned;
+}
+
+size_t clattn_context_last_error_copy(const clattn_context *ctx, char *buf, size_t len)
+{
+    if (!ctx) {
+        if (buf && len)
+            buf[0] = '\0';
+        return 0;
+    }
+    return copy_message(ctx, ctx->last_error, buf, buf ? len : 0);
+}
+
+const char *clattn_context_last_warning(const clattn_context *ctx)
+{
+    if (!ctx)
+        return "";
+    copy_message(ctx, ctx->last_warning, returned, sizeof returned);
+    return returned;
+}
+
+void clattn_context_set_log(clattn_context *ctx, clattn_log_fn fn, void *user)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx->lock);   /* not while a call on another thread may be logging */
+    ctx->log_fn = fn;
+    ctx->log_user = user;
+    pthread_mutex_unlock(&ctx->lock);
 }
 
 const char *clattn_cl_error_name(cl_int err)

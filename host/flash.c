@@ -2,8 +2,9 @@
  * decoding, where several work-groups share one row's keys and cl/merge.cl combines their partial
  * results. Nothing here grows with Lq·Lk: the only scratch is the split partials,
  * B·Hq·Lq·splits·dv floats. */
-#include "host/internal.h"
+#include "host/plan.h"
 
+#include <string.h>
 #include <stdio.h>
 
 /* Query rows per KV head (Hq/Hkv · Lq) up to which a problem is decode-shaped: it takes the
@@ -170,6 +171,44 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
     return splits > 1 ? (int)splits : 1;
 }
 
+/* The split count rounded so that every range is whole tiles and none is empty. */
+static void split_ranges(const clattn_problem *p, const clattn_params *pr, int splits, int *out_splits,
+                         int *keys)
+{
+    const int bn = pr->v[P_BLOCK_N];
+    *out_splits = 1;
+    *keys = p->Lk;
+    if (splits <= 1)
+        return;
+    int chunk = (p->Lk + splits - 1) / splits;
+    chunk = (chunk + bn - 1) / bn * bn;
+    if (chunk <= 0)
+        return;
+    *out_splits = (p->Lk + chunk - 1) / chunk;
+    *keys = *out_splits > 1 ? chunk : p->Lk;
+}
+
+/* The merge step that combines split partials, when there is more than one. */
+static clattn_status add_merge(clattn_context *ctx, const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    if (plan->splits <= 1)
+        return CLATTN_SUCCESS;
+    return clattn_plan_params(ctx, &clattn_family_merge, &plan->p, cfg, &plan->step[plan->n_steps++]);
+}
+
+clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
+                                const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    clattn_plan_step *s = &plan->step[0];
+    clattn_status st = clattn_plan_params(ctx, clattn_flash_family_for(p), p, cfg, s);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    plan->n_steps = 1;
+    split_ranges(p, &s->params, clattn_flash_splits_on(&ctx->info, p, &s->params), &plan->splits,
+                 &plan->split_keys);
+    return add_merge(ctx, cfg, plan);
+}
+
 #define ARG(x)                                                                                    \
     do {                                                                                          \
         st = clattn_set_arg(ctx, kernel, a++, sizeof(x), &(x));                                   \
@@ -177,24 +216,15 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
             goto out;                                                                             \
     } while (0)
 
-clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,
-                                        const clattn_params *pr, int splits, cl_mem q, cl_mem k,
-                                        cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
+                               cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
 {
     clattn_status st = CLATTN_SUCCESS;
-    const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N];
-    if (splits < 1)
-        splits = 1;
-
-    /* Whole tiles per chunk; the split count is then what it takes to cover Lk, so that no chunk
-       is empty. */
-    int chunk = p->Lk;
-    if (splits > 1) {
-        chunk = (p->Lk + splits - 1) / splits;
-        chunk = (chunk + bn - 1) / bn * bn;
-        splits = chunk > 0 ? (p->Lk + chunk - 1) / chunk : 1;
-    }
-    const int split = splits > 1;
+    const clattn_problem *p = &plan->p;
+    const clattn_params *pr = &plan->step[0].params;
+    const int bm = pr->v[P_BLOCK_M];
+    const int splits = plan->splits, split = splits > 1;
+    const int chunk = plan->split_keys;
 
     /* The head dimensions are compile-time, so that the kernel's loops over them unroll. */
     char options[512];
@@ -225,7 +255,6 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
         if (st != CLATTN_SUCCESS)
             return st;
     }
-
     /* Scores in base 2: exp2 in the kernel, log2(e) folded into the query scale. */
     const float qscale = (float)((double)p->scale * 1.4426950408889634);
     cl_uint a = 0;
@@ -267,19 +296,27 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
     const size_t local[3] = {wgs, 1, 1};
     st = clattn_launch(ctx, kernel, 3, global, local, "flash_attention");
     if (st == CLATTN_SUCCESS && split)
-        st = clattn_merge_enqueue_contiguous(ctx, p, splits, dst, dst_lse, out, lse);
+        st = clattn_merge_enqueue_contiguous(ctx, p, &plan->step[1].params, splits, dst, dst_lse, out,
+                                             lse);
 out:
     return st;
 }
 
-clattn_status clattn_flash_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
-                                   cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,
+                                        const clattn_params *params, int splits, cl_mem q, cl_mem k,
+                                        cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
 {
-    const clattn_family *family = clattn_flash_family_for(p);
-    clattn_params pr;
-    clattn_status st = clattn_params_lookup(ctx, family, p, &pr);
+    clattn_plan plan;
+    clattn_plan_config cfg = {clattn_flash_family_for(p), *params, 0};
+    memset(&plan, 0, sizeof plan);
+    plan.path = CLATTN_PATH_FUSED;
+    plan.p = *p;
+    clattn_status st = clattn_plan_params(ctx, cfg.forced_family, p, &cfg, &plan.step[0]);
     if (st != CLATTN_SUCCESS)
         return st;
-    return clattn_flash_enqueue_with(ctx, p, &pr, clattn_flash_splits(ctx, p, &pr), q, k, v, mask,
-                                     out, lse);
+    plan.n_steps = 1;
+    split_ranges(p, params, splits, &plan.splits, &plan.split_keys);
+    if ((st = add_merge(ctx, NULL, &plan)) != CLATTN_SUCCESS)
+        return st;
+    return clattn_flash_run(ctx, &plan, q, k, v, mask, out, lse);
 }

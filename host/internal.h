@@ -4,6 +4,7 @@
 
 #define CLATTN_BUILDING 1
 #include "clattn.h"
+#include "host/options.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,6 +40,7 @@ typedef struct clattn_device_info {
 
 typedef struct clattn_program_entry clattn_program_entry;   /* program.c */
 typedef struct clattn_caches clattn_caches;                 /* caches.h */
+typedef struct clattn_plan clattn_plan;                     /* plan.h */
 
 /* ---- device scratch -------------------------------------------------------------------------- */
 
@@ -71,14 +73,30 @@ struct clattn_context {
     clattn_device_info info;
 
     pthread_mutex_t lock;         /* serialises calls: kernel objects and scratch are shared */
-    char last_error[CLATTN_ERROR_LEN];
+    pthread_mutex_t msg_lock;     /* guards the two messages: they are read from any thread */
+    char last_error[CLATTN_ERROR_LEN];     /* written only by a failing call */
+    char last_warning[CLATTN_ERROR_LEN];   /* what a call that went on despite a problem said */
+    clattn_log_fn log_fn;         /* warnings and plan descriptions go here; NULL: nowhere */
+    void *log_user;
 
-    char *kernel_dir;             /* $CLATTN_KERNEL_DIR at creation, or NULL: embedded sources */
+    clattn_settings settings;     /* options.c: the options with the environment's defaults */
+    const char *kernel_dir;       /* settings.kernel_dir: NULL for the embedded sources */
     clattn_program_entry *programs;
     clattn_scratch scratch;
 
     struct clattn_caches *caches; /* caches.c: cache directory, tuning table, tuner state (host/caches.h) */
+    /* Called after each successful clattn_attention with its plan, lock held: automatic tuning
+       (autotune.c) when the settings ask for it, else NULL. Set once, at creation. */
+    void (*after_call)(clattn_context *ctx, const clattn_plan *plan);
 };
+
+/* The context constructors behind the public ones; private_context 1 makes the library's own
+   contexts (the tuner's, exports'): no tuning table loaded, never autotunes, stores no binaries. */
+clattn_status clattn_context_create_internal(const char *selector, const clattn_context_options *opts,
+                                             int private_context, clattn_context **out);
+clattn_status clattn_context_from_queue_internal(cl_command_queue queue,
+                                                 const clattn_context_options *opts,
+                                                 int private_context, clattn_context **out);
 
 /* ---- errors (error.c) ------------------------------------------------------------------------ */
 
@@ -91,6 +109,11 @@ clattn_status clattn_fail(clattn_context *ctx, clattn_status status, const char 
 clattn_status clattn_fail_cl(clattn_context *ctx, cl_int err, const char *what);
 const char *clattn_cl_error_name(cl_int err);
 void clattn_clear_error(clattn_context *ctx);
+/* A problem the call goes on despite (a cache file ignored, a folder not writable): kept apart from
+   last_error (clattn_context_last_warning) and handed to the context's log callback. */
+void clattn_warn(clattn_context *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands msg to the context's log callback, if any. */
+void clattn_log(clattn_context *ctx, clattn_log_level level, const char *msg);
 
 /* ---- device info (device.c) ------------------------------------------------------------------ */
 
@@ -123,6 +146,8 @@ typedef struct clattn_problem {
 /* Validates desc and fills p. On failure writes a message naming the field into err. */
 clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_problem *p,
                                   char *err, size_t err_len);
+/* The desc of p's shape without its mask: what the tuner builds its problems from. */
+void clattn_problem_shape_desc(const clattn_problem *p, clattn_attention_desc *desc);
 size_t clattn_dtype_size(clattn_dtype dtype);
 size_t clattn_mask_elem_size(clattn_mask_type type);
 
@@ -161,9 +186,9 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
 /* Stores a freshly built program's binary; failures are ignored (the cache is an optimisation). */
 void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const char *source,
                                     const char *options, cl_program program);
-/* After a successful clattn_attention (lock held): CLATTN_AUTOTUNE=1 tunes p's shape class when
-   a lookup of the call found it untuned (autotune.c). probs: whether the call wanted probs. */
-void clattn_autotune_after_call(clattn_context *ctx, const clattn_problem *p, int probs);
+/* The after_call hook of contexts made with automatic tuning (autotune.c): tunes the plan's shape
+   class when a step's parameters came from no exact tuning entry, once per class and context. */
+void clattn_autotune_after_call(clattn_context *ctx, const clattn_plan *plan);
 
 /* A kernel from file built with options, created once per context and cached by (file, options,
    kernel name). Must be called with ctx->lock held; the kernel stays owned by the context. */
@@ -207,9 +232,10 @@ typedef struct clattn_family {
     void (*fit_defaults)(clattn_params *params, const clattn_problem *p);
 } clattn_family;
 
-/* The parameters to use for family on this context and problem: the tuning cache if it has an entry
-   (exact, then nearest shape class), else the device-class defaults, else the valid point nearest
-   the defaults, else the first valid point of the space. */
+/* The parameters a user's call takes for family on this context and problem (clattn_plan_params,
+   plan.h, with provenance): the tuning cache if it has an entry (exact, then nearest shape class),
+   else the device-class defaults, else the valid point nearest the defaults, else the first valid
+   point of the space. */
 clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
                                    const clattn_problem *p, clattn_params *out);
 void clattn_params_defaults(const clattn_family *family, clattn_device_class cls, clattn_params *out);
@@ -219,10 +245,14 @@ int clattn_params_defines(const clattn_family *family, const clattn_params *para
 /* Problem defines every kernel shares: -DUSE_F16 -DMASK_TYPE -DCAUSAL. */
 int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len);
 int clattn_param_index(const clattn_family *family, const char *name);
-/* The tuned parameters for family and this problem's shape class, if the tuning file has them
-   in caches.c (exact key, then the nearest shape class). Returns 1 and fills out when found. Lock held. */
+/* The parameters of family as the tuning file spells them ("TILE_M=64 TILE_N=64 ..."). */
+void clattn_params_string(const clattn_family *family, const clattn_params *params, char *buf,
+                          size_t len);
+/* The tuned parameters for family and this problem's shape class, if the context's tuning table has
+   them (caches.c: exact key, then the nearest shape class; *exact says which). Returns 1 and fills
+   out when found; 0 with tuning off. Reads only. Lock held. */
 int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const clattn_problem *p,
-                         clattn_params *out);
+                         clattn_params *out, int *exact);
 
 /* ---- scratch (scratch.c) --------------------------------------------------------------------- */
 
@@ -257,18 +287,12 @@ extern const clattn_family clattn_family_qk;
 extern const clattn_family clattn_family_softmax;
 extern const clattn_family clattn_family_pv;
 
-/* Lock held, arguments checked, B*Lq > 0. */
-clattn_status clattn_unfused_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
-                                     cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse);
 /* The same with the score scratch of one chunk capped at chunk_bytes (clattn_unfused_enqueue uses
    256 MiB; tests pass a small value to exercise the chunking). */
 clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
                                              cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
                                              cl_mem lse, size_t chunk_bytes);
 
-/* The fused path (flash.c): online softmax, split-KV for decode-like shapes. Lock held. */
-clattn_status clattn_flash_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
-                                   cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
 /* flash.c */
 /* Both run cl/flash_attention.cl with the same parameters; "flash" serves prefill-shaped problems,
    "flash_split" decode-shaped ones (at most 16 query rows per KV head), split-KV or not. */
@@ -293,8 +317,9 @@ extern const clattn_family clattn_family_merge;
 /* Split-KV: combines float32 partials part_out [splits][B*Hq*Lq][dv] and part_lse [splits][B*Hq*Lq]
    (row (b*Hq + h)*Lq + i) into out (p's storage type, strides o_bs/o_hs/o_rs) and lse (float32
    [B,Hq,Lq], may be NULL). Splits with lse -inf are skipped. Lock held, arguments checked. */
-clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p, int splits,
-                                              cl_mem part_out, cl_mem part_lse, cl_mem out, cl_mem lse);
+clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p,
+                                              const clattn_params *params, int splits, cl_mem part_out,
+                                              cl_mem part_lse, cl_mem out, cl_mem lse);
 /* clattn_merge_partials after its checks (p from the desc's shape fields), staging the parts in
    tiles of at most stage_bytes (tests pass a small value to exercise the tiling). Lock held. */
 clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_problem *p, int parts,

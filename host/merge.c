@@ -1,7 +1,7 @@
 /* Merging attention results computed over disjoint key sets: the split-KV partials of one device
  * (clattn_merge_enqueue_contiguous) and the caller's parts from several devices or ring steps
  * (clattn_merge_partials, and clattn_merge_partials_host on the CPU). The algebra is in cl/merge.cl. */
-#include "host/internal.h"
+#include "host/plan.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -58,17 +58,15 @@ typedef struct merge_tile {
     long l_ps;
 } merge_tile;
 
-static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p, const merge_tile *t,
-                                  cl_mem out, cl_mem lse)
+static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
+                                  const clattn_params *params, const merge_tile *t, cl_mem out,
+                                  cl_mem lse)
 {
-    clattn_params params;
-    clattn_status st = clattn_params_lookup(ctx, &clattn_family_merge, p, &params);
-    if (st != CLATTN_SUCCESS)
-        return st;
+    clattn_status st;
     char options[256];
     snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d", p->dtype == CLATTN_F16,
              t->part_f16);
-    if (clattn_params_defines(&clattn_family_merge, &params, options, sizeof options))
+    if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
     cl_kernel k;
     st = clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", &k);
@@ -110,16 +108,17 @@ static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p, 
     ARG(lse_bs);
     ARG(lse_hs);
 #undef ARG
-    const int vec = params.v[1];
+    const int vec = params->v[1];
     size_t global = (size_t)rows * (size_t)((dv + vec - 1) / vec);
-    size_t local = (size_t)params.v[0];
+    size_t local = (size_t)params->v[0];
     return clattn_launch(ctx, k, 1, &global, &local, "merge_parts");
 }
 
 /* ---- split-KV -------------------------------------------------------------------------------- */
 
-clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p, int splits,
-                                              cl_mem part_out, cl_mem part_lse, cl_mem out, cl_mem lse)
+clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p,
+                                              const clattn_params *params, int splits, cl_mem part_out,
+                                              cl_mem part_lse, cl_mem out, cl_mem lse)
 {
     long row_elems = (long)p->Lq * p->dv;
     merge_tile t = {
@@ -129,7 +128,7 @@ clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_
         .p_rs = p->dv,
         .part_lse = part_lse, .l_ps = (long)p->B * p->Hq * p->Lq,
     };
-    return merge_launch(ctx, p, &t, out, lse);
+    return merge_launch(ctx, p, params, &t, out, lse);
 }
 
 /* ---- the public merge ------------------------------------------------------------------------ */
@@ -273,6 +272,10 @@ clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_prob
 {
     if (p->B == 0 || p->Lq == 0)
         return CLATTN_SUCCESS;
+    clattn_plan_step merge;
+    clattn_status st = clattn_plan_params(ctx, &clattn_family_merge, p, NULL, &merge);
+    if (st != CLATTN_SUCCESS)
+        return st;
     /* Tiles of whole batch entries while one entry of every part fits the stage, else of query rows
        within one entry. A query row (every head) is counted at the larger of its out and its lse
        bytes, so that both stages fit. */
@@ -304,7 +307,7 @@ clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_prob
     t.parts = parts;
     t.part_f16 = p->dtype == CLATTN_F16;
     size_t tile_rows = (size_t)nb * (size_t)p->Hq * (size_t)ni;
-    clattn_status st = clattn_scratch_get(ctx, CLATTN_SCRATCH_WORK0,
+    st = clattn_scratch_get(ctx, CLATTN_SCRATCH_WORK0,
                                           tile_rows * (size_t)p->dv * es * (size_t)parts, &t.part_out);
     if (st != CLATTN_SUCCESS)
         return st;
@@ -343,7 +346,7 @@ clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_prob
                 if (err != CL_SUCCESS)
                     return clattn_fail_cl(ctx, err, "ordering the merge after its staging copies");
             }
-            if ((st = merge_launch(ctx, p, &t, out, lse)) != CLATTN_SUCCESS)
+            if ((st = merge_launch(ctx, p, &merge.params, &t, out, lse)) != CLATTN_SUCCESS)
                 return st;
         }
     }

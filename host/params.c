@@ -1,6 +1,6 @@
 /* Kernel parameters: defaults per device class, the -D option strings, and the lookup that the tuning
  * cache plugs into. The options string is also the program-cache key. */
-#include "host/internal.h"
+#include "host/plan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,21 @@ void clattn_params_defaults(const clattn_family *family, clattn_device_class cls
     memset(out, 0, sizeof *out);
     for (int i = 0; i < family->n_params; i++)
         out->v[i] = family->params[i].default_value[cls];
+}
+
+void clattn_params_string(const clattn_family *family, const clattn_params *params, char *buf,
+                          size_t len)
+{
+    size_t used = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int i = 0; i < family->n_params && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s=%d", i ? " " : "", family->params[i].name,
+                         params->v[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
 }
 
 int clattn_param_index(const clattn_family *family, const char *name)
@@ -142,17 +157,35 @@ static int first_valid(const clattn_family *family, const clattn_device_info *de
     return 0;
 }
 
-clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
-                                   const clattn_problem *p, clattn_params *out)
+clattn_status clattn_plan_params(clattn_context *ctx, const clattn_family *family,
+                                 const clattn_problem *p, const clattn_plan_config *cfg,
+                                 clattn_plan_step *step)
 {
     char why[256] = "";
-    if (clattn_tuning_lookup(ctx, family, p, out) && family->valid(out, &ctx->info, p, why, sizeof why))
+    clattn_params *out = &step->params;
+    int exact = 0;
+    step->family = family;
+    step->p = *p;
+    if (cfg && cfg->forced_family == family) {
+        *out = cfg->forced;
+        step->source = CLATTN_SOURCE_FORCED;
+        if (family->valid(out, &ctx->info, p, why, sizeof why))
+            return CLATTN_SUCCESS;
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "forced %s parameters do not fit: %s",
+                           family->name, why);
+    }
+    if (!(cfg && cfg->defaults_only) && clattn_tuning_lookup(ctx, family, p, out, &exact) &&
+        family->valid(out, &ctx->info, p, why, sizeof why)) {
+        step->source = exact ? CLATTN_SOURCE_TUNED_EXACT : CLATTN_SOURCE_TUNED_NEAREST;
         return CLATTN_SUCCESS;
+    }
+    step->source = CLATTN_SOURCE_DEFAULT;
     clattn_params_defaults(family, ctx->info.cls, out);
     if (family->fit_defaults)
         family->fit_defaults(out, p);
     if (family->valid(out, &ctx->info, p, why, sizeof why))
         return CLATTN_SUCCESS;
+    step->source = CLATTN_SOURCE_FALLBACK;
     clattn_params defaults = *out;
     if (nearest_valid(family, &ctx->info, p, &defaults, out) ||
         first_valid(family, &ctx->info, p, out))
@@ -160,4 +193,14 @@ clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *fam
     return clattn_fail(ctx, CLATTN_UNSUPPORTED,
                        "no %s kernel configuration fits device '%s' for d=%d dv=%d (%s)", family->name,
                        ctx->info.name, p->d, p->dv, why);
+}
+
+clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
+                                   const clattn_problem *p, clattn_params *out)
+{
+    clattn_plan_step step;
+    clattn_status st = clattn_plan_params(ctx, family, p, NULL, &step);
+    if (st == CLATTN_SUCCESS)
+        *out = step.params;
+    return st;
 }

@@ -162,3 +162,20 @@ clattn_status clattn_attention_sizes(const clattn_attention_desc *desc, clattn_t
         *sizes = p.bytes;
     return st;
 }
+
+void clattn_problem_shape_desc(const clattn_problem *p, clattn_attention_desc *desc)
+{
+    memset(desc, 0, sizeof *desc);
+    desc->batch = p->B;
+    desc->heads_q = p->Hq;
+    desc->heads_kv = p->Hkv;
+    desc->seq_q = p->Lq;
+    desc->seq_kv = p->Lk;
+    desc->head_dim = p->d;
+    desc->head_dim_v = p->dv;
+    desc->scale = p->scale;
+    desc->dtype = p->dtype;
+    desc->layout = p->layout;
+    desc->causal = p->causal;
+    desc->path = p->path;
+}

@@ -3,10 +3,9 @@
  *
  * Where the search space comes from: each family's own table (clattn_param_def candidates and its
  * valid() constraints); nothing here knows a family by name. The families to tune are those the
- * path consults while running the shape (recorded by clattn_tuning_lookup), so a new kernel family
- * is tuned as soon as its path looks its parameters up.
+ * shape's plan runs (host/plan.h), so a new kernel family is tuned as soon as its path plans it.
  *
- * A candidate is forced through ctx->caches->override, then
+ * A candidate is a plan with its family's parameters forced (clattn_plan_config), then
  *   1. run on a smaller problem of the same shape class and compared with clattn_attention_reference,
  *   2. run once at full size (the warm-up, which also builds it) and compared with the output of the
  *      defaults (so a family the small problem does not exercise is still checked),
@@ -65,19 +64,9 @@ static double reference_cost(const clattn_attention_desc *c)
 static void check_desc(const clattn_problem *p, clattn_attention_desc *c)
 {
     int bucket = clattn_tune_lk_bucket(p->Lk);
-    memset(c, 0, sizeof *c);
-    c->batch = p->B;
-    c->heads_kv = p->Hkv;
-    c->heads_q = p->Hq;
+    clattn_problem_shape_desc(p, c);
     c->seq_q = p->Lq > 129 ? 129 : p->Lq;
     c->seq_kv = bucket > 2 && p->Lk > bucket / 2 + 1 ? bucket / 2 + 1 : p->Lk;
-    c->head_dim = p->d;
-    c->head_dim_v = p->dv;
-    c->scale = p->scale;
-    c->dtype = p->dtype;
-    c->layout = p->layout;
-    c->causal = p->causal;
-    c->path = p->path;
     while (reference_cost(c) > MAX_REFERENCE_MACS && c->batch > 1)
         c->batch = (c->batch + 1) / 2;
     while (reference_cost(c) > MAX_REFERENCE_MACS && c->heads_kv > 1) {
@@ -86,49 +75,45 @@ static void check_desc(const clattn_problem *p, clattn_attention_desc *c)
     }
 }
 
-static clattn_path resolve_path(clattn_path path)
-{
-    return path == CLATTN_PATH_AUTO ? CLATTN_PATH_FUSED : path;
-}
-
-/* Fills t->rep->families from the families the path consults for the timing problem, running it
-   once with every family at its defaults (this also builds them). */
+/* Fills t->rep->families from the plan of the timing problem at every family's defaults, running it
+   once (which also builds its programs and gives the output every candidate must reproduce). */
 static clattn_status discover(tuner *t)
 {
-    clattn_caches *c = t->rig.pc->caches;
+    const clattn_plan_config defaults = {NULL, {{0}}, 1};
+    clattn_context *pc = t->rig.pc;
     double ms;
-    c->recording = 1;
-    c->n_seen = 0;
     double t0 = clattn_tune_now();
-    clattn_status st = clattn_workload_time(t->rig.pc, &t->rig.timing, t->rig.events, &ms);
-    c->recording = 0;
+    clattn_status st = clattn_workload_time(pc, &t->rig.timing, &defaults, t->rig.events, &ms);
+    if (st == CLATTN_SUCCESS) {
+        pthread_mutex_lock(&pc->lock);
+        st = clattn_plan_resolve(pc, &t->rig.timing.p, 0, &defaults, &t->plan);
+        pthread_mutex_unlock(&pc->lock);
+    }
     if (st != CLATTN_SUCCESS)
         return clattn_fail(t->ctx, st, "the path fails with its default parameters: %s",
-                           t->rig.pc->last_error);
+                           pc->last_error);
     t->est_cost = clattn_tune_now() - t0;
-    /* the defaults' output at full size: what every candidate must reproduce */
-    st = clattn_workload_read(t->rig.pc, &t->rig.timing, t->rig.timing.expected);
+    st = clattn_workload_read(pc, &t->rig.timing, t->rig.timing.expected);
     if (st != CLATTN_SUCCESS)
-        return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);
+        return clattn_fail(t->ctx, st, "%s", pc->last_error);
     t->rig.timing.has_expected = 1;
-    for (int i = 0; i < c->n_seen && t->rep->n_families < CLATTN_TUNE_MAX_FAMILIES; i++)
-        if (wanted(t, c->seen[i].family)) {
+    for (int i = 0; i < t->plan.n_steps && t->rep->n_families < CLATTN_TUNE_MAX_FAMILIES; i++)
+        if (wanted(t, t->plan.step[i].family)) {
             clattn_tune_family_report *fr = &t->rep->families[t->rep->n_families++];
-            snprintf(fr->family, sizeof fr->family, "%s", c->seen[i].family->name);
+            snprintf(fr->family, sizeof fr->family, "%s", t->plan.step[i].family->name);
             fr->default_ms = fr->best_ms = -1;
         }
     return CLATTN_SUCCESS;
 }
 
-/* The family named, and the problem the path looked its parameters up for: what candidates are
-   checked against and what the winner is filed under. */
-static const clattn_family *seen_family(const tuner *t, const char *name, const clattn_problem **p)
+/* The family named, and the problem the plan runs it on: what candidates are checked against and
+   what the winner is filed under. */
+static const clattn_family *plan_family(const tuner *t, const char *name, const clattn_problem **p)
 {
-    const clattn_caches *c = t->rig.pc->caches;
-    for (int i = 0; i < c->n_seen; i++)
-        if (!strcmp(c->seen[i].family->name, name)) {
-            *p = &c->seen[i].p;
-            return c->seen[i].family;
+    for (int i = 0; i < t->plan.n_steps; i++)
+        if (!strcmp(t->plan.step[i].family->name, name)) {
+            *p = &t->plan.step[i].p;
+            return t->plan.step[i].family;
         }
     return NULL;
 }
@@ -164,7 +149,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     desc.mask_type = CLATTN_MASK_NONE;
     desc.mask_batch_stride = desc.mask_head_stride = desc.mask_row_stride = 0;
     desc.mask_rows_broadcast = 0;
-    desc.path = resolve_path(desc.path);
+    desc.path = clattn_path_resolve(desc.path, 0);
     rep->path = desc.path;
     if (clattn_problem_init(&desc, &p, err, sizeof err) != CLATTN_SUCCESS)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
@@ -206,7 +191,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     }
     for (int i = 0; i < rep->n_families; i++) {
         search *si = &s[i];
-        si->f = seen_family(&t, rep->families[i].family, &si->p);
+        si->f = plan_family(&t, rep->families[i].family, &si->p);
         si->fr = &rep->families[i];
         si->index = i;
         si->max = t.opt.max_candidates;
@@ -230,7 +215,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     /* the whole call with every winner, through the lookups as users will get it, checked, then
        timed side by side with every family at its defaults */
     if (rep->n_families) {
-        clattn_tune_config defaults = {NULL, {{0}}, 0}, tuned = {NULL, {{0}}, 1};
+        clattn_plan_config defaults = {NULL, {{0}}, 1}, tuned = {NULL, {{0}}, 0};
         char why[256];
         int ok = clattn_tune_check(&t.rig, &tuned, NULL, why, sizeof why);
         if (!ok) {
@@ -257,7 +242,7 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     if (!t.opt.no_save && rep->n_families) {
         char why[CLATTN_ERROR_LEN - 128];
         if (clattn_tuning_save(ctx, &rep->saved, why, sizeof why) != CLATTN_SUCCESS)
-            clattn_fail(ctx, CLATTN_IO_ERROR, "warning: tuning results kept in this context only: %s",
+            clattn_warn(ctx, "tuning results kept in this context only: %s",
                         why);
         if (!rep->saved && !rep->note[0])
             snprintf(rep->note, sizeof rep->note, "not saved: %.490s", why);

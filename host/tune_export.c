@@ -127,7 +127,7 @@ static clattn_status run_path(clattn_context *ctx, clattn_context *pc,
     if (st != CLATTN_SUCCESS)
         return st;
     if (w.p.B > 0 && w.p.Lq > 0) {
-        st = clattn_workload_enqueue(pc, &w);
+        st = clattn_workload_enqueue(pc, &w, NULL);
         if (st == CLATTN_SUCCESS && clFinish(pc->queue) != CL_SUCCESS)
             st = clattn_fail(pc, CLATTN_OPENCL_ERROR, "clFinish failed");
         if (st != CLATTN_SUCCESS)

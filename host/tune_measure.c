@@ -143,16 +143,20 @@ clattn_status clattn_workload_reference(clattn_context *ctx, clattn_workload *w)
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_workload_enqueue(clattn_context *ctx, clattn_workload *w)
+clattn_status clattn_workload_enqueue(clattn_context *ctx, clattn_workload *w,
+                                      const clattn_plan_config *cfg)
 {
+    clattn_plan plan;
     pthread_mutex_lock(&ctx->lock);
-    clattn_status st = clattn_attention_enqueue_locked(ctx, &w->p, w->q, w->k, w->v, w->mask, w->out,
-                                                       NULL, NULL);
+    clattn_status st = clattn_plan_resolve(ctx, &w->p, 0, cfg, &plan);
+    if (st == CLATTN_SUCCESS)
+        st = clattn_plan_enqueue(ctx, &plan, w->q, w->k, w->v, w->mask, w->out, NULL, NULL);
     pthread_mutex_unlock(&ctx->lock);
     return st;
 }
 
-clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w, int events, double *ms)
+clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w,
+                                   const clattn_plan_config *cfg, int events, double *ms)
 {
     cl_event e0 = NULL, e1 = NULL;
     cl_int err = CL_SUCCESS;
@@ -162,7 +166,7 @@ clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w, int 
         err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0);
     if (err != CL_SUCCESS)
         return clattn_fail_cl(ctx, err, "clEnqueueMarkerWithWaitList");
-    st = clattn_workload_enqueue(ctx, w);
+    st = clattn_workload_enqueue(ctx, w, cfg);
     if (st == CLATTN_SUCCESS && events && (err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL,
                                                                               &e1)) != CL_SUCCESS)
         st = clattn_fail_cl(ctx, err, "clEnqueueMarkerWithWaitList");
@@ -223,22 +227,19 @@ int clattn_tune_compare(const float *got, const float *want, size_t n, double re
    and cache directory, so programs and scratch made while measuring are freed with it. */
 clattn_status clattn_private_context(clattn_context *ctx, clattn_context **out)
 {
-    clattn_status st = clattn_context_create_from_queue(ctx->queue, out);
+    clattn_context_options o;
+    clattn_settings_as_options(&ctx->settings, &o);
+    o.log = NULL;                 /* a candidate's troubles are the tuner's to report, not the log's */
+    o.log_plans = CLATTN_SWITCH_OFF;
+    o.tuning = CLATTN_SWITCH_ON;  /* its table holds the winners so far, whatever the caller's switch */
+    clattn_status st = clattn_context_from_queue_internal(ctx->queue, &o, 1, out);
     if (st != CLATTN_SUCCESS)
         return clattn_fail(ctx, st, "cannot make the tuner's context on the queue");
-    clattn_context *pc = *out;
-    free(pc->kernel_dir);
-    pc->kernel_dir = ctx->kernel_dir ? strdup(ctx->kernel_dir) : NULL;
-    if (!pc->caches || !pc->caches->tuning || (ctx->kernel_dir && !pc->kernel_dir)) {
-        clattn_context_release(pc);
+    if (!(*out)->caches || !(*out)->caches->tuning) {
+        clattn_context_release(*out);
         *out = NULL;
         return clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "out of host memory for the tuner's context");
     }
-    pc->caches->in_tuner = 1;
-    pc->caches->autotune = 0;
-    pc->caches->store_binaries = 0;
-    pc->caches->tuning_enabled = 1;
-    clattn_tune_cache_clear(pc->caches->tuning);
     return CLATTN_SUCCESS;
 }
 
@@ -250,33 +251,18 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void apply(clattn_tune_rig *r, const clattn_tune_config *cfg)
-{
-    clattn_caches *c = r->pc->caches;
-    c->override_family = cfg->f;
-    if (cfg->f)
-        c->override = cfg->pr;
-    c->tuning_enabled = cfg->tuned;
-    r->pc->last_error[0] = '\0';
-}
-
-static void unapply(clattn_tune_rig *r)
-{
-    r->pc->caches->override_family = NULL;
-    r->pc->caches->tuning_enabled = 1;
-}
-
 static int fail_why(clattn_tune_rig *r, clattn_status st, char *why, size_t why_len)
 {
     snprintf(why, why_len, "%s: %.200s", clattn_status_string(st), r->pc->last_error);
     return 0;
 }
 
-static int check_applied(clattn_tune_rig *r, double *warm_ms, char *why, size_t why_len)
+static int check_config(clattn_tune_rig *r, const clattn_tune_config *cfg, double *warm_ms, char *why,
+                        size_t why_len)
 {
     double err, tol, ms;
     int f16 = r->timing.p.dtype == CLATTN_F16;
-    clattn_status st = clattn_workload_enqueue(r->pc, &r->check);
+    clattn_status st = clattn_workload_enqueue(r->pc, &r->check, cfg);
     if (st == CLATTN_SUCCESS && clFinish(r->pc->queue) != CL_SUCCESS)
         st = clattn_fail(r->pc, CLATTN_OPENCL_ERROR, "clFinish failed on the check problem");
     if (st == CLATTN_SUCCESS)
@@ -289,7 +275,7 @@ static int check_applied(clattn_tune_rig *r, double *warm_ms, char *why, size_t 
                  "tolerance %.3g", r->check.p.Hq, r->check.p.Lq, r->check.p.Lk, err, tol);
         return 0;
     }
-    st = clattn_workload_time(r->pc, &r->timing, r->events, &ms);
+    st = clattn_workload_time(r->pc, &r->timing, cfg, r->events, &ms);
     if (warm_ms)
         *warm_ms = ms;
     if (st == CLATTN_SUCCESS)
@@ -309,10 +295,7 @@ static int check_applied(clattn_tune_rig *r, double *warm_ms, char *why, size_t 
 int clattn_tune_check(clattn_tune_rig *r, const clattn_tune_config *cfg, double *warm_ms, char *why,
                       size_t why_len)
 {
-    apply(r, cfg);
-    int ok = check_applied(r, warm_ms, why, why_len);
-    unapply(r);
-    return ok;
+    return check_config(r, cfg, warm_ms, why, why_len);
 }
 
 int clattn_tune_measure(clattn_tune_rig *r, const clattn_tune_config *cfg, double best_ms,
@@ -320,8 +303,7 @@ int clattn_tune_measure(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
 {
     double samples[MAX_SAMPLES], total = 0, warm;
     int n, ok = 0;
-    apply(r, cfg);
-    if (!check_applied(r, &warm, why, why_len))
+    if (!check_config(r, cfg, &warm, why, why_len))
         goto out;
     if (r->events && best_ms > 0 && warm > WARM_PRUNE_FACTOR * best_ms) {
         /* far slower even allowing for a cold first run: not worth the timed runs */
@@ -332,7 +314,7 @@ int clattn_tune_measure(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
     /* runs of seconds each: three say enough, and the budget is better spent on candidates */
     int reps = warm > LONG_RUN_MS && r->repeats > 3 ? 3 : r->repeats;
     for (n = 0; n < MAX_SAMPLES && (n < reps || total < MIN_TIMED_MS); n++) {
-        clattn_status st = clattn_workload_time(r->pc, &r->timing, r->events, &samples[n]);
+        clattn_status st = clattn_workload_time(r->pc, &r->timing, cfg, r->events, &samples[n]);
         if (st != CLATTN_SUCCESS) {
             fail_why(r, st, why, why_len);
             goto out;
@@ -347,7 +329,6 @@ int clattn_tune_measure(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
     *ms = samples[n / 2];
     ok = 1;
 out:
-    unapply(r);
     return ok;
 }
 
@@ -358,12 +339,9 @@ clattn_status clattn_tune_paired(clattn_tune_rig *r, const clattn_tune_config *a
     clattn_status st = CLATTN_SUCCESS;
     int n, reps = r->repeats;
     for (n = 0; n < MAX_SAMPLES && (n < reps || total < MIN_TIMED_MS); n++) {
-        apply(r, a);
-        st = clattn_workload_time(r->pc, &r->timing, r->events, &sa[n]);
-        if (st == CLATTN_SUCCESS) {
-            apply(r, b);
-            st = clattn_workload_time(r->pc, &r->timing, r->events, &sb[n]);
-        }
+        st = clattn_workload_time(r->pc, &r->timing, a, r->events, &sa[n]);
+        if (st == CLATTN_SUCCESS)
+            st = clattn_workload_time(r->pc, &r->timing, b, r->events, &sb[n]);
         if (st != CLATTN_SUCCESS)
             goto out;
         total += sa[n] + sb[n];
@@ -375,6 +353,5 @@ clattn_status clattn_tune_paired(clattn_tune_rig *r, const clattn_tune_config *a
     *ma = sa[n / 2];
     *mb = sb[n / 2];
 out:
-    unapply(r);
     return st;
 }

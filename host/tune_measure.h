@@ -2,7 +2,7 @@
 #ifndef CLATTN_TUNE_MEASURE_H
 #define CLATTN_TUNE_MEASURE_H
 
-#include "host/internal.h"
+#include "host/plan.h"
 
 #include <stdint.h>
 
@@ -28,11 +28,13 @@ clattn_status clattn_workload_create(clattn_context *ctx, const clattn_attention
 void clattn_workload_release(clattn_workload *w);
 /* expected = clattn_attention_reference on the inputs (needs keep_inputs). */
 clattn_status clattn_workload_reference(clattn_context *ctx, clattn_workload *w);
-/* Enqueues the path w->p.path names on ctx (takes ctx's lock). */
-clattn_status clattn_workload_enqueue(clattn_context *ctx, clattn_workload *w);
+/* Enqueues the plan of w->p under cfg (NULL: as a user's call) on ctx (takes ctx's lock). */
+clattn_status clattn_workload_enqueue(clattn_context *ctx, clattn_workload *w,
+                                      const clattn_plan_config *cfg);
 /* One run to completion: with events, START of a marker before to END of a marker after (kernel
    time); else the wall clock around enqueue and clFinish. */
-clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w, int events, double *ms);
+clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w,
+                                   const clattn_plan_config *cfg, int events, double *ms);
 /* The output as out_elems floats. */
 clattn_status clattn_workload_read(clattn_context *ctx, clattn_workload *w, float *out);
 /* |got - want| <= rel * max(1, max|want|) everywhere, NaN only against NaN. 1 when within. */
@@ -51,13 +53,9 @@ typedef struct clattn_tune_rig {
     float *got;                   /* an output read back (room for either problem's) */
 } clattn_tune_rig;
 
-/* What a run forces: family f's parameters (f NULL: none); the other families follow the tuning
-   table of the private context (tuned 1: the winners so far) or their defaults (tuned 0). */
-typedef struct clattn_tune_config {
-    const clattn_family *f;
-    clattn_params pr;
-    int tuned;
-} clattn_tune_config;
+/* A configuration is a clattn_plan_config (plan.h): one family's parameters forced, the others from
+   the private context's tuning table (the winners so far) or, with defaults_only, their defaults. */
+typedef clattn_plan_config clattn_tune_config;
 
 /* cfg on the check problem against the reference, then at full size (the warm-up, which builds what
    it needs; its time in *warm_ms, may be NULL) against the defaults' output. 1 when both agree;

@@ -242,7 +242,7 @@ static void progress(tuner *t, const search *s, const char *params, double ms)
 /* Tries pr (at point x, when it is one); keeps it as the best when it is faster. */
 static clattn_status try_params(tuner *t, search *s, const clattn_params *pr, const point *x)
 {
-    clattn_tune_config cfg = {s->f, *pr, 1};
+    clattn_plan_config cfg = {s->f, *pr, 0};
     char params[160], why[256];
     double ms = -1, t0 = clattn_tune_now();
     clattn_status st = x ? remember(t, s, x) : CLATTN_SUCCESS;
@@ -348,7 +348,7 @@ clattn_status clattn_tune_search_family(tuner *t, search *s, double known_ms)
     if (memcmp(&s->best_pr, &s->default_pr, sizeof s->best_pr) != 0) {
         /* the default and the winner once more, side by side: their first times came minutes
            apart, and the machine's speed may have moved since */
-        clattn_tune_config a = {s->f, s->default_pr, 1}, b = {s->f, s->best_pr, 1};
+        clattn_plan_config a = {s->f, s->default_pr, 0}, b = {s->f, s->best_pr, 0};
         double ma, mb;
         if ((st = clattn_tune_paired(&t->rig, &a, &b, &ma, &mb)) != CLATTN_SUCCESS)
             return clattn_fail(t->ctx, st, "%s", t->rig.pc->last_error);

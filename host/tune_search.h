@@ -22,6 +22,8 @@ typedef struct clattn_tuner {
     uint64_t rng;
     double start, deadline;
     double est_cost;                      /* seconds one candidate takes, running estimate */
+    clattn_plan plan;                     /* the timing problem's plan at the defaults: the
+                                             families to tune and the problems they run */
 } clattn_tuner;
 
 /* The family being tuned and what is known of it. */

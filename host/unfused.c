@@ -8,7 +8,7 @@
  * (bh0, row0) and its per-head stride, so one set of kernels serves both cases. A CL_MEM_WRITE_ONLY
  * probs buffer may not be read by kernels: then the scores go through scratch too, and each chunk's
  * probabilities are copied out. */
-#include "host/internal.h"
+#include "host/plan.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -174,19 +174,16 @@ const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_para
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 
-/* The kernel of family for p, with its parameters (the -D options are also the program-cache key). */
-static clattn_status get_kernel(clattn_context *ctx, const clattn_family *family, const char *kernel_name,
-                                const clattn_problem *p, clattn_params *params, cl_kernel *out)
+/* The kernel of a plan step (the -D options are also the program-cache key). */
+static clattn_status step_kernel(clattn_context *ctx, const clattn_plan_step *step, const char *kernel_name,
+                                 cl_kernel *out)
 {
     char options[512] = "";
-    clattn_status st = clattn_params_lookup(ctx, family, p, params);
-    if (st != CLATTN_SUCCESS)
-        return st;
-    if (clattn_problem_defines(p, options, sizeof options) ||
-        clattn_params_defines(family, params, options, sizeof options))
-        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s kernel options do not fit %zu bytes", family->name,
-                           sizeof options);
-    return clattn_kernel_get(ctx, family->file, options, kernel_name, out);
+    if (clattn_problem_defines(&step->p, options, sizeof options) ||
+        clattn_params_defines(step->family, &step->params, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s kernel options do not fit %zu bytes",
+                           step->family->name, sizeof options);
+    return clattn_kernel_get(ctx, step->family->file, options, kernel_name, out);
 }
 
 /* The work-group size is fixed by reqd_work_group_size; a compiler that needs more registers than
@@ -236,15 +233,16 @@ typedef struct unfused_kernels {
     cl_int n_common_qk, n_common_sm, n_common_pv;   /* index of each kernel's first per-chunk argument */
 } unfused_kernels;
 
-static clattn_status prepare_kernels(clattn_context *ctx, const clattn_problem *p, unfused_kernels *uk)
+static clattn_status prepare_kernels(clattn_context *ctx, const clattn_plan *plan, unfused_kernels *uk)
 {
-    clattn_params qk_pr, sm_pr, pv_pr;
+    const clattn_params qk_pr = plan->step[0].params, sm_pr = plan->step[1].params,
+                        pv_pr = plan->step[2].params;
     clattn_status st;
-    st = get_kernel(ctx, &clattn_family_qk, "qk_scores", p, &qk_pr, &uk->qk);
+    st = step_kernel(ctx, &plan->step[0], "qk_scores", &uk->qk);
     if (st == CLATTN_SUCCESS)
-        st = get_kernel(ctx, &clattn_family_softmax, "softmax_rows", p, &sm_pr, &uk->sm);
+        st = step_kernel(ctx, &plan->step[1], "softmax_rows", &uk->sm);
     if (st == CLATTN_SUCCESS)
-        st = get_kernel(ctx, &clattn_family_pv, "pv", p, &pv_pr, &uk->pv);
+        st = step_kernel(ctx, &plan->step[2], "pv", &uk->pv);
     if (st != CLATTN_SUCCESS)
         return st;
     uk->qk_tile_m = qk_pr.v[P_TILE_M];
@@ -424,27 +422,43 @@ static int fold_group_rows(const clattn_problem *p, clattn_problem *f)
     return 1;
 }
 
-clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
-                                             cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
-                                             cl_mem lse, size_t chunk_bytes)
+clattn_status clattn_unfused_plan(clattn_context *ctx, const clattn_problem *p,
+                                  const clattn_plan_config *cfg, clattn_plan *plan)
 {
-    unfused_kernels uk;
-    chunk_plan plan;
-    cl_mem scores = NULL;
+    static const clattn_family *const families[3] = {&clattn_family_qk, &clattn_family_softmax,
+                                                     &clattn_family_pv};
     clattn_problem folded;
-    clattn_status st;
-
     if (fold_group_rows(p, &folded))
         p = &folded;
     if ((long)p->B * p->Hq > INT_MAX)
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "batch*heads_q = %ld exceeds the unfused path's limit %d",
                            (long)p->B * p->Hq, INT_MAX);
-    if ((st = prepare_kernels(ctx, p, &uk)) != CLATTN_SUCCESS ||
-        (st = plan_chunks(ctx, p, probs, chunk_bytes, &plan)) != CLATTN_SUCCESS)
+    for (int i = 0; i < 3; i++) {
+        clattn_status st = clattn_plan_params(ctx, families[i], p, cfg, &plan->step[i]);
+        if (st != CLATTN_SUCCESS)
+            return st;
+    }
+    plan->n_steps = 3;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_unfused_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
+                                 cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse,
+                                 size_t chunk_bytes)
+{
+    unfused_kernels uk;
+    chunk_plan chunks;
+    cl_mem scores = NULL;
+    clattn_status st;
+    const clattn_problem *p = &plan->step[0].p;   /* folded or not, every step runs the same one */
+
+    if ((st = prepare_kernels(ctx, plan, &uk)) != CLATTN_SUCCESS ||
+        (st = plan_chunks(ctx, p, probs, chunk_bytes ? chunk_bytes : UNFUSED_CHUNK_BYTES, &chunks)) !=
+            CLATTN_SUCCESS)
         return st;
-    if (!plan.scratch_bytes)
+    if (!chunks.scratch_bytes)
         scores = probs;   /* in place, or NULL when Lk == 0 */
-    else if ((st = clattn_scratch_get(ctx, CLATTN_SCRATCH_SCORES, plan.scratch_bytes, &scores)) !=
+    else if ((st = clattn_scratch_get(ctx, CLATTN_SCRATCH_SCORES, chunks.scratch_bytes, &scores)) !=
              CLATTN_SUCCESS)
         return st;
     if ((st = set_common_args(ctx, p, &uk, q, k, v, mask, out, scores, lse)) != CLATTN_SUCCESS)
@@ -453,12 +467,12 @@ clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_p
     /* Chunks reuse one scratch buffer: the queue's order (or clattn_launch's barriers on an
        out-of-order queue) keeps a chunk's Q·Kᵀ from overwriting scores the previous P·V still reads. */
     const int n_bh = p->B * p->Hq;
-    const cl_long s_bhs = (cl_long)plan.rows_per_chunk * p->Lk;
-    for (int bh0 = 0; bh0 < n_bh; bh0 += plan.heads_per_chunk) {
-        const int heads = n_bh - bh0 < plan.heads_per_chunk ? n_bh - bh0 : plan.heads_per_chunk;
-        for (int row0 = 0; row0 < p->Lq; row0 += plan.rows_per_chunk) {
-            const int rows = p->Lq - row0 < plan.rows_per_chunk ? p->Lq - row0 : plan.rows_per_chunk;
-            st = enqueue_chunk(ctx, p, &uk, &plan, scores, bh0, heads, row0, rows, s_bhs);
+    const cl_long s_bhs = (cl_long)chunks.rows_per_chunk * p->Lk;
+    for (int bh0 = 0; bh0 < n_bh; bh0 += chunks.heads_per_chunk) {
+        const int heads = n_bh - bh0 < chunks.heads_per_chunk ? n_bh - bh0 : chunks.heads_per_chunk;
+        for (int row0 = 0; row0 < p->Lq; row0 += chunks.rows_per_chunk) {
+            const int rows = p->Lq - row0 < chunks.rows_per_chunk ? p->Lq - row0 : chunks.rows_per_chunk;
+            st = enqueue_chunk(ctx, p, &uk, &chunks, scores, bh0, heads, row0, rows, s_bhs);
             if (st != CLATTN_SUCCESS)
                 return st;
         }
@@ -466,8 +480,15 @@ clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_p
     return CLATTN_SUCCESS;
 }
 
-clattn_status clattn_unfused_enqueue(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k,
-                                     cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse)
+clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
+                                             cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
+                                             cl_mem lse, size_t chunk_bytes)
 {
-    return clattn_unfused_enqueue_chunked(ctx, p, q, k, v, mask, out, probs, lse, UNFUSED_CHUNK_BYTES);
+    clattn_plan plan;
+    clattn_problem up = *p;
+    up.path = CLATTN_PATH_UNFUSED;
+    clattn_status st = clattn_plan_resolve(ctx, &up, probs != NULL, NULL, &plan);
+    if (st != CLATTN_SUCCESS || plan.n_steps == 0)
+        return st;
+    return clattn_unfused_run(ctx, &plan, q, k, v, mask, out, probs, lse, chunk_bytes);
 }

@@ -90,6 +90,15 @@ CLATTN_API const char *clattn_version(void);
 
 typedef struct clattn_context clattn_context;
 
+typedef enum clattn_log_level {
+    CLATTN_LOG_WARNING = 1,   /* what clattn_context_last_warning() keeps */
+    CLATTN_LOG_PLAN = 2       /* the plan of each attention call (options.log_plans, CLATTN_LOG=plan) */
+} clattn_log_level;
+/* Receives each message as it happens, on the thread of the call, while that call holds the
+   context's lock: it must not call clattn functions on the same context. message is valid for the
+   duration of the callback only. */
+typedef void (*clattn_log_fn)(void *user, clattn_log_level level, const char *message);
+
 /* selector: NULL or "" reads $CLATTN_DEVICE; empty too -> first GPU, else accelerator, else CPU.
    Accepts "P:D" (platform and device index), "gpu", "cpu", "accelerator", or a case-insensitive
    substring of the device name. On failure *out is NULL. */
@@ -97,14 +106,66 @@ CLATTN_API clattn_status clattn_context_create(const char *selector, clattn_cont
 /* Wraps the caller's queue (retained, never released by us beyond our reference). Its context and
    device are used for every buffer and kernel; profiling need not be enabled on it. */
 CLATTN_API clattn_status clattn_context_create_from_queue(cl_command_queue queue, clattn_context **out);
+
+/* How a context behaves, set by the application instead of the environment. Zero-initialised, every
+   field says "as the environment says" (the CLATTN_* variables below), which is exactly what
+   clattn_context_create does; ignore_environment = 1 makes the unset fields take the built-in
+   defaults instead, so an embedding application is not steered by its users' variables. */
+typedef enum clattn_switch {
+    CLATTN_SWITCH_DEFAULT = 0,   /* the environment's value, else the built-in default */
+    CLATTN_SWITCH_ON,
+    CLATTN_SWITCH_OFF
+} clattn_switch;
+
+typedef struct clattn_context_options {
+    int ignore_environment;      /* 1: no CLATTN_* (nor XDG_CACHE_HOME/HOME) variable is read */
+    clattn_switch cache;         /* the on-disk caches (tuning file, program binaries); default on
+                                    ($CLATTN_CACHE=off turns them off) */
+    const char *cache_dir;       /* NULL: $CLATTN_CACHE_DIR, else $XDG_CACHE_HOME/clattn, else
+                                    $HOME/.cache/clattn; with ignore_environment, NULL turns the
+                                    cache off (no folder is named) */
+    clattn_switch tuning;        /* use tuning results; default on ($CLATTN_TUNING) */
+    clattn_switch autotune;      /* tune an untuned shape class after its first call; default off
+                                    ($CLATTN_AUTOTUNE) */
+    double autotune_budget_s;    /* > 0; 0: $CLATTN_AUTOTUNE_BUDGET, else 10 seconds */
+    const char *kernel_dir;      /* a folder of .cl files replacing the embedded kernels (kernel
+                                    development); NULL: $CLATTN_KERNEL_DIR, else the embedded ones */
+    const char *binary_dir;      /* offline-built program binaries for devices without a compiler
+                                    (FPGAs, clattn_export_binaries); NULL: $CLATTN_BINARY_DIR */
+    clattn_log_fn log;           /* warnings (and plans, with log_plans) go here; NULL: nowhere */
+    void *log_user;
+    clattn_switch log_plans;     /* describe each attention call's plan to log; default off
+                                    ($CLATTN_LOG=plan, which with no log callback writes to stderr) */
+} clattn_context_options;
+
+/* clattn_context_create and clattn_context_create_from_queue with options (NULL: all default).
+   The strings are copied; a device selector given here is not read from $CLATTN_DEVICE unless
+   selector is NULL or "" and ignore_environment is 0. */
+CLATTN_API clattn_status clattn_context_create_with_options(const char *selector,
+                                                            const clattn_context_options *options,
+                                                            clattn_context **out);
+CLATTN_API clattn_status clattn_context_create_from_queue_with_options(
+    cl_command_queue queue, const clattn_context_options *options, clattn_context **out);
 /* Waits for nothing; releases what the context owns. NULL is a no-op. */
 CLATTN_API void clattn_context_release(clattn_context *ctx);
 CLATTN_API cl_command_queue clattn_context_queue(const clattn_context *ctx);
 CLATTN_API cl_context clattn_context_cl_context(const clattn_context *ctx);
 CLATTN_API cl_device_id clattn_context_device(const clattn_context *ctx);
 CLATTN_API const char *clattn_context_device_name(const clattn_context *ctx);
-/* The message of the most recent failure on this context; "" when none (NULL ctx gives ""). */
+/* The message of the most recent failure on this context; "" when none (NULL ctx gives ""). Only a
+   call that fails writes it. Safe to call while other threads use the context: the pointer is to
+   this thread's own copy, valid until this thread's next last_error/last_warning call. */
 CLATTN_API const char *clattn_context_last_error(const clattn_context *ctx);
+/* The same message copied into buf (len bytes, NUL-terminated, cut to fit); returns its full length,
+   so a return >= len means it was cut. buf may be NULL with len 0. */
+CLATTN_API size_t clattn_context_last_error_copy(const clattn_context *ctx, char *buf, size_t len);
+/* The most recent warning: a problem a call went on despite (a corrupt cache file ignored, a cache
+   folder that cannot be written, an automatic tuning run that failed). Never a failure: the call
+   that warned succeeded. "" when none. Same thread rules as clattn_context_last_error. */
+CLATTN_API const char *clattn_context_last_warning(const clattn_context *ctx);
+
+/* Sets (fn NULL: removes) the context's log callback; replaces the one from its options. */
+CLATTN_API void clattn_context_set_log(clattn_context *ctx, clattn_log_fn fn, void *user);
 /* High-water mark, in bytes, of the device scratch the context has allocated for its own use
    (score matrices of the unfused path, split-KV partials). */
 CLATTN_API size_t clattn_context_scratch_bytes(const clattn_context *ctx);
@@ -154,6 +215,15 @@ CLATTN_API clattn_status clattn_attention_reference(const clattn_attention_desc 
                                                     const void *q, const void *k, const void *v,
                                                     const void *mask, void *out, float *probs,
                                                     float *lse);
+
+/* What clattn_attention would run for desc on this context, in words, without running it: the path,
+   and per kernel the problem it runs (reshaped where the path folds GQA rows or splits the keys),
+   its parameters and where they came from (tuned for the exact shape class, tuned for the nearest
+   one, the device class's default, a fallback when the defaults do not fit). with_probs: whether
+   the call would ask for probs (AUTO takes the unfused path then). The text ends with a NUL, cut to
+   len. A context made with options.log_plans (or CLATTN_LOG=plan) logs this for every call. */
+CLATTN_API clattn_status clattn_plan_describe(clattn_context *ctx, const clattn_attention_desc *desc,
+                                              int with_probs, char *buf, size_t len);
 
 /* Bytes each tensor of the problem occupies, for allocating buffers (0 for a tensor that is empty).
    mask: the smallest buffer the desc's mask strides can address. Returns CLATTN_INVALID_ARGUMENT

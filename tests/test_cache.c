@@ -9,6 +9,7 @@
 #define _XOPEN_SOURCE 700     /* nftw */
 #include "host/binary_cache.h"
 #include "host/cache_file.h"
+#include "host/options.h"
 #include "host/sha256.h"
 #include "host/tune_cache.h"
 
@@ -1036,15 +1037,17 @@ static void test_dir_is_a_file(void **state)
     clattn_tune_cache_release(c);
 }
 
-/* What the library does with the environment: resolve, and touch nothing when disabled. */
-static clattn_status save_if_enabled(clattn_tune_cache *c, char *err, size_t err_len)
+/* What the library does with the environment (options.c, the one function that reads it):
+   resolve, and touch nothing when disabled. */
+static clattn_status save_if_enabled(clattn_tune_cache *c, const clattn_context_options *o, char *err,
+                                     size_t err_len)
 {
-    char dir[CLATTN_CACHE_PATH_MAX];
-    int on;
-    clattn_status st = clattn_cache_dir(&on, dir, sizeof dir, err, err_len);
-    if (st != CLATTN_SUCCESS || !on)
-        return st;
-    return clattn_tune_cache_save(c, dir, err, err_len);
+    clattn_settings s;
+    clattn_status st = clattn_settings_resolve(NULL, o, &s);
+    if (st == CLATTN_SUCCESS && s.cache)
+        st = clattn_tune_cache_save(c, s.cache_dir, err, err_len);
+    clattn_settings_free(&s);
+    return st;
 }
 
 static void test_cache_off(void **state)
@@ -1056,10 +1059,37 @@ static void test_cache_off(void **state)
     saved_dir = saved_dir ? strdup(saved_dir) : NULL;
     setenv("CLATTN_CACHE_DIR", f->dir, 1);
     setenv("CLATTN_CACHE", "off", 1);
-    assert_int_equal(save_if_enabled(c, err, sizeof err), CLATTN_SUCCESS);
+    assert_int_equal(save_if_enabled(c, NULL, err, sizeof err), CLATTN_SUCCESS);
     assert_int_equal(access(f->dir, F_OK), -1);    /* nothing was written, not even the folder */
+    /* an option beats the variable, and ignore_environment reads none */
+    clattn_context_options o = {.cache = CLATTN_SWITCH_ON};
+    clattn_settings s;
+    assert_int_equal(clattn_settings_resolve(NULL, &o, &s), CLATTN_SUCCESS);
+    assert_true(s.cache);
+    assert_string_equal(s.cache_dir, f->dir);
+    clattn_settings_free(&s);
+    memset(&o, 0, sizeof o);
+    o.ignore_environment = 1;
     setenv("CLATTN_CACHE", "on", 1);
-    assert_int_equal(save_if_enabled(c, err, sizeof err), CLATTN_SUCCESS);
+    setenv("CLATTN_TUNING", "off", 1);
+    setenv("CLATTN_AUTOTUNE", "1", 1);
+    setenv("CLATTN_KERNEL_DIR", "/nonexistent", 1);
+    assert_int_equal(clattn_settings_resolve(NULL, &o, &s), CLATTN_SUCCESS);
+    assert_false(s.cache);                         /* no folder named, none read */
+    assert_true(s.tuning);
+    assert_false(s.autotune);
+    assert_null(s.kernel_dir);
+    assert_null(s.cache_problem);
+    clattn_settings_free(&s);
+    assert_int_equal(clattn_settings_resolve(NULL, NULL, &s), CLATTN_SUCCESS);
+    assert_false(s.tuning);
+    assert_true(s.autotune);
+    assert_string_equal(s.kernel_dir, "/nonexistent");
+    clattn_settings_free(&s);
+    unsetenv("CLATTN_TUNING");
+    unsetenv("CLATTN_AUTOTUNE");
+    unsetenv("CLATTN_KERNEL_DIR");
+    assert_int_equal(save_if_enabled(c, NULL, err, sizeof err), CLATTN_SUCCESS);
     assert_int_equal(access(f->dir, F_OK), 0);
     if (saved_cache) setenv("CLATTN_CACHE", saved_cache, 1); else unsetenv("CLATTN_CACHE");
     if (saved_dir) setenv("CLATTN_CACHE_DIR", saved_dir, 1); else unsetenv("CLATTN_CACHE_DIR");

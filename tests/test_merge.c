@@ -622,8 +622,11 @@ static void test_contiguous_partials(void **state)
     cl_mem po = upload(ctx, part_out, splits * rows * dv * sizeof(float));
     cl_mem pl = upload(ctx, part_lse, splits * rows * sizeof(float));
     cl_mem o = upload(ctx, want, p.bytes.out), l = upload(ctx, want_lse, p.bytes.lse);
+    clattn_params merge_params;
     pthread_mutex_lock(&ctx->lock);
-    clattn_status s = clattn_merge_enqueue_contiguous(ctx, &p, splits, po, pl, o, l);
+    clattn_status s = clattn_params_lookup(ctx, &clattn_family_merge, &p, &merge_params);
+    if (s == CLATTN_SUCCESS)
+        s = clattn_merge_enqueue_contiguous(ctx, &p, &merge_params, splits, po, pl, o, l);
     pthread_mutex_unlock(&ctx->lock);
     assert_int_equal(s, CLATTN_SUCCESS);
     download(ctx, o, got, p.bytes.out);

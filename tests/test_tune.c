@@ -31,6 +31,7 @@ typedef struct fixture {
     char root[256];
     char dir[300];      /* root/cache */
     char kernels[300];  /* root/cl, for the broken sources */
+    clattn_context_options opt;   /* what every context of a test is made with */
 } fixture;
 
 static int setup(void **state)
@@ -46,11 +47,9 @@ static int setup(void **state)
     }
     snprintf(f->dir, sizeof f->dir, "%s/cache", f->root);
     snprintf(f->kernels, sizeof f->kernels, "%s/cl", f->root);
-    setenv("CLATTN_CACHE_DIR", f->dir, 1);
-    unsetenv("CLATTN_CACHE");
-    unsetenv("CLATTN_TUNING");
-    unsetenv("CLATTN_AUTOTUNE");
-    unsetenv("CLATTN_KERNEL_DIR");
+    /* configured by options alone: the environment of whoever runs the suite steers nothing */
+    f->opt.ignore_environment = 1;
+    f->opt.cache_dir = f->dir;
     *state = f;
     return 0;
 }
@@ -66,20 +65,41 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     nftw(f->root, remove_one, 16, FTW_PHYS | FTW_DEPTH);
-    unsetenv("CLATTN_KERNEL_DIR");
-    unsetenv("CLATTN_AUTOTUNE");
-    unsetenv("CLATTN_AUTOTUNE_BUDGET");
     free(f);
     return 0;
 }
 
-static clattn_context *new_context(void)
+static clattn_context *new_context(const fixture *f)
 {
     clattn_context *ctx = NULL;
-    clattn_status st = clattn_context_create(NULL, &ctx);
+    clattn_status st = clattn_context_create_with_options(getenv("CLATTN_DEVICE"), &f->opt, &ctx);
     if (st != CLATTN_SUCCESS)
         fail_msg("clattn_context_create: %s", clattn_status_string(st));
     return ctx;
+}
+
+static cl_device_type device_type(clattn_context *ctx)
+{
+    cl_device_type t = 0;
+    clGetDeviceInfo(clattn_context_device(ctx), CL_DEVICE_TYPE, sizeof t, &t, NULL);
+    return t;
+}
+
+static cl_uint compute_units(clattn_context *ctx)
+{
+    cl_uint n = 0;
+    clGetDeviceInfo(clattn_context_device(ctx), CL_DEVICE_MAX_COMPUTE_UNITS, sizeof n, &n, NULL);
+    return n;
+}
+
+/* Every kernel desc's call runs takes its parameters from its exact tuning entry. */
+static void assert_all_tuned(clattn_context *ctx, const clattn_attention_desc *desc)
+{
+    char plan[2048];
+    assert_int_equal(clattn_plan_describe(ctx, desc, 0, plan, sizeof plan), CLATTN_SUCCESS);
+    if (strstr(plan, "default") || strstr(plan, "nearest") || strstr(plan, "fallback"))
+        fail_msg("a kernel is not tuned for its exact shape class:\n%s", plan);
+    assert_non_null(strstr(plan, "tuned, exact shape class"));
 }
 
 static void small_desc(clattn_attention_desc *d, clattn_path path)
@@ -162,7 +182,7 @@ static void broken_kernels(fixture *f)
         free(text);
     }
     closedir(d);
-    setenv("CLATTN_KERNEL_DIR", f->kernels, 1);
+    f->opt.kernel_dir = f->kernels;
 }
 
 static const clattn_tune_family_report *family(const clattn_tune_report *r, const char *name)
@@ -177,13 +197,13 @@ static const clattn_tune_family_report *family(const clattn_tune_report *r, cons
 /* A small tuning run: the report adds up, the winner is saved, looked up and correct. */
 static void test_report_and_save(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     clattn_attention_desc desc;
     clattn_tune_report rep;
     clattn_tune_options opt = {.budget_s = 120, .max_candidates = 3, .families = "softmax",
                                .repeats = 3, .seed = 5};
     small_desc(&desc, CLATTN_PATH_UNFUSED);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
     assert_int_equal(rep.path, CLATTN_PATH_UNFUSED);
     assert_int_equal(rep.n_families, 1);           /* --families: softmax alone */
@@ -199,16 +219,12 @@ static void test_report_and_save(void **state)
     clattn_context_release(ctx);
 
     /* a fresh context looks the winner up from the file, and computes right with it */
-    ctx = new_context();
-    clattn_problem p;
-    clattn_params got;
-    char text[160];
-    assert_int_equal(clattn_problem_init(&desc, &p, NULL, 0), CLATTN_SUCCESS);
-    pthread_mutex_lock(&ctx->lock);
-    assert_int_equal(clattn_params_lookup(ctx, &clattn_family_softmax, &p, &got), CLATTN_SUCCESS);
-    pthread_mutex_unlock(&ctx->lock);
-    clattn_params_string(&clattn_family_softmax, &got, text, sizeof text);
-    assert_string_equal(text, sm->best_params);
+    ctx = new_context(f);
+    char plan[2048], want[256];
+    assert_int_equal(clattn_plan_describe(ctx, &desc, 0, plan, sizeof plan), CLATTN_SUCCESS);
+    snprintf(want, sizeof want, "softmax     %s  [tuned, exact shape class]", sm->best_params);
+    if (!strstr(plan, want))
+        fail_msg("the plan does not take the winner '%s':\n%s", want, plan);
     run_checked(ctx, &desc, 3);
     clattn_context_release(ctx);
 }
@@ -219,8 +235,8 @@ static void test_broken_candidates_never_chosen(void **state)
 {
     fixture *f = *state;
     broken_kernels(f);
-    clattn_context *ctx = new_context();
-    if (ctx->info.cls != CLATTN_CLASS_CPU) {
+    clattn_context *ctx = new_context(f);
+    if (device_type(ctx) != CL_DEVICE_TYPE_CPU) {
         clattn_context_release(ctx);
         skip();                  /* the broken sources spare the CPU defaults only */
     }
@@ -251,8 +267,8 @@ static void test_failures_are_recorded(void **state)
 {
     fixture *f = *state;
     broken_kernels(f);
-    clattn_context *ctx = new_context();
-    if (ctx->info.cls != CLATTN_CLASS_CPU) {
+    clattn_context *ctx = new_context(f);
+    if (device_type(ctx) != CL_DEVICE_TYPE_CPU) {
         clattn_context_release(ctx);
         skip();
     }
@@ -279,12 +295,12 @@ static void test_failures_are_recorded(void **state)
    what gets saved (the class then counts as tuned). */
 static void test_candidate_cap(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     clattn_attention_desc desc;
     clattn_tune_report rep;
     clattn_tune_options opt = {.budget_s = 300, .max_candidates = 1, .repeats = 1};
     small_desc(&desc, CLATTN_PATH_UNFUSED);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
     assert_int_equal(rep.n_families, 3);
     assert_string_equal(rep.families[0].family, "qk");
@@ -323,7 +339,7 @@ static void note_occ(void *user, const clattn_tune_progress_info *info)
    units), every value launches the same work: the tuner must not spend candidates on them. */
 static void test_no_candidates_on_identical_launches(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     clattn_attention_desc desc;
     clattn_tune_report rep;
     occ_seen seen = {"", 0, 0};
@@ -336,8 +352,8 @@ static void test_no_candidates_on_identical_launches(void **state)
     desc.heads_q = desc.heads_kv = 8;
     desc.seq_q = 256;            /* >= 8 * 8 * 2 work-groups whatever BLOCK_M (at most 128) */
     desc.causal = CLATTN_CAUSAL_NONE;
-    clattn_context *ctx = new_context();
-    if (ctx->info.compute_units * 16 > 128) {   /* 16: the largest SPLIT_OCC */
+    clattn_context *ctx = new_context(f);
+    if (compute_units(ctx) * 16 > 128) {   /* 16: the largest SPLIT_OCC */
         clattn_context_release(ctx);
         skip();
     }
@@ -355,10 +371,10 @@ static void test_no_candidates_on_identical_launches(void **state)
    tune again, and both give right results. */
 static void test_autotune(void **state)
 {
-    (void)state;
-    setenv("CLATTN_AUTOTUNE", "1", 1);
-    setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
-    clattn_context *ctx = new_context();
+    fixture *f = *state;
+    f->opt.autotune = CLATTN_SWITCH_ON;
+    f->opt.autotune_budget_s = 4;
+    clattn_context *ctx = new_context(f);
     clattn_attention_desc desc;
     clattn_cache_info info;
     small_desc(&desc, CLATTN_PATH_UNFUSED);
@@ -374,9 +390,9 @@ static void test_autotune(void **state)
     clattn_context_release(ctx);
 
     /* a new process finds the class tuned: no lookup misses, nothing pending */
-    ctx = new_context();
+    ctx = new_context(f);
     run_checked(ctx, &desc, 10);
-    assert_int_equal(ctx->caches->autotuned == NULL, 1);
+    assert_all_tuned(ctx, &desc);                  /* nothing left for autotune */
     clattn_context_release(ctx);
 }
 
@@ -385,27 +401,25 @@ static void test_autotune(void **state)
    the next process finds them exactly and CLATTN_AUTOTUNE has nothing left to tune. */
 static void test_reshaped_problem_entries_hit(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     clattn_attention_desc desc;
     clattn_tune_report rep;
     clattn_tune_options opt = {.budget_s = 120, .max_candidates = 1, .repeats = 1};
     small_desc(&desc, CLATTN_PATH_UNFUSED);
     desc.seq_q = 1;                          /* heads_q 4 over heads_kv 2: the fold applies */
     desc.causal = CLATTN_CAUSAL_NONE;
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_int_equal(clattn_tune(ctx, &desc, &opt, &rep), CLATTN_SUCCESS);
     assert_int_equal(rep.n_families, 3);
     assert_true(rep.saved);
     clattn_context_release(ctx);
 
-    setenv("CLATTN_AUTOTUNE", "1", 1);
-    setenv("CLATTN_AUTOTUNE_BUDGET", "4", 1);
-    ctx = new_context();
+    f->opt.autotune = CLATTN_SWITCH_ON;
+    f->opt.autotune_budget_s = 4;
+    ctx = new_context(f);
     run_checked(ctx, &desc, 11);
-    assert_int_equal(ctx->caches->autotuned == NULL, 1);   /* every lookup hit exactly */
+    assert_all_tuned(ctx, &desc);                  /* every family found its exact entry */
     clattn_context_release(ctx);
-    unsetenv("CLATTN_AUTOTUNE");
-    unsetenv("CLATTN_AUTOTUNE_BUDGET");
 }
 
 int main(void)
