@@ -12,6 +12,39 @@ void clattn_params_defaults(const clattn_family *family, clattn_device_class cls
         out->v[i] = family->params[i].default_value[cls];
 }
 
+int clattn_params_in_space(const clattn_family *family, const clattn_params *params, char *why,
+                           size_t why_len)
+{
+    for (int i = 0; i < family->n_params; i++) {
+        const clattn_param_def *def = &family->params[i];
+        int found = 0;
+        for (int c = 0; c < def->n_candidates && !found; c++)
+            found = def->candidates[c] == params->v[i];
+        if (!found) {
+            snprintf(why, why_len, "%s=%d is not one of its candidates", def->name, params->v[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int clattn_params_in_range(const clattn_param_def *defs, int n, const clattn_params *params,
+                           char *why, size_t why_len)
+{
+    for (int i = 0; i < n; i++)
+        if (params->v[i] < 1 || params->v[i] > CLATTN_PARAM_MAX) {
+            snprintf(why, why_len, "%s=%d is outside 1..%d", defs[i].name, params->v[i],
+                     CLATTN_PARAM_MAX);
+            return 0;
+        }
+    return 1;
+}
+
+int clattn_is_vector_width(int v)
+{
+    return v == 1 || v == 2 || v == 4 || v == 8 || v == 16;
+}
+
 int clattn_param_index(const clattn_family *family, const char *name)
 {
     for (int i = 0; i < family->n_params; i++)
@@ -146,8 +179,18 @@ clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *fam
                                    const clattn_problem *p, clattn_params *out)
 {
     char why[256] = "";
-    if (clattn_tuning_lookup(ctx, family, p, out) && family->valid(out, &ctx->info, p, why, sizeof why))
-        return CLATTN_SUCCESS;
+    if (clattn_tuning_lookup(ctx, family, p, out)) {
+        /* A tuning file is text anyone may edit: an entry is used only where the tuner could have
+           made it, a point of the family's space that its constraints accept. Anything else (a
+           zero that valid() would divide by, a VW the kernel has no vector type for) falls back
+           as if there were no entry, before any kernel is built with it. */
+        if (clattn_params_in_space(family, out, why, sizeof why) &&
+            family->valid(out, &ctx->info, p, why, sizeof why))
+            return CLATTN_SUCCESS;
+        clattn_fail(ctx, CLATTN_IO_ERROR,
+                    "warning: the tuning entry for %s is not used (%s); using the defaults",
+                    family->name, why);
+    }
     clattn_params_defaults(family, ctx->info.cls, out);
     if (family->fit_defaults)
         family->fit_defaults(out, p);
