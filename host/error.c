@@ -70,6 +70,14 @@ void clattn_clear_error(clattn_context *ctx)
         store_message(ctx, ctx->last_error, "");
 }
 
+void clattn_clear_messages(clattn_context *ctx)
+{
+    if (ctx) {
+        store_message(ctx, ctx->last_error, "");
+        store_message(ctx, ctx->last_warning, "");
+    }
+}
+
 /* The copy a thread gets back from clattn_context_last_error/last_warning: the context's buffer may
    be rewritten by another thread's failure the moment the lock is released. */
 static _Thread_local char returned[CLATTN_ERROR_LEN];

@@ -84,15 +84,24 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
 {
     const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N], vw = pr->v[P_VW], rm = pr->v[P_RM];
     const int wpr = pr->v[P_WPR], unroll = pr->v[P_UNROLL];
-    if (bm % (vw * rm) != 0) {
-        snprintf(why, why_len, "BLOCK_M=%d is not a multiple of VW*RM=%d", bm, vw * rm);
+    if (!clattn_params_in_range(flash_params, P_COUNT, pr, why, why_len))
+        return 0;
+    if (!clattn_is_vector_width(vw)) {
+        snprintf(why, why_len, "VW=%d is not a vector width (1, 2, 4, 8, 16)", vw);
         return 0;
     }
-    if (bn % (wpr * unroll) != 0) {
-        snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%d", bn, wpr * unroll);
+    /* two values up to CLATTN_PARAM_MAX multiply past an int (65536 * 65536 wraps to 0), never
+       past a long long */
+    const long long rows_per_item = (long long)vw * rm, keys_per_step = (long long)wpr * unroll;
+    if (bm % rows_per_item != 0) {
+        snprintf(why, why_len, "BLOCK_M=%d is not a multiple of VW*RM=%lld", bm, rows_per_item);
         return 0;
     }
-    size_t wgs = (size_t)(bm / (vw * rm)) * (size_t)wpr;
+    if (bn % keys_per_step != 0) {
+        snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%lld", bn, keys_per_step);
+        return 0;
+    }
+    size_t wgs = (size_t)(bm / rows_per_item) * (size_t)wpr;
     if (wgs > dev->max_work_group || wgs > dev->max_work_item[0]) {
         snprintf(why, why_len, "work-group of %zu exceeds the device's limit %zu", wgs,
                  dev->max_work_group);

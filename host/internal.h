@@ -109,6 +109,8 @@ clattn_status clattn_fail(clattn_context *ctx, clattn_status status, const char 
 clattn_status clattn_fail_cl(clattn_context *ctx, cl_int err, const char *what);
 const char *clattn_cl_error_name(cl_int err);
 void clattn_clear_error(clattn_context *ctx);
+/* Both messages emptied: a test seam, so that a test sees which step warned. */
+void clattn_clear_messages(clattn_context *ctx);
 /* A problem the call goes on despite (a cache file ignored, a folder not writable): kept apart from
    last_error (clattn_context_last_warning) and handed to the context's log callback. */
 void clattn_warn(clattn_context *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,6 +200,10 @@ clattn_status clattn_kernel_get(clattn_context *ctx, const char *file, const cha
 /* ---- tuning parameters (params.c) ------------------------------------------------------------ */
 
 #define CLATTN_MAX_PARAMS 8
+/* No kernel parameter means anything above this (the largest candidate is 256). valid() refuses
+   larger values before anything else, so that the products of parameters it forms stay far
+   inside 64 bits. */
+#define CLATTN_PARAM_MAX 65536
 
 /* One tunable parameter: the -D name, its candidates (the search space) and the default used per
    device class when no tuning result applies. */
@@ -213,7 +219,9 @@ typedef struct clattn_params {
 } clattn_params;
 
 /* A kernel family: a .cl file and its parameters. valid() applies the constraints (local memory,
-   work-group limits, divisibility) for a device and problem; it writes why not into why. */
+   work-group limits, divisibility) for a device and problem; it writes why not into why. It takes
+   any values at all (a tuning entry's, a point the tuner tries) and refuses zeros, negatives and
+   values above CLATTN_PARAM_MAX (clattn_params_in_range) before it divides or multiplies. */
 typedef struct clattn_family {
     const char *name;             /* "qk", "softmax", "pv", "flash", "flash_split", "merge" */
     const char *file;
@@ -233,11 +241,21 @@ typedef struct clattn_family {
 } clattn_family;
 
 /* The parameters a user's call takes for family on this context and problem (clattn_plan_params,
-   plan.h, with provenance): the tuning cache if it has an entry (exact, then nearest shape class),
-   else the device-class defaults, else the valid point nearest the defaults, else the first valid
-   point of the space. */
+   plan.h, with provenance): the tuning cache if it has an entry (exact, then nearest shape class)
+   whose every value is one of the family's candidates and which valid() accepts (an entry that is
+   not is left unused, with a warning), else the device-class defaults, else the valid point nearest
+   the defaults, else the first valid point of the space. */
 clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
                                    const clattn_problem *p, clattn_params *out);
+/* 1 when every value of params is one of its parameter's candidates; else 0, and why says which. */
+int clattn_params_in_space(const clattn_family *family, const clattn_params *params, char *why,
+                           size_t why_len);
+/* 1 when each of the n values of params (named by defs) is in 1..CLATTN_PARAM_MAX; else 0, and
+   why says which. The first check of every valid(). */
+int clattn_params_in_range(const clattn_param_def *defs, int n, const clattn_params *params,
+                           char *why, size_t why_len);
+/* 1 for the OpenCL vector widths a parameter may name: 1, 2, 4, 8, 16. */
+int clattn_is_vector_width(int v);
 void clattn_params_defaults(const clattn_family *family, clattn_device_class cls, clattn_params *out);
 /* Appends " -DNAME=value" for each parameter to buf (NUL-terminated, len bytes). 0 if it fit. */
 int clattn_params_defines(const clattn_family *family, const clattn_params *params, char *buf,

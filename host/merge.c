@@ -29,6 +29,12 @@ static int merge_valid(const clattn_params *params, const clattn_device_info *de
                        const clattn_problem *p, char *why, size_t why_len)
 {
     int wgs = params->v[0], vec = params->v[1];
+    if (!clattn_params_in_range(merge_params, 2, params, why, why_len))
+        return 0;
+    if (!clattn_is_vector_width(vec)) {
+        snprintf(why, why_len, "VEC=%d is not a vector width (1, 2, 4, 8, 16)", vec);
+        return 0;
+    }
     if ((size_t)wgs > dev->max_work_group || (size_t)wgs > dev->max_work_item[0]) {
         snprintf(why, why_len, "WGS=%d exceeds the device's work-group limit %zu", wgs,
                  dev->max_work_group);

@@ -27,6 +27,39 @@ void clattn_params_string(const clattn_family *family, const clattn_params *para
     }
 }
 
+int clattn_params_in_space(const clattn_family *family, const clattn_params *params, char *why,
+                           size_t why_len)
+{
+    for (int i = 0; i < family->n_params; i++) {
+        const clattn_param_def *def = &family->params[i];
+        int found = 0;
+        for (int c = 0; c < def->n_candidates && !found; c++)
+            found = def->candidates[c] == params->v[i];
+        if (!found) {
+            snprintf(why, why_len, "%s=%d is not one of its candidates", def->name, params->v[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int clattn_params_in_range(const clattn_param_def *defs, int n, const clattn_params *params,
+                           char *why, size_t why_len)
+{
+    for (int i = 0; i < n; i++)
+        if (params->v[i] < 1 || params->v[i] > CLATTN_PARAM_MAX) {
+            snprintf(why, why_len, "%s=%d is outside 1..%d", defs[i].name, params->v[i],
+                     CLATTN_PARAM_MAX);
+            return 0;
+        }
+    return 1;
+}
+
+int clattn_is_vector_width(int v)
+{
+    return v == 1 || v == 2 || v == 4 || v == 8 || v == 16;
+}
+
 int clattn_param_index(const clattn_family *family, const char *name)
 {
     for (int i = 0; i < family->n_params; i++)
@@ -169,15 +202,24 @@ clattn_status clattn_plan_params(clattn_context *ctx, const clattn_family *famil
     if (cfg && cfg->forced_family == family) {
         *out = cfg->forced;
         step->source = CLATTN_SOURCE_FORCED;
-        if (family->valid(out, &ctx->info, p, why, sizeof why))
+        if (clattn_params_in_space(family, out, why, sizeof why) &&
+            family->valid(out, &ctx->info, p, why, sizeof why))
             return CLATTN_SUCCESS;
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "forced %s parameters do not fit: %s",
                            family->name, why);
     }
-    if (!(cfg && cfg->defaults_only) && clattn_tuning_lookup(ctx, family, p, out, &exact) &&
-        family->valid(out, &ctx->info, p, why, sizeof why)) {
-        step->source = exact ? CLATTN_SOURCE_TUNED_EXACT : CLATTN_SOURCE_TUNED_NEAREST;
-        return CLATTN_SUCCESS;
+    if (!(cfg && cfg->defaults_only) && clattn_tuning_lookup(ctx, family, p, out, &exact)) {
+        /* A tuning file is text anyone may edit: an entry is used only where the tuner could have
+           made it, a point of the family's space that its constraints accept. Anything else (a
+           zero that valid() would divide by, a VW the kernel has no vector type for) falls back
+           as if there were no entry, before any kernel is built with it. */
+        if (clattn_params_in_space(family, out, why, sizeof why) &&
+            family->valid(out, &ctx->info, p, why, sizeof why)) {
+            step->source = exact ? CLATTN_SOURCE_TUNED_EXACT : CLATTN_SOURCE_TUNED_NEAREST;
+            return CLATTN_SUCCESS;
+        }
+        clattn_warn(ctx, "the tuning entry for %s is not used (%s); using the defaults",
+                    family->name, why);
     }
     step->source = CLATTN_SOURCE_DEFAULT;
     clattn_params_defaults(family, ctx->info.cls, out);

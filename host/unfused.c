@@ -60,18 +60,13 @@ static const clattn_param_def softmax_params[] = {
 enum { P_TILE_M, P_TILE_N, P_TILE_K, P_WPT_M, P_WPT_N };
 enum { P_SM_WG, P_SM_VEC };
 
-static int is_vector_width(int n)
-{
-    return n == 1 || n == 2 || n == 4 || n == 8 || n == 16;
-}
-
 /* Constraints shared by the two GEMM kernels; local_bytes is what the kernel's tiles take. */
 static int gemm_valid(const clattn_params *pr, const clattn_device_info *dev, size_t local_bytes,
                       char *why, size_t why_len)
 {
     const int tm = pr->v[P_TILE_M], tn = pr->v[P_TILE_N], tk = pr->v[P_TILE_K];
     const int wm = pr->v[P_WPT_M], wn = pr->v[P_WPT_N];
-    if (tm < 1 || tn < 1 || tk < 1 || wm < 1 || !is_vector_width(wn)) {
+    if (tm < 1 || tn < 1 || tk < 1 || wm < 1 || !clattn_is_vector_width(wn)) {
         snprintf(why, why_len, "tile sizes must be positive and WPT_N a vector width (1,2,4,8,16)");
         return 0;
     }
@@ -85,8 +80,8 @@ static int gemm_valid(const clattn_params *pr, const clattn_device_info *dev, si
         return 0;
     }
     /* More accumulators than any device keeps in registers. */
-    if (wm * wn > 128) {
-        snprintf(why, why_len, "WPT_M*WPT_N = %d exceeds 128 accumulators", wm * wn);
+    if ((long long)wm * wn > 128) {
+        snprintf(why, why_len, "WPT_M*WPT_N = %lld exceeds 128 accumulators", (long long)wm * wn);
         return 0;
     }
     const size_t threads_n = (size_t)(tn / wn), threads_m = (size_t)(tm / wm);
@@ -108,6 +103,8 @@ static int qk_valid(const clattn_params *pr, const clattn_device_info *dev, cons
                     char *why, size_t why_len)
 {
     (void)p;
+    if (!clattn_params_in_range(qk_params, COUNT(qk_params), pr, why, why_len))
+        return 0;
     const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
     const size_t tk = (size_t)pr->v[P_TILE_K], wn = (size_t)pr->v[P_WPT_N];
     return gemm_valid(pr, dev, (tm * (tk + 1) + tk * (tn + wn)) * sizeof(float), why, why_len);
@@ -118,6 +115,8 @@ static int pv_valid(const clattn_params *pr, const clattn_device_info *dev, cons
                     char *why, size_t why_len)
 {
     (void)p;
+    if (!clattn_params_in_range(pv_params, COUNT(pv_params), pr, why, why_len))
+        return 0;
     const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
     const size_t tk = (size_t)pr->v[P_TILE_K];
     if (tn != 8 && tn % 16) {
@@ -132,7 +131,9 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
 {
     (void)p;
     const int wg = pr->v[P_SM_WG], vec = pr->v[P_SM_VEC];
-    if (wg < 1 || (wg & (wg - 1)) || !is_vector_width(vec)) {
+    if (!clattn_params_in_range(softmax_params, COUNT(softmax_params), pr, why, why_len))
+        return 0;
+    if (wg < 1 || (wg & (wg - 1)) || !clattn_is_vector_width(vec)) {
         snprintf(why, why_len, "SM_WG must be a power of two and SM_VEC a vector width (1,2,4,8,16)");
         return 0;
     }
