@@ -1,57 +1,7 @@
 /* clattn_attention: argument checks, path choice, enqueue. Everything the caller passes is checked
  * before anything is enqueued, so a refused call changes nothing the caller owns. */
+#include "host/buffer_check.h"
 #include "host/plan.h"
-
-#include <string.h>
-
-typedef struct named_buffer {
-    const char *name;
-    cl_mem mem;
-    size_t need;        /* bytes the shape needs; 0: the tensor is empty and the buffer may be NULL */
-    int optional;       /* NULL allowed even when need > 0 */
-} named_buffer;
-
-/* Checks one buffer: present when needed, from this context, large enough. */
-static clattn_status check_buffer(clattn_context *ctx, const named_buffer *b)
-{
-    if (!b->mem) {
-        if (b->need == 0 || b->optional)
-            return CLATTN_SUCCESS;
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is NULL but the shape needs %zu bytes",
-                           b->name, b->need);
-    }
-    size_t size = 0;
-    cl_context owner = NULL;
-    cl_int err = clGetMemObjectInfo(b->mem, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(b->mem, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is not a valid cl_mem (%s)", b->name,
-                           clattn_cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                           "%s belongs to another cl_context than the clattn context's", b->name);
-    if (size < b->need)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                           "%s holds %zu bytes but the shape needs %zu", b->name, size, b->need);
-    return CLATTN_SUCCESS;
-}
-
-/* Outputs must not share memory with anything else of the call: kernels read inputs while others
-   write outputs, and scores would overwrite what P·V still reads. */
-static clattn_status check_aliasing(clattn_context *ctx, const named_buffer *bufs, int n)
-{
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++)
-            if (bufs[i].mem && bufs[i].mem == bufs[j].mem &&
-                (strcmp(bufs[i].name, "out") == 0 || strcmp(bufs[j].name, "out") == 0 ||
-                 strcmp(bufs[i].name, "probs") == 0 || strcmp(bufs[j].name, "probs") == 0 ||
-                 strcmp(bufs[i].name, "lse") == 0 || strcmp(bufs[j].name, "lse") == 0))
-                return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                                   "%s and %s are the same buffer; outputs may not alias", bufs[i].name,
-                                   bufs[j].name);
-    return CLATTN_SUCCESS;
-}
 
 clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention_desc *desc, cl_mem q,
                                      cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
@@ -67,21 +17,20 @@ clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
                            "probs requested with CLATTN_PATH_FUSED, which never stores scores; use "
                            "CLATTN_PATH_UNFUSED or CLATTN_PATH_AUTO");
-    /* With no query row nothing is read or written, so no buffer is required; any given is checked. */
+    /* With no query row nothing is read or written, so no buffer is required; any given is checked.
+       Outputs may share memory with nothing: scores would overwrite what P·V still reads. */
     int empty = p->B == 0 || p->Lq == 0;
-    named_buffer bufs[] = {
-        {"q", q, p->bytes.q, empty},       {"k", k, p->bytes.k, empty},
-        {"v", v, p->bytes.v, empty},       {"mask", mask, p->bytes.mask, empty},
-        {"out", out, p->bytes.out, empty}, {"probs", probs, p->bytes.probs, 1},
-        {"lse", lse, p->bytes.lse, 1},
+    const clattn_buffer_role in = CLATTN_BUFFER_INPUT, o = CLATTN_BUFFER_OUTPUT;
+    clattn_buffer_arg bufs[] = {
+        {.name = "q", .mem = q, .need = p->bytes.q, .role = in, .optional = empty},
+        {.name = "k", .mem = k, .need = p->bytes.k, .role = in, .optional = empty},
+        {.name = "v", .mem = v, .need = p->bytes.v, .role = in, .optional = empty},
+        {.name = "mask", .mem = mask, .need = p->bytes.mask, .role = in, .optional = empty},
+        {.name = "out", .mem = out, .need = p->bytes.out, .role = o, .optional = empty},
+        {.name = "probs", .mem = probs, .need = p->bytes.probs, .role = o, .optional = 1},
+        {.name = "lse", .mem = lse, .need = p->bytes.lse, .role = o, .optional = 1},
     };
-    int n = (int)(sizeof bufs / sizeof bufs[0]);
-    for (int i = 0; i < n; i++) {
-        clattn_status st = check_buffer(ctx, &bufs[i]);
-        if (st != CLATTN_SUCCESS)
-            return st;
-    }
-    return check_aliasing(ctx, bufs, n);
+    return clattn_buffers_check(ctx, bufs, (int)(sizeof bufs / sizeof bufs[0]));
 }
 
 /* Tells the log what the call runs, when asked to (options.log_plans, CLATTN_LOG=plan). */

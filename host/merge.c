@@ -1,10 +1,13 @@
 /* Merging attention results computed over disjoint key sets: the split-KV partials of one device
  * (clattn_merge_enqueue_contiguous) and the caller's parts from several devices or ring steps
  * (clattn_merge_partials, and clattn_merge_partials_host on the CPU). The algebra is in cl/merge.cl. */
+#include "host/buffer_check.h"
 #include "host/plan.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The public call stages its parts in scratch; above this it merges in tiles, so that a large merge
@@ -165,44 +168,6 @@ static clattn_status merge_problem(const clattn_attention_desc *desc, clattn_pro
     return clattn_problem_init(&d, p, err, err_len);
 }
 
-/* A buffer the merge reads or writes: a buffer object of this context holding at least need bytes.
-   NULL is accepted only where nothing would be touched (need == 0). */
-static clattn_status check_buffer(clattn_context *ctx, cl_mem buf, size_t need, const char *name,
-                                  int index)
-{
-    char what[32];
-    if (index >= 0)
-        snprintf(what, sizeof what, "%s[%d]", name, index);
-    else
-        snprintf(what, sizeof what, "%s", name);
-    if (!buf) {
-        if (need == 0)
-            return CLATTN_SUCCESS;
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is NULL but the shape needs %zu bytes",
-                           what, need);
-    }
-    cl_mem_object_type type;
-    cl_context owner;
-    size_t size;
-    cl_int err = clGetMemObjectInfo(buf, CL_MEM_TYPE, sizeof type, &type, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err != CL_SUCCESS)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is not a valid cl_mem (%s)", what,
-                           clattn_cl_error_name(err));
-    if (type != CL_MEM_OBJECT_BUFFER)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is not a buffer object", what);
-    if (owner != ctx->cl_ctx)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                           "%s belongs to another cl_context than the clattn context's", what);
-    if (size < need)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s holds %zu bytes but the shape needs %zu",
-                           what, size, need);
-    return CLATTN_SUCCESS;
-}
-
 static clattn_status merge_check(clattn_context *ctx, int parts, const cl_mem *outs, const cl_mem *lses,
                                  const clattn_attention_desc *desc, cl_mem out, cl_mem lse,
                                  clattn_problem *p)
@@ -210,23 +175,33 @@ static clattn_status merge_check(clattn_context *ctx, int parts, const cl_mem *o
     char err[512];
     if (merge_problem(desc, p, err, sizeof err) != CLATTN_SUCCESS)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
-    if (parts < 1)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "parts = %d: must be >= 1", parts);
+    if (parts < 1 || parts > (INT_MAX - 2) / 2)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "parts = %d: must be in 1..%d", parts,
+                           (INT_MAX - 2) / 2);
     if (!outs || !lses)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is NULL", !outs ? "outs" : "lses");
-    clattn_status st;
+    /* out may be exactly an outs[p] and lse an lses[p] (in-place accumulation): every part is staged
+       before the kernel writes, tile by tile, and a tile's writes land on its own rows only. A
+       partial overlap would let a tile's writes reach rows a later tile still has to stage. */
+    const int n = 2 * parts + 2;
+    clattn_buffer_arg *bufs = calloc((size_t)n, sizeof *bufs);
+    if (!bufs)
+        return clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "no host memory to check the buffers of %d parts",
+                           parts);
     for (int i = 0; i < parts; i++) {
-        if ((st = check_buffer(ctx, outs[i], p->bytes.out, "outs", i)) != CLATTN_SUCCESS ||
-            (st = check_buffer(ctx, lses[i], p->bytes.lse, "lses", i)) != CLATTN_SUCCESS)
-            return st;
+        bufs[2 * i] = (clattn_buffer_arg){.name = "outs", .in_array = 1, .index = i, .mem = outs[i],
+                                          .need = p->bytes.out};
+        bufs[2 * i + 1] = (clattn_buffer_arg){.name = "lses", .in_array = 1, .index = i,
+                                              .mem = lses[i], .need = p->bytes.lse};
     }
-    if ((st = check_buffer(ctx, out, p->bytes.out, "out", -1)) != CLATTN_SUCCESS)
-        return st;
-    if (lse && (st = check_buffer(ctx, lse, p->bytes.lse, "lse", -1)) != CLATTN_SUCCESS)
-        return st;
-    if (lse && lse == out)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "out and lse are the same buffer");
-    return CLATTN_SUCCESS;
+    bufs[n - 2] = (clattn_buffer_arg){.name = "out", .mem = out, .need = p->bytes.out,
+                                      .role = CLATTN_BUFFER_OUTPUT, .in_place_of = "outs"};
+    bufs[n - 1] = (clattn_buffer_arg){.name = "lse", .mem = lse, .need = p->bytes.lse,
+                                      .role = CLATTN_BUFFER_OUTPUT, .optional = 1,
+                                      .in_place_of = "lses"};
+    clattn_status st = clattn_buffers_check(ctx, bufs, n);
+    free(bufs);
+    return st;
 }
 
 /* Copies part `part`'s slice of tile t (in the tile's staged layout) into the stage buffers. */

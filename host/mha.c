@@ -10,6 +10,7 @@
  * been consumed), so a steady stream of calls allocates nothing.
  * Everything the caller passes is checked before the first GEMM is enqueued.
  */
+#include "host/buffer_check.h"
 #include "host/internal.h"
 #include "host/mha_reference.h"
 
@@ -48,33 +49,6 @@ static size_t bytes_of(size_t n, size_t es)
 
 /* ---- argument checks -------------------------------------------------------------------------- */
 
-/* Present when need > 0, from this context, at least need bytes. An absent optional tensor (need 0)
-   may still be given: then it only has to be valid. */
-static clattn_status check_buffer(clattn_context *ctx, const char *name, cl_mem mem, size_t need)
-{
-    if (!mem) {
-        if (need == 0)
-            return CLATTN_SUCCESS;
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is NULL but the layer needs %zu bytes",
-                           name, need);
-    }
-    size_t size = 0;
-    cl_context owner = NULL;
-    cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof size, &size, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof owner, &owner, NULL);
-    if (err != CL_SUCCESS)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s is not a valid cl_mem (%s)", name,
-                           clattn_cl_error_name(err));
-    if (owner != ctx->cl_ctx)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                           "%s belongs to another cl_context than the clattn context's", name);
-    if (size < need)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s holds %zu bytes but the layer needs %zu",
-                           name, size, need);
-    return CLATTN_SUCCESS;
-}
-
 /* Which weights the call gives, PyTorch's two forms: packed in_proj_weight, or q/k/v_proj_weight. */
 static clattn_status check_weight_set(clattn_context *ctx, const clattn_mha_desc *desc,
                                       const clattn_mha_shape *s, const clattn_mha_weight_buffers *w)
@@ -98,20 +72,6 @@ static clattn_status check_weight_set(clattn_context *ctx, const clattn_mha_desc
     if (!desc->out_bias != !w->out_proj_bias)
         return clattn_fail(ctx, bad, "desc->out_bias is %d but out_proj_bias is %s", desc->out_bias,
                            w->out_proj_bias ? "given" : "NULL");
-    return CLATTN_SUCCESS;
-}
-
-/* Outputs are written while inputs may still be read (the attention reads Q while the out GEMM's
-   neighbours run, and attn_weights is written mid-call), so they may share memory with nothing. */
-static clattn_status check_aliasing(clattn_context *ctx, const char *const *names, const cl_mem *mems,
-                                    int n, int first_output)
-{
-    for (int i = first_output; i < n; i++)
-        for (int j = 0; j < n; j++)
-            if (j != i && mems[i] && mems[i] == mems[j])
-                return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                                   "%s and %s are the same buffer; outputs may not alias", names[i],
-                                   names[j]);
     return CLATTN_SUCCESS;
 }
 
@@ -239,27 +199,31 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
     /* Sizes: inputs and weights in the storage type, the mask in its own, weights float32. */
     const size_t es = clattn_dtype_size(desc->dtype);
     const size_t kvw = (size_t)s.kv_width, E = (size_t)s.E;
-    const char *names[] = {"x_q", "x_k", "x_v", "in_proj_weight", "q_proj_weight", "k_proj_weight",
-                           "v_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias", "mask",
-                           "out", "attn_weights"};
-    const cl_mem mems[] = {x_q, x_k, x_v, w->in_proj_weight, w->q_proj_weight, w->k_proj_weight,
-                           w->v_proj_weight, w->in_proj_bias, w->out_proj_weight, w->out_proj_bias,
-                           mask, out, attn_weights};
-    const size_t need[] = {
-        bytes_of(s.x_q, es), x_k ? bytes_of(s.x_k, es) : 0, x_v ? bytes_of(s.x_v, es) : 0,
-        w->in_proj_weight ? bytes_of(s.in_proj_weight, es) : 0,
-        w->in_proj_weight ? 0 : bytes_of(s.q_proj_weight, es),
-        w->in_proj_weight ? 0 : bytes_of(s.k_proj_weight, es),
-        w->in_proj_weight ? 0 : bytes_of(s.v_proj_weight, es),
-        bytes_of(s.in_proj_bias, es), bytes_of(s.out_proj_weight, es), bytes_of(s.out_proj_bias, es),
-        bytes_of(s.mask, clattn_mask_elem_size(desc->mask_type)), bytes_of(s.out, es),
-        attn_weights ? bytes_of(s.weights, sizeof(float)) : 0,
+    /* Outputs are written while inputs may still be read (the attention reads Q while the out GEMM's
+       neighbours run, and attn_weights is written mid-call), so they may share memory with nothing.
+       An absent optional tensor (need 0) may still be given: then it only has to be valid. */
+    const int packed = w->in_proj_weight != NULL;
+    clattn_buffer_arg bufs[] = {
+        {.name = "x_q", .mem = x_q, .need = bytes_of(s.x_q, es)},
+        {.name = "x_k", .mem = x_k, .need = x_k ? bytes_of(s.x_k, es) : 0},
+        {.name = "x_v", .mem = x_v, .need = x_v ? bytes_of(s.x_v, es) : 0},
+        {.name = "in_proj_weight", .mem = w->in_proj_weight,
+         .need = packed ? bytes_of(s.in_proj_weight, es) : 0},
+        {.name = "q_proj_weight", .mem = w->q_proj_weight,
+         .need = packed ? 0 : bytes_of(s.q_proj_weight, es)},
+        {.name = "k_proj_weight", .mem = w->k_proj_weight,
+         .need = packed ? 0 : bytes_of(s.k_proj_weight, es)},
+        {.name = "v_proj_weight", .mem = w->v_proj_weight,
+         .need = packed ? 0 : bytes_of(s.v_proj_weight, es)},
+        {.name = "in_proj_bias", .mem = w->in_proj_bias, .need = bytes_of(s.in_proj_bias, es)},
+        {.name = "out_proj_weight", .mem = w->out_proj_weight, .need = bytes_of(s.out_proj_weight, es)},
+        {.name = "out_proj_bias", .mem = w->out_proj_bias, .need = bytes_of(s.out_proj_bias, es)},
+        {.name = "mask", .mem = mask, .need = bytes_of(s.mask, clattn_mask_elem_size(desc->mask_type))},
+        {.name = "out", .mem = out, .need = bytes_of(s.out, es), .role = CLATTN_BUFFER_OUTPUT},
+        {.name = "attn_weights", .mem = attn_weights,
+         .need = attn_weights ? bytes_of(s.weights, sizeof(float)) : 0, .role = CLATTN_BUFFER_OUTPUT},
     };
-    const int n = (int)(sizeof mems / sizeof mems[0]);
-    for (int i = 0; i < n; i++)
-        if ((st = check_buffer(ctx, names[i], mems[i], need[i])) != CLATTN_SUCCESS)
-            return st;
-    if ((st = check_aliasing(ctx, names, mems, n, n - 2)) != CLATTN_SUCCESS)
+    if ((st = clattn_buffers_check(ctx, bufs, (int)(sizeof bufs / sizeof bufs[0]))) != CLATTN_SUCCESS)
         return st;
     if ((st = check_support(ctx, desc->dtype)) != CLATTN_SUCCESS)
         return st;
@@ -271,7 +235,6 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
         return CLATTN_SUCCESS;   /* nothing to compute: no scratch, nothing enqueued */
 
     /* The projections, each reading its part of the packed weight and bias when packed. */
-    const int packed = w->in_proj_weight != NULL;
     cl_mem xk = x_k ? x_k : x_q, xv = x_v ? x_v : xk;
     const size_t rows_q = (size_t)s.B * (size_t)s.Lq, rows_kv = (size_t)s.B * (size_t)s.Lk;
     plan->proj[0] = (projection){"q", x_q, packed ? w->in_proj_weight : w->q_proj_weight,

@@ -200,6 +200,11 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
 
 /* Device buffers. Enqueues on the context's queue and returns without waiting. mask, probs and lse
    may be NULL. probs: float32 [B,Hq,Lq,Lk]; lse: float32 [B,Hq,Lq] (natural log).
+   Each is a buffer object (CL_MEM_OBJECT_BUFFER, not an image) of the context's cl_context, read
+   from its offset 0. The inputs q, k, v and mask may share memory; an output (out, probs, lse) may
+   overlap no other argument. Overlap is by memory, not by handle: the bytes the call touches,
+   through sub-buffers (of one parent, or a parent and its sub-buffer) and CL_MEM_USE_HOST_PTR
+   buffers over the same host memory. Disjoint sub-buffers of one parent are fine.
    Every argument, including each buffer's CL_MEM_SIZE, is checked before anything is enqueued. */
 CLATTN_API clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc *desc,
                                           cl_mem q, cl_mem k, cl_mem v, cl_mem mask,
@@ -244,17 +249,20 @@ CLATTN_API clattn_status clattn_attention_sizes(const clattn_attention_desc *des
    dtype and layout of desc are read.
    A part whose lse is -inf (it saw no key) contributes nothing, whatever its out holds (even NaN);
    a row where every part is -inf gives out 0 and lse -inf. A NaN lse makes its row NaN.
-   lse may be NULL. out may be the same buffer as any outs[p] and lse as any lses[p] (in-place
-   accumulation: merge(running, next) -> running); out and lse must differ. Buffers partly
-   overlapping (sub-buffers of one another) are not supported.
+   lse may be NULL. out may be exactly the memory of any outs[p] and lse of any lses[p] (in-place
+   accumulation: merge(running, next) -> running): the same buffer, or another handle (a sub-buffer)
+   on the same bytes. Any other overlap of out or lse with an argument, judged by memory as for
+   clattn_attention (sub-buffers included), is refused with CLATTN_INVALID_ARGUMENT: out partly over
+   an outs[p], out over an lses[p], out and lse over each other. The parts may share memory.
    Enqueues on the context's queue and returns without waiting; the parts are staged in device
    scratch (in tiles of at most 256 MiB unless one query row needs more). */
 CLATTN_API clattn_status clattn_merge_partials(clattn_context *ctx, int parts, const cl_mem *outs,
                                                const cl_mem *lses, const clattn_attention_desc *desc,
                                                cl_mem out, cl_mem lse);
 /* The same merge on the CPU in double precision over host memory (F16: uint16_t bits), with no
-   OpenCL at all; results rounded to the storage type at the end. Same aliasing rules (a pointer
-   equal to an input's). */
+   OpenCL at all; results rounded to the storage type at the end. In place as above: out may be the
+   pointer outs[p] and lse lses[p]; other overlaps of plain pointers cannot be told and are not
+   supported. */
 CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const *outs,
                                                     const float *const *lses,
                                                     const clattn_attention_desc *desc, void *out,
@@ -326,7 +334,9 @@ typedef struct clattn_mha_weight_buffers {
 /* Device buffers in desc->dtype: x_q [B,Lq,E], x_k [B,Lk,kdim], x_v [B,Lk,vdim], out [B,Lq,E].
    x_k NULL: x_k = x_q (self-attention; needs kdim == E and seq_kv == seq_q). x_v NULL: x_v = x_k
    (needs vdim == kdim). mask: desc's mask_type, NULL without one. attn_weights: NULL, or float32
-   [B,Hq,Lq,Lk] (the unfused path computes them). out and attn_weights may not alias any input.
+   [B,Hq,Lq,Lk] (the unfused path computes them). out and attn_weights may overlap no input (x_q,
+   x_k, x_v, mask, the weights) nor each other, judged by memory as for clattn_attention
+   (sub-buffers included); the inputs may share memory.
    The projections are CLBlast GEMMs on the context's queue, written straight into the BSHD layout
    the attention reads; Q, K, V and the heads' output live in the context's scratch, reused by the
    next call. Every argument, including each buffer's CL_MEM_SIZE, is checked before anything is

@@ -387,6 +387,223 @@ static void test_attention_bad_buffers(void **state)
                      CLATTN_INVALID_ARGUMENT);
 }
 
+/* ---- memory shared through sub-buffers, host memory and images -------------------------------- */
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* The fixture's desc on the fused path with no probs (the path that returned wrong values when an
+   output overlapped an input), grown until each tensor spans several sub-buffer alignments, so that
+   an aligned origin can fall inside another tensor. */
+static clattn_attention_desc overlap_desc(const fixture *f, size_t align, clattn_tensor_sizes *s)
+{
+    clattn_attention_desc d = f->desc;
+    d.mask_type = CLATTN_MASK_NONE;
+    d.mask_batch_stride = d.mask_head_stride = 0;
+    d.path = CLATTN_PATH_FUSED;
+    for (;;) {
+        assert_int_equal(clattn_attention_sizes(&d, s), CLATTN_SUCCESS);
+        if (s->k >= 3 * align && s->lse >= 2 * align)
+            return d;
+        d.seq_q *= 2;
+        d.seq_kv *= 2;
+    }
+}
+
+/* Outputs that share memory with another argument through a different handle: each is refused
+   with both names, and nothing is written. */
+static void test_attention_overlap(void **state)
+{
+    fixture *f = *state;
+    cl_context cl = clattn_context_cl_context(f->ctx);
+    const size_t al = tu_sub_buffer_align(f->ctx);
+    clattn_tensor_sizes s;
+    clattn_attention_desc d = overlap_desc(f, al, &s);
+    const size_t big = round_up(s.q, al) + round_up(s.k, al) + round_up(s.v, al) + round_up(s.out, al) +
+                       round_up(s.lse, al) + round_up(s.probs, al) + 4 * al;
+    cl_mem parent = buffer(cl, big);
+    cl_mem q = buffer(cl, s.q), k = buffer(cl, s.k), v = buffer(cl, s.v), out = buffer(cl, s.out);
+    cl_mem lse = buffer(cl, s.lse), probs = buffer(cl, s.probs);
+    assert_true(parent && q && k && v && out && lse && probs);
+    call_buffers b;
+
+    /* out a sub-buffer starting one alignment into q's */
+    cl_mem sq = tu_sub_buffer(parent, 0, s.q), so = tu_sub_buffer(parent, al, s.out);
+    b = (call_buffers){sq, k, v, NULL, so, NULL, lse};
+    expect_refused(f, &d, &b, "out a sub-buffer overlapping q", "out");
+    check_message(f->ctx, "out a sub-buffer overlapping q", "q");
+    clReleaseMemObject(so);
+    /* the same bytes as q through a second sub-buffer */
+    so = tu_sub_buffer(parent, 0, s.out);
+    b = (call_buffers){sq, k, v, NULL, so, NULL, lse};
+    expect_refused(f, &d, &b, "out the same bytes as q, another handle", "out");
+    check_message(f->ctx, "out the same bytes as q, another handle", "q");
+    clReleaseMemObject(so);
+    clReleaseMemObject(sq);
+
+    /* out over the last part of k only */
+    cl_mem sk = tu_sub_buffer(parent, 0, s.k);
+    so = tu_sub_buffer(parent, round_up(s.k, al) - al, s.out);
+    b = (call_buffers){q, sk, v, NULL, so, NULL, lse};
+    expect_refused(f, &d, &b, "out partly overlapping k", "out");
+    check_message(f->ctx, "out partly overlapping k", "k");
+    clReleaseMemObject(so);
+    clReleaseMemObject(sk);
+
+    /* out the parent of q's sub-buffer */
+    sq = tu_sub_buffer(parent, al, s.q);
+    b = (call_buffers){sq, k, v, NULL, parent, NULL, lse};
+    expect_refused(f, &d, &b, "out the parent of q", "out");
+    check_message(f->ctx, "out the parent of q", "q");
+    clReleaseMemObject(sq);
+
+    /* lse, then probs (the unfused path), overlapping out */
+    so = tu_sub_buffer(parent, 0, s.out);
+    cl_mem sl = tu_sub_buffer(parent, al, s.lse);
+    b = (call_buffers){q, k, v, NULL, so, NULL, sl};
+    expect_refused(f, &d, &b, "lse overlapping out", "lse");
+    check_message(f->ctx, "lse overlapping out", "out");
+    clReleaseMemObject(sl);
+    clattn_attention_desc du = d;
+    du.path = CLATTN_PATH_UNFUSED;
+    cl_mem sp = tu_sub_buffer(parent, round_up(s.out, al) - al, s.probs);
+    b = (call_buffers){q, k, v, NULL, so, sp, lse};
+    expect_refused(f, &du, &b, "probs overlapping out", "probs");
+    check_message(f->ctx, "probs overlapping out", "out");
+    clReleaseMemObject(sp);
+    clReleaseMemObject(so);
+
+    /* two buffers over one host array (CL_MEM_USE_HOST_PTR): out's memory is q's */
+    void *host = aligned_alloc(4096, round_up(s.q > s.out ? s.q : s.out, 4096));
+    assert_non_null(host);
+    memset(host, 0, s.q);
+    cl_int err;
+    cl_mem hq = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, s.q, host, &err);
+    cl_mem ho = clCreateBuffer(cl, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, s.out, host, &err);
+    assert_true(hq && ho);
+    b = (call_buffers){hq, k, v, NULL, ho, NULL, lse};
+    expect_refused(f, &d, &b, "out over q's host memory", "out");
+    check_message(f->ctx, "out over q's host memory", "q");
+    clReleaseMemObject(ho);
+    clReleaseMemObject(hq);
+    free(host);
+
+    cl_mem all[] = {parent, q, k, v, out, lse, probs};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        clReleaseMemObject(all[i]);
+}
+
+/* The legitimate sharing: q, k, v, out, probs and lse disjoint sub-buffers of one parent, and inputs
+   sharing memory (v the very buffer of k). Accepted, and the results match the reference. */
+static void test_attention_disjoint_sub_buffers(void **state)
+{
+    fixture *f = *state;
+    cl_command_queue queue = clattn_context_queue(f->ctx);
+    const size_t al = tu_sub_buffer_align(f->ctx);
+    clattn_tensor_sizes s;
+    clattn_attention_desc d = overlap_desc(f, al, &s);
+    enum { Q, K, V, OUT, PROBS, LSE, N };
+    const size_t bytes[N] = {s.q, s.k, s.v, s.out, s.probs, s.lse};
+    size_t origin[N], total = 0;
+    for (int i = 0; i < N; i++) {
+        origin[i] = total;
+        total += round_up(bytes[i], al);
+    }
+    cl_mem parent = buffer(clattn_context_cl_context(f->ctx), total);
+    assert_non_null(parent);
+    cl_mem sub[N];
+    for (int i = 0; i < N; i++)
+        sub[i] = tu_sub_buffer(parent, origin[i], bytes[i]);
+
+    tu_rng rng;
+    tu_rng_seed(&rng, 77);
+    float *q = tu_alloc(s.q), *k = tu_alloc(s.k), *v = tu_alloc(s.v);
+    tu_fill_normal(q, CLATTN_F32, s.q / 4, 1.0f, &rng);
+    tu_fill_normal(k, CLATTN_F32, s.k / 4, 1.0f, &rng);
+    tu_fill_normal(v, CLATTN_F32, s.v / 4, 1.0f, &rng);
+    const float *in[3] = {q, k, v};
+    for (int i = Q; i <= V; i++)
+        assert_int_equal(clEnqueueWriteBuffer(queue, parent, CL_TRUE, origin[i], bytes[i], in[i], 0, NULL,
+                                              NULL),
+                         CL_SUCCESS);
+    const double kappa = tu_conditioning(tu_score_magnitude(&d, q, k));
+    float *out = tu_alloc(s.out), *probs = tu_alloc(s.probs), *lse = tu_alloc(s.lse);
+    float *ref_out = tu_alloc(s.out), *ref_probs = tu_alloc(s.probs), *ref_lse = tu_alloc(s.lse);
+
+    /* the unfused path (probs), the fused one, and the fused one with v = k */
+    for (int variant = 0; variant < 3; variant++) {
+        clattn_attention_desc dv = d;
+        dv.path = variant == 0 ? CLATTN_PATH_UNFUSED : CLATTN_PATH_FUSED;
+        cl_mem v_mem = variant == 2 ? sub[K] : sub[V];
+        const float *v_host = variant == 2 ? k : v;
+        clattn_status st = clattn_attention(f->ctx, &dv, sub[Q], sub[K], v_mem, NULL, sub[OUT],
+                                            variant == 0 ? sub[PROBS] : NULL, sub[LSE]);
+        if (st != CLATTN_SUCCESS)
+            fail_msg("variant %d: %s (%s)", variant, clattn_status_string(st),
+                     clattn_context_last_error(f->ctx));
+        assert_int_equal(clEnqueueReadBuffer(queue, sub[OUT], CL_TRUE, 0, s.out, out, 0, NULL, NULL),
+                         CL_SUCCESS);
+        assert_int_equal(clEnqueueReadBuffer(queue, sub[LSE], CL_TRUE, 0, s.lse, lse, 0, NULL, NULL),
+                         CL_SUCCESS);
+        assert_int_equal(clEnqueueReadBuffer(queue, sub[PROBS], CL_TRUE, 0, s.probs, probs, 0, NULL, NULL),
+                         CL_SUCCESS);
+        assert_int_equal(clattn_attention_reference(&dv, q, k, v_host, NULL, ref_out, ref_probs, ref_lse),
+                         CLATTN_SUCCESS);
+        tu_diff diff;
+        size_t n_out = s.out / 4;
+        if (!tu_compare_out(CLATTN_F32, out, ref_out, n_out,
+                            tu_out_tolerance(CLATTN_F32, ref_out, n_out, kappa), &diff))
+            fail_msg("variant %d: out element %zu is %g, reference %g", variant, diff.worst, diff.got,
+                     diff.ref);
+        if (!tu_compare_rel(lse, ref_lse, s.lse / 4, TU_LSE_REL * kappa, &diff))
+            fail_msg("variant %d: lse element %zu is %g, reference %g", variant, diff.worst, diff.got,
+                     diff.ref);
+        if (variant == 0 && !tu_compare_rel(probs, ref_probs, s.probs / 4, TU_PROBS_REL * kappa, &diff))
+            fail_msg("variant %d: probs element %zu is %g, reference %g", variant, diff.worst,
+                     diff.got, diff.ref);
+    }
+    /* the inputs were only read */
+    float *back = tu_alloc(s.q + s.k + s.v);
+    for (int i = Q; i <= V; i++) {
+        assert_int_equal(clEnqueueReadBuffer(queue, parent, CL_TRUE, origin[i], bytes[i], back, 0, NULL,
+                                             NULL),
+                         CL_SUCCESS);
+        assert_memory_equal(back, in[i], bytes[i]);
+    }
+    free(back);
+    for (int i = 0; i < N; i++)
+        clReleaseMemObject(sub[i]);
+    clReleaseMemObject(parent);
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(probs);
+    free(lse);
+    free(ref_out);
+    free(ref_probs);
+    free(ref_lse);
+}
+
+/* An image is a memory object but not a buffer: the kernels index q as an array. */
+static void test_attention_image(void **state)
+{
+    fixture *f = *state;
+    cl_mem image = tu_image_or_null(f->ctx, f->sizes.q);
+    if (!image)
+        return;
+    call_buffers b = valid_buffers(f);
+    b.q = image;
+    expect_refused(f, &f->desc, &b, "q an image", "q");
+    clattn_attention_desc d = f->desc;
+    d.path = CLATTN_PATH_FUSED;
+    b.probs = NULL;
+    expect_refused(f, &d, &b, "q an image, fused path", "q");
+    clReleaseMemObject(image);
+}
+
 static void test_attention_host_bad(void **state)
 {
     fixture *f = *state;
@@ -530,6 +747,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_bad_desc),
         cmocka_unit_test(test_attention_bad_buffers),
+        cmocka_unit_test(test_attention_overlap),
+        cmocka_unit_test(test_attention_disjoint_sub_buffers),
+        cmocka_unit_test(test_attention_image),
         cmocka_unit_test(test_attention_host_bad),
         cmocka_unit_test(test_sizes_bad),
         cmocka_unit_test(test_context_bad),

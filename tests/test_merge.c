@@ -756,6 +756,166 @@ static void test_bad_arguments(void **state)
         clReleaseMemObject(all[i]);
 }
 
+/* ---- tests: memory shared through sub-buffers and images -------------------------------------- */
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* The merge must refuse, name needle, and leave out and lse (when given) as they were. */
+static void expect_refused_untouched(clattn_context *ctx, int parts, const cl_mem *outs, const cl_mem *lses,
+                                     const clattn_attention_desc *desc, cl_mem out, cl_mem lse,
+                                     const char *needle)
+{
+    cl_command_queue queue = clattn_context_queue(ctx);
+    const unsigned char pattern = 0xa5;
+    cl_mem written[2] = {out, lse};
+    size_t bytes[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        if (!written[i])
+            continue;
+        assert_int_equal(clGetMemObjectInfo(written[i], CL_MEM_SIZE, sizeof bytes[i], &bytes[i], NULL),
+                         CL_SUCCESS);
+        assert_int_equal(clEnqueueFillBuffer(queue, written[i], &pattern, 1, 0, bytes[i], 0, NULL, NULL),
+                         CL_SUCCESS);
+    }
+    assert_int_equal(clFinish(queue), CL_SUCCESS);
+    expect_refused(ctx, clattn_merge_partials(ctx, parts, outs, lses, desc, out, lse), needle);
+    for (int i = 0; i < 2; i++) {
+        if (!written[i])
+            continue;
+        unsigned char *got = tu_alloc(bytes[i]);
+        download(ctx, written[i], got, bytes[i]);
+        for (size_t e = 0; e < bytes[i]; e++)
+            if (got[e] != pattern)
+                fail_msg("%s: byte %zu of %s changed by a refused call", needle, e, i ? "lse" : "out");
+        free(got);
+    }
+}
+
+/* Uploads the two parts into sub[0..1] (outs) and sub[2..3] (lses). */
+static void write_parts(clattn_context *ctx, const cl_mem *sub, float *const *h_out, float *const *h_lse,
+                        const clattn_tensor_sizes *sz)
+{
+    cl_command_queue queue = clattn_context_queue(ctx);
+    for (int p = 0; p < 2; p++) {
+        assert_int_equal(clEnqueueWriteBuffer(queue, sub[p], CL_TRUE, 0, sz->out, h_out[p], 0, NULL, NULL),
+                         CL_SUCCESS);
+        assert_int_equal(clEnqueueWriteBuffer(queue, sub[2 + p], CL_TRUE, 0, sz->lse, h_lse[p], 0, NULL,
+                                              NULL),
+                         CL_SUCCESS);
+    }
+}
+
+/* Two parts, out and lse as sub-buffers of one parent, each in a slot of its own with room to shift
+   a sub-buffer by one alignment without reaching the next slot. Disjoint: accepted and right;
+   exactly an input's memory (another handle on the same bytes): the in-place case, accepted;
+   partly overlapping, or over an input of the other kind: refused. */
+static void test_sub_buffers(void **state)
+{
+    clattn_context *ctx = *state;
+    const size_t al = tu_sub_buffer_align(ctx);
+    clattn_attention_desc desc = make_desc(2, 2, 0, 8, 0, 8, 0, CLATTN_F32, CLATTN_LAYOUT_BHSD);
+    clattn_tensor_sizes sz;
+    for (;;) {
+        assert_int_equal(clattn_attention_sizes(&desc, &sz), CLATTN_SUCCESS);
+        if (sz.lse >= 2 * al)
+            break;
+        desc.seq_q *= 2;
+    }
+    enum { OUTS0, OUTS1, LSES0, LSES1, OUT, LSE, SLOTS };
+    const size_t slot = 2 * round_up(sz.out, al);
+    const size_t bytes[SLOTS] = {sz.out, sz.out, sz.lse, sz.lse, sz.out, sz.lse};
+    cl_int err;
+    cl_mem parent = clCreateBuffer(clattn_context_cl_context(ctx), CL_MEM_READ_WRITE, SLOTS * slot, NULL,
+                                   &err);
+    assert_int_equal(err, CL_SUCCESS);
+    cl_mem sub[SLOTS];
+    for (int i = 0; i < SLOTS; i++)
+        sub[i] = tu_sub_buffer(parent, (size_t)i * slot, bytes[i]);
+
+    tu_rng rng;
+    tu_rng_seed(&rng, 5150);
+    float *h_out[2], *h_lse[2];
+    for (int p = 0; p < 2; p++) {
+        h_out[p] = random_tensor(CLATTN_F32, sz.out / 4, &rng);
+        h_lse[p] = random_tensor(CLATTN_F32, sz.lse / 4, &rng);
+    }
+    write_parts(ctx, sub, h_out, h_lse, &sz);
+    float *want = tu_alloc(sz.out), *want_lse = tu_alloc(sz.lse);
+    const void *ho[2] = {h_out[0], h_out[1]};
+    const float *hl[2] = {h_lse[0], h_lse[1]};
+    assert_int_equal(clattn_merge_partials_host(2, ho, hl, &desc, want, want_lse), CLATTN_SUCCESS);
+
+    /* disjoint sub-buffers of one parent */
+    cl_mem outs[2] = {sub[OUTS0], sub[OUTS1]}, lses[2] = {sub[LSES0], sub[LSES1]};
+    expect_ok(ctx, clattn_merge_partials(ctx, 2, outs, lses, &desc, sub[OUT], sub[LSE]),
+              "disjoint sub-buffers");
+    float *got = tu_alloc(sz.out), *got_lse = tu_alloc(sz.lse);
+    download(ctx, sub[OUT], got, sz.out);
+    download(ctx, sub[LSE], got_lse, sz.lse);
+    expect_close(got, want, CLATTN_F32, sz.out / 4, 2e-6, "disjoint sub-buffers vs CPU merge");
+    expect_lse_close(got_lse, want_lse, sz.lse / 4, 2e-6, "disjoint sub-buffers vs CPU lse");
+    float *sep = tu_alloc(sz.out), *sep_lse = tu_alloc(sz.lse);
+    memcpy(sep, got, sz.out);
+    memcpy(sep_lse, got_lse, sz.lse);
+
+    /* out partly over outs[0], lse partly over lses[1] */
+    cl_mem shifted = tu_sub_buffer(parent, OUTS0 * slot + al, sz.out);
+    expect_refused_untouched(ctx, 2, outs, lses, &desc, shifted, sub[LSE], "out partly overlaps outs[0]");
+    clReleaseMemObject(shifted);
+    shifted = tu_sub_buffer(parent, LSES1 * slot + al, sz.lse);
+    expect_refused_untouched(ctx, 2, outs, lses, &desc, sub[OUT], shifted, "lse partly overlaps lses[1]");
+    clReleaseMemObject(shifted);
+    /* out the parent of outs[0] when outs[0] starts one alignment in */
+    cl_mem outs_in[2] = {tu_sub_buffer(parent, al, sz.out), sub[OUTS1]};
+    expect_refused_untouched(ctx, 2, outs_in, lses, &desc, parent, sub[LSE], "out partly overlaps outs[0]");
+    clReleaseMemObject(outs_in[0]);
+    /* out over an lse of the parts; lse over out */
+    shifted = tu_sub_buffer(parent, LSES0 * slot, sz.out);
+    expect_refused_untouched(ctx, 2, outs, lses, &desc, shifted, sub[LSE], "out overlaps lses[0]");
+    clReleaseMemObject(shifted);
+    shifted = tu_sub_buffer(parent, OUT * slot + al, sz.lse);
+    expect_refused_untouched(ctx, 2, outs, lses, &desc, sub[OUT], shifted, "out overlaps lse");
+    clReleaseMemObject(shifted);
+    /* an image is no buffer */
+    cl_mem image = tu_image_or_null(ctx, sz.out);
+    if (image) {
+        cl_mem outs_image[2] = {image, sub[OUTS1]};
+        expect_refused_untouched(ctx, 2, outs_image, lses, &desc, sub[OUT], sub[LSE], "outs[0]");
+        clReleaseMemObject(image);
+    }
+
+    /* in place through other handles on exactly the same bytes: the same bits as separate outputs
+       (the sentinels above went over the parts too) */
+    write_parts(ctx, sub, h_out, h_lse, &sz);
+    cl_mem same_out = tu_sub_buffer(parent, OUTS0 * slot, sz.out);
+    cl_mem same_lse = tu_sub_buffer(parent, LSES1 * slot, sz.lse);
+    expect_ok(ctx, clattn_merge_partials(ctx, 2, outs, lses, &desc, same_out, same_lse),
+              "in place through other handles");
+    download(ctx, sub[OUTS0], got, sz.out);
+    download(ctx, sub[LSES1], got_lse, sz.lse);
+    assert_memory_equal(got, sep, sz.out);
+    assert_memory_equal(got_lse, sep_lse, sz.lse);
+    clReleaseMemObject(same_out);
+    clReleaseMemObject(same_lse);
+
+    for (int i = 0; i < SLOTS; i++)
+        clReleaseMemObject(sub[i]);
+    clReleaseMemObject(parent);
+    for (int p = 0; p < 2; p++) {
+        free(h_out[p]);
+        free(h_lse[p]);
+    }
+    free(want);
+    free(want_lse);
+    free(got);
+    free(got_lse);
+    free(sep);
+    free(sep_lse);
+}
+
 /* ---- fixture --------------------------------------------------------------------------------- */
 
 int main(void)
@@ -771,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order_queue),
         cmocka_unit_test(test_contiguous_partials),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_sub_buffers),
     };
     return cmocka_run_group_tests_name("merge", tests, tu_group_setup, tu_group_teardown);
 }

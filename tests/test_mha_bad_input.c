@@ -254,12 +254,160 @@ static void test_bad_input(void **state)
 #undef CALL
 }
 
+/* ---- memory shared through sub-buffers and images -------------------------------------------- */
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* Fills out and attn_weights with the sentinel, expects a refusal whose message contains want, and
+   finds both unchanged. */
+static void expect_refused_shared(bad_fixture *f, const char *what, const clattn_mha_weight_buffers *w,
+                                  cl_mem xq, cl_mem xk, cl_mem xv, cl_mem mask, cl_mem out, cl_mem wts,
+                                  const char *want)
+{
+    cl_command_queue queue = clattn_context_queue(f->ctx);
+    const float pattern = SENTINEL;
+    cl_mem written[2] = {out, wts};
+    size_t bytes[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(clGetMemObjectInfo(written[i], CL_MEM_SIZE, sizeof bytes[i], &bytes[i], NULL),
+                         CL_SUCCESS);
+        bytes[i] -= bytes[i] % sizeof pattern;
+        assert_int_equal(clEnqueueFillBuffer(queue, written[i], &pattern, sizeof pattern, 0, bytes[i], 0,
+                                             NULL, NULL),
+                         CL_SUCCESS);
+    }
+    assert_int_equal(clFinish(queue), CL_SUCCESS);
+    clattn_status st = clattn_mha_forward(f->ctx, &f->L.d, w, xq, xk, xv, mask, out, wts);
+    const char *msg = clattn_context_last_error(f->ctx);
+    printf("  %-34s -> %s: %s\n", what, clattn_status_string(st), msg);
+    assert_int_equal(st, CLATTN_INVALID_ARGUMENT);
+    if (!strstr(msg, want))
+        fail_msg("%s: message \"%s\" does not mention \"%s\"", what, msg, want);
+    for (int i = 0; i < 2; i++)
+        expect_untouched(f->ctx, written[i], bytes[i]);
+}
+
+/* Every buffer of the layer a sub-buffer of one parent. Disjoint: accepted and right. An output
+   sharing bytes with an input or with the other output, through whatever handle: refused. */
+static void test_shared_memory(void **state)
+{
+    bad_fixture *f = *state;
+    const fx_layer *L = &f->L;
+    const clattn_mha_shape *s = &L->s;
+    const size_t al = tu_sub_buffer_align(f->ctx);
+    enum { XQ, XK, XV, MASK, WQ, WK, WV, BIN, WO, BO, OUT, WTS, N };
+    const size_t bytes[N] = {s->x_q * 4, s->x_k * 4, s->x_v * 4, L->mask_bytes, s->q_proj_weight * 4,
+                             s->k_proj_weight * 4, s->v_proj_weight * 4, s->in_proj_bias * 4,
+                             s->out_proj_weight * 4, s->out_proj_bias * 4, s->out * 4, s->weights * 4};
+    const void *host[N] = {L->xq, L->xk, L->xv, L->mask, L->wq, L->wk, L->wv, L->bin, L->wo, L->bo,
+                           NULL, NULL};
+    /* a gap after each: a sub-buffer shifted one alignment into a slot stays clear of the next */
+    size_t origin[N], total = 0, widest = 0;
+    for (int i = 0; i < N; i++)
+        widest = bytes[i] > widest ? bytes[i] : widest;
+    for (int i = 0; i < N; i++) {
+        origin[i] = total;
+        total += round_up(bytes[i], al) + round_up(widest, al);
+    }
+    cl_mem parent = fx_upload(f->ctx, NULL, total);
+    cl_mem sub[N];
+    for (int i = 0; i < N; i++) {
+        sub[i] = tu_sub_buffer(parent, origin[i], bytes[i]);
+        if (host[i])
+            assert_int_equal(clEnqueueWriteBuffer(clattn_context_queue(f->ctx), sub[i], CL_TRUE, 0, bytes[i],
+                                                  host[i], 0, NULL, NULL),
+                             CL_SUCCESS);
+    }
+    clattn_mha_weight_buffers w = {0};
+    w.q_proj_weight = sub[WQ], w.k_proj_weight = sub[WK], w.v_proj_weight = sub[WV];
+    w.in_proj_bias = sub[BIN], w.out_proj_weight = sub[WO], w.out_proj_bias = sub[BO];
+
+    /* disjoint: the legitimate case */
+    clattn_status st = clattn_mha_forward(f->ctx, &L->d, &w, sub[XQ], sub[XK], sub[XV], sub[MASK],
+                                          sub[OUT], sub[WTS]);
+#ifdef CLATTN_HAVE_CLBLAST
+    if (st != CLATTN_SUCCESS)
+        fail_msg("disjoint sub-buffers: %s (%s)", clattn_status_string(st),
+                 clattn_context_last_error(f->ctx));
+    float *ref = tu_alloc(s->out * 4), *ref_w = tu_alloc(s->weights * 4);
+    float *out = tu_alloc(s->out * 4), *wts = tu_alloc(s->weights * 4);
+    char err[256] = "";
+    if (clattn_mha_reference(&L->d, &L->w, L->xq, L->xk, L->xv, L->mask, ref, ref_w, err, sizeof err) !=
+        CLATTN_SUCCESS)
+        fail_msg("reference: %s", err);
+    fx_read_buffer(f->ctx, sub[OUT], out, s->out * 4);
+    fx_read_buffer(f->ctx, sub[WTS], wts, s->weights * 4);
+    fx_err eo = fx_compare(out, ref, s->out), ew = fx_compare(wts, ref_w, s->weights);
+    printf("  %-34s -> out max|err| %.2e, weights max|err| %.2e\n", "disjoint sub-buffers", eo.err,
+           ew.err);
+    assert_false(eo.nan || ew.nan);
+    assert_true(eo.err <= FX_OUT_REL * fmax(1.0, eo.ref));
+    assert_true(ew.err <= FX_WEIGHTS_ABS);
+    free(ref), free(ref_w), free(out), free(wts);
+#else
+    assert_int_equal(st, CLATTN_UNSUPPORTED);
+#endif
+
+    /* outputs over inputs and over each other, through sub-buffers at other origins */
+    cl_mem m;
+    if (al < bytes[XQ]) {
+        m = tu_sub_buffer(parent, origin[XQ] + al, bytes[OUT]);
+        expect_refused_shared(f, "out a sub-buffer inside x_q", &w, sub[XQ], sub[XK], sub[XV], sub[MASK], m,
+                              sub[WTS], "out overlaps x_q");
+        clReleaseMemObject(m);
+    }
+    if (al < bytes[XK]) {
+        m = tu_sub_buffer(parent, origin[XK] + round_up(bytes[XK], al) - al, bytes[OUT]);
+        expect_refused_shared(f, "out over the end of x_k", &w, sub[XQ], sub[XK], sub[XV], sub[MASK], m,
+                              sub[WTS], "out overlaps x_k");
+        clReleaseMemObject(m);
+    }
+    if (al < bytes[OUT]) {
+        m = tu_sub_buffer(parent, origin[OUT] + al, bytes[WTS]);
+        expect_refused_shared(f, "attn_weights partly over out", &w, sub[XQ], sub[XK], sub[XV], sub[MASK],
+                              sub[OUT], m, "out overlaps attn_weights");
+        clReleaseMemObject(m);
+    }
+    if (al < bytes[WQ]) {
+        m = tu_sub_buffer(parent, origin[WQ] + al, bytes[WTS]);
+        expect_refused_shared(f, "attn_weights inside q_proj_weight", &w, sub[XQ], sub[XK], sub[XV],
+                              sub[MASK], sub[OUT], m, "attn_weights overlaps q_proj_weight");
+        clReleaseMemObject(m);
+    }
+    /* out the parent of the mask's sub-buffer */
+    cl_mem outer = fx_upload(f->ctx, NULL, round_up(bytes[OUT], al) + al);
+    cl_mem inner_mask = tu_sub_buffer(outer, al, bytes[MASK]);
+    assert_int_equal(clEnqueueWriteBuffer(clattn_context_queue(f->ctx), inner_mask, CL_TRUE, 0, bytes[MASK],
+                                          L->mask, 0, NULL, NULL),
+                     CL_SUCCESS);
+    if (al < bytes[OUT])
+        expect_refused_shared(f, "out the parent of mask", &w, sub[XQ], sub[XK], sub[XV], inner_mask, outer,
+                              sub[WTS], "out overlaps mask");
+    clReleaseMemObject(inner_mask);
+    clReleaseMemObject(outer);
+    /* an image is no buffer */
+    cl_mem image = tu_image_or_null(f->ctx, bytes[XQ]);
+    if (image) {
+        expect_refused_shared(f, "x_q an image", &w, image, sub[XK], sub[XV], sub[MASK], sub[OUT], sub[WTS],
+                              "x_q is not a buffer");
+        clReleaseMemObject(image);
+    }
+
+    for (int i = 0; i < N; i++)
+        clReleaseMemObject(sub[i]);
+    clReleaseMemObject(parent);
+}
+
 /* F16 storage: served where the device has cl_khr_fp16, else refused with the reason. */
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_input, bad_setup, bad_teardown),
+        cmocka_unit_test_setup_teardown(test_shared_memory, bad_setup, bad_teardown),
     };
     return cmocka_run_group_tests_name("mha_bad_input", tests, NULL, NULL);
 }

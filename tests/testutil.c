@@ -552,3 +552,53 @@ out:
     free(ref_mask);
     return res->status;
 }
+
+/* ---- memory objects the library must refuse or see through ---------------------------------- */
+
+size_t tu_sub_buffer_align(clattn_context *ctx)
+{
+    cl_uint bits = 0;
+    if (clGetDeviceInfo(clattn_context_device(ctx), CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof bits, &bits,
+                        NULL) != CL_SUCCESS || bits < 8)
+        bits = 4096 * 8;   /* the largest alignment seen in practice: safe if the query fails */
+    return bits / 8;
+}
+
+cl_mem tu_sub_buffer(cl_mem parent, size_t origin, size_t size)
+{
+    cl_buffer_region region = {origin, size};
+    cl_int err;
+    cl_mem m = clCreateSubBuffer(parent, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+    if (!m) {
+        /* A NULL would reach the library as "no buffer" and test something else. */
+        fprintf(stderr, "testutil: clCreateSubBuffer(origin %zu, size %zu): %d\n", origin, size, (int)err);
+        abort();
+    }
+    return m;
+}
+
+cl_mem tu_image_or_null(clattn_context *ctx, size_t min_bytes)
+{
+    cl_bool images = CL_FALSE;
+    clGetDeviceInfo(clattn_context_device(ctx), CL_DEVICE_IMAGE_SUPPORT, sizeof images, &images, NULL);
+    if (!images) {
+        printf("  the device has no image support: the image cases are skipped\n");
+        return NULL;
+    }
+    const size_t width = 64, pixel = 4 * sizeof(float);
+    cl_image_format format = {CL_RGBA, CL_FLOAT};
+    cl_image_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.image_type = CL_MEM_OBJECT_IMAGE2D;
+    desc.image_width = width;
+    desc.image_height = min_bytes / (width * pixel) + 1;
+    cl_int err;
+    cl_mem m = clCreateImage(clattn_context_cl_context(ctx), CL_MEM_READ_WRITE, &format, &desc, NULL,
+                             &err);
+    if (!m) {
+        fprintf(stderr, "testutil: clCreateImage(%zu x %zu RGBA float): %d\n", desc.image_width,
+                desc.image_height, (int)err);
+        abort();
+    }
+    return m;
+}

@@ -128,4 +128,14 @@ void tu_case_string(const tu_case *c, char *buf, size_t len);
 /* Makes c's inputs, runs them on ctx and on the reference, compares. Returns the device status. */
 clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res);
 
+/* ---- memory objects the library must refuse or see through ---------------------------------- */
+
+/* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples of it. */
+size_t tu_sub_buffer_align(clattn_context *ctx);
+/* A sub-buffer of parent covering bytes origin .. origin+size-1. Aborts on failure, as tu_alloc. */
+cl_mem tu_sub_buffer(cl_mem parent, size_t origin, size_t size);
+/* A 2D CL_RGBA CL_FLOAT image of ctx's context holding at least min_bytes; NULL (with a line saying
+   so) when the device has no image support: the caller skips that case. Aborts on failure. */
+cl_mem tu_image_or_null(clattn_context *ctx, size_t min_bytes);
+
 #endif /* CLATTN_TESTUTIL_H */
