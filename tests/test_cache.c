@@ -418,6 +418,80 @@ static void test_update(void **state)
     assert_int_equal(count_names(f->dir, "f.lock"), 1);
 }
 
+/* Links planted in the cache directory never redirect a write or a read: a lock file that is a
+   link is refused and nothing is created where it points; a link at the lock holder's fixed
+   temporary name is removed, not written through; a link at the file itself is replaced; a read
+   does not follow a link, to a file or to a device. Every link's target is left as it was. */
+static void test_planted_links(void **state)
+{
+    fixture *f = *state;
+    char path[512], victim[512], precious[512], err[512], *data = NULL;
+    size_t len = 0;
+    struct stat sb;
+    assert_int_equal(clattn_cache_mkdirs(f->dir, err, sizeof err), CLATTN_SUCCESS);
+    snprintf(victim, sizeof victim, "%s/victim", f->root);          /* must never be created */
+    snprintf(precious, sizeof precious, "%s/precious", f->root);    /* must never change */
+    write_file(precious, "keep", 4);
+
+    /* a merge's lock file, the stores' shared one, and a lock taken directly */
+    snprintf(path, sizeof path, "%s/f.lock", f->dir);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(clattn_cache_update(f->dir, "f", 100, append_merge, "ab", err, sizeof err),
+                     CLATTN_IO_ERROR);
+    assert_non_null(strstr(err, "symbolic link"));
+    assert_int_equal(lstat(victim, &sb), -1);
+    snprintf(path, sizeof path, "%s/%s", f->dir, CLATTN_CACHE_STORE_LOCK);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(clattn_cache_store(f->dir, "g", "x", 1, err, sizeof err), CLATTN_IO_ERROR);
+    assert_int_equal(lstat(victim, &sb), -1);
+    clattn_cache_lock lock;
+    snprintf(path, sizeof path, "%s/p.lock", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_lock_acquire(path, 0, &lock, err, sizeof err), CLATTN_IO_ERROR);
+    assert_int_equal(lock.fd, -1);
+    snprintf(path, sizeof path, "%s/fifo.lock", f->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(clattn_cache_lock_acquire(path, 0, &lock, err, sizeof err), CLATTN_IO_ERROR);
+    assert_non_null(strstr(err, "not a regular file"));
+
+    /* the lock holder's temporary "<name>.tmp", once the lock file is sound */
+    snprintf(path, sizeof path, "%s/f.lock", f->dir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/f.tmp", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_update(f->dir, "f", 100, append_merge, "ab", err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(lstat(path, &sb), -1);
+    snprintf(path, sizeof path, "%s/f", f->dir);
+    data = read_file(path, &len);
+    assert_string_equal(data, "ab");
+    free(data);
+
+    /* the file itself: the link is replaced by the new file */
+    snprintf(path, sizeof path, "%s/h", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_write_atomic(path, "new", 3, err, sizeof err), CLATTN_SUCCESS);
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+
+    /* reads: a link to a regular file and one to a device are both refused */
+    snprintf(path, sizeof path, "%s/to-file", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    data = (char *)1;
+    assert_int_equal(clattn_cache_read(path, 100, &data, &len, err, sizeof err), CLATTN_IO_ERROR);
+    assert_null(data);
+    assert_non_null(strstr(err, "symbolic link"));
+    snprintf(path, sizeof path, "%s/to-zero", f->dir);
+    assert_int_equal(symlink("/dev/zero", path), 0);
+    assert_int_equal(clattn_cache_read(path, 100, &data, &len, err, sizeof err), CLATTN_IO_ERROR);
+
+    data = read_file(precious, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(data, "keep", 4);
+    free(data);
+    assert_int_equal(lstat(victim, &sb), -1);
+}
+
 /* ---- tuning cache: keys and lookup -------------------------------------------------------------- */
 
 static void test_shape_classes(void **state)
@@ -1273,6 +1347,7 @@ int main(void)
         T(test_write_atomic),
         T(test_lock_timeout),
         T(test_update),
+        T(test_planted_links),
         T(test_shape_classes),
         T(test_lookup_fallback),
         T(test_put_validation),
