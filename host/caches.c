@@ -43,9 +43,11 @@ static void sources_hash(const clattn_context *ctx, char hex[CLATTN_SHA256_HEX])
         char path[CLATTN_CACHE_PATH_MAX], *data = NULL;
         size_t len = 0;
         clattn_sha256_update(&s, src->name, strlen(src->name) + 1);
-        /* a file missing from the folder fails its build anyway; hash what would be embedded */
+        /* a file missing from the folder (or one its build refuses: a FIFO, a link, too large)
+           fails its build anyway; hash what would be embedded */
         if (clattn_cache_join(path, sizeof path, ctx->kernel_dir, src->name) == 0 &&
-            clattn_cache_read(path, 64u << 20, &data, &len, NULL, 0) == CLATTN_SUCCESS && data)
+            clattn_cache_read(path, CLATTN_KERNEL_SOURCE_MAX_BYTES, &data, &len, NULL, 0) ==
+                CLATTN_SUCCESS && data)
             clattn_sha256_update(&s, data, len);
         else
             clattn_sha256_update(&s, src->text, src->length);
