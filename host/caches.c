@@ -250,7 +250,23 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
     }
     if (!data)
         return CLATTN_SUCCESS;   /* a miss */
+    /* marked while in the driver's hands, so that a binary that crashes the process is evicted
+       by the next one instead of loaded again by every run */
+    clattn_binary_mark mark;
+    switch (clattn_binary_cache_mark(c->dir, key, &mark, warn, sizeof warn)) {
+    case CLATTN_BINARY_GUARD_EVICTED:
+        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: %s; compiling %s instead", warn, file);
+        free(data);
+        return CLATTN_SUCCESS;
+    case CLATTN_BINARY_GUARD_BUSY:
+        free(data);              /* another loader's: if it crashes, we must not follow it */
+        return CLATTN_SUCCESS;
+    case CLATTN_BINARY_GUARD_MARKED:
+    case CLATTN_BINARY_GUARD_UNMARKED:
+        break;
+    }
     *out = program_from_binary(ctx, data, len, options, &err);
+    clattn_binary_cache_unmark(&mark);
     free(data);
     if (!*out) {
         /* a driver update the identity did not show, or a binary the driver no longer takes */
@@ -486,11 +502,13 @@ static clattn_status remove_cache_file(clattn_context *ctx, const char *dir, con
     return CLATTN_SUCCESS;
 }
 
+/* "bin-<key>.bin", and its load mark "bin-<key>.bin.loading" (binary_cache.h) */
 static int is_binary_name(const char *name)
 {
-    size_t n = strlen(name);
-    return n == CLATTN_BINARY_FILE_NAME_LEN - 1 && !strncmp(name, "bin-", 4) &&
-           !strcmp(name + n - 4, ".bin");
+    size_t n = strlen(name), base = CLATTN_BINARY_FILE_NAME_LEN - 1;
+    return (n == base || (n == base + strlen(CLATTN_BINARY_MARK_SUFFIX) &&
+                          !strcmp(name + base, CLATTN_BINARY_MARK_SUFFIX))) &&
+           !strncmp(name, "bin-", 4) && !strncmp(name + base - 4, ".bin", 4);
 }
 
 clattn_status clattn_cache_clear(clattn_context *ctx, int binaries)

@@ -1301,6 +1301,81 @@ static void test_binary_bad_files(void **state)
     free(bad);
 }
 
+/* The load guard (binary_cache.h): a mark holds the loader's pid; a live loader's mark is "busy";
+   a dead loader's, or anything else planted at the mark's name, evicts the entry (a link's target
+   untouched); unmarking leaves a mark that is no longer the caller's. */
+static void test_binary_load_mark(void **state)
+{
+    fixture *f = *state;
+    char key[CLATTN_SHA256_HEX], name[CLATTN_BINARY_FILE_NAME_LEN], bin[512], path[600];
+    char precious[512], err[512], *data;
+    size_t len;
+    struct stat sb;
+    clattn_binary_mark mark, other;
+    clattn_binary_cache_key("src", 3, "-DX=1", IDENTITY, "1.0", key);
+    clattn_binary_cache_file_name(key, name);
+    snprintf(bin, sizeof bin, "%s/%s", f->dir, name);
+    snprintf(path, sizeof path, "%s" CLATTN_BINARY_MARK_SUFFIX, bin);
+
+    /* no directory yet (loads never create it): nothing to mark with */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_UNMARKED);
+    assert_int_equal(mark.fd, -1);
+    clattn_binary_cache_unmark(&mark);
+
+    assert_int_equal(clattn_binary_cache_store(f->dir, key, "payload", 7, err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_MARKED);
+    data = read_file(path, &len);
+    assert_int_equal(strtol(data, NULL, 10), (long)getpid());
+    free(data);
+    /* a second loader meanwhile (here: this live process) is told to keep off */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &other, err, sizeof err),
+                     CLATTN_BINARY_GUARD_BUSY);
+    clattn_binary_cache_unmark(&other);
+    assert_int_equal(stat(path, &sb), 0);
+    clattn_binary_cache_unmark(&mark);
+    assert_int_equal(stat(path, &sb), -1);
+    assert_int_equal(stat(bin, &sb), 0);
+
+    /* a mark whose loader died: the entry goes */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    wait_child(pid);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)pid);
+    write_file(path, text, (size_t)n);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_EVICTED);
+    assert_non_null(strstr(err, "removed the cached binary"));
+    assert_int_equal(stat(bin, &sb), -1);
+    assert_int_equal(stat(path, &sb), -1);
+
+    /* a link planted at the mark's name: removed with the entry, its target untouched */
+    snprintf(precious, sizeof precious, "%s/precious", f->root);
+    write_file(precious, "keep", 4);
+    assert_int_equal(clattn_binary_cache_store(f->dir, key, "payload", 7, err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_EVICTED);
+    assert_int_equal(lstat(path, &sb), -1);
+    data = read_file(precious, &len);
+    assert_int_equal(len, 4);
+    free(data);
+
+    /* an evicting process replaced our mark with its own: unmarking leaves that one */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_MARKED);
+    assert_int_equal(unlink(path), 0);
+    write_file(path, text, (size_t)n);
+    clattn_binary_cache_unmark(&mark);
+    assert_int_equal(stat(path, &sb), 0);
+}
+
 static void test_binary_offline(void **state)
 {
     fixture *f = *state;
@@ -1365,6 +1440,7 @@ int main(void)
         T(test_binary_round_trip),
         T(test_binary_bad_files),
         T(test_binary_offline),
+        T(test_binary_load_mark),
     };
 #undef T
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);

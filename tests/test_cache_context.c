@@ -2,14 +2,15 @@
  * the lookup fallback order, a tuned entry actually used, two processes tuning at once, broken
  * tuning files and broken binaries (ignored with a warning, then rewritten), a read-only cache
  * directory, a binary from another driver version, CLATTN_CACHE=off, a second process that compiles
- * nothing, the offline binaries of the FPGA flow, and CLATTN_KERNEL_DIR holding things that are not
- * regular files.
+ * nothing, the offline binaries of the FPGA flow, a binary whose load never finished (evicted),
+ * and CLATTN_KERNEL_DIR holding things that are not regular files.
  *
  * Work that must start in a fresh process (nothing compiled yet, or another user) runs in a child
  * that re-executes this binary ("--child MODE DIR"): a process that has started OpenCL must not fork
  * and go on using it. Every test has its own temporary directory, removed afterwards; the problems
  * are small and run the unfused path (three programs), so that compiles stay few. */
 #define _XOPEN_SOURCE 700     /* nftw */
+#include "host/binary_cache.h"
 #include "host/caches.h"
 #include "testutil.h"
 
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -643,6 +645,99 @@ static void test_offline_binaries(void **state)
     unsetenv("CLATTN_CACHE");
 }
 
+/* Plants the load mark a process leaves when it dies with the binary in the driver's hands: a
+   child creates "<bin>.loading" with its pid, as a loader does, and exits without clearing it.
+   (The child makes no OpenCL call: forking is safe.) */
+static void plant_crashed_mark(const char *bin)
+{
+    char mark[200];
+    snprintf(mark, sizeof mark, "%s.loading", bin);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || dprintf(fd, "%ld\n", (long)getpid()) < 0)
+            _exit(1);
+        _exit(0);                /* "crashes": the mark stays */
+    }
+    assert_int_equal(wait_child(pid), 0);
+}
+
+/* A binary whose load never finished (its loader died: a driver that crashes on it) is evicted by
+   the next context, which compiles that program, stores a fresh binary and still computes the
+   right result; the context after it loads everything again. */
+static void test_crashed_load_evicted(void **state)
+{
+    fixture *f = *state;
+    char names[8][128], mark[200];
+    struct stat sb;
+    assert_int_equal(populate_binaries(f), UNFUSED_PROGRAMS);
+    binary_files(f->dir, names, 8);
+    plant_crashed_mark(names[0]);
+    snprintf(mark, sizeof mark, "%s.loading", names[0]);
+    assert_int_equal(stat(mark, &sb), 0);
+
+    clattn_context *ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    clattn_cache_info info = info_of(ctx);
+    if (info.programs_compiled != 1 || info.programs_loaded != UNFUSED_PROGRAMS - 1)
+        fail_msg("%lu compiled, %lu loaded: the marked binary was not evicted",
+                 info.programs_compiled, info.programs_loaded);
+    if (!strstr(clattn_context_last_error(ctx), "removed the cached binary"))
+        fail_msg("no warning, last_error '%s'", clattn_context_last_error(ctx));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);                     /* the mark went with it */
+    assert_int_equal(binary_files(f->dir, NULL, 0), UNFUSED_PROGRAMS);   /* stored afresh */
+
+    ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    info = info_of(ctx);
+    assert_int_equal(info.programs_compiled, 0);
+    assert_int_equal(info.programs_loaded, UNFUSED_PROGRAMS);
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);                     /* loads clear their marks */
+}
+
+/* A mark held by a live process is a load in progress, not a crash: that program is compiled
+   (rather than handed to the driver behind a loader that may yet crash on it), and neither the
+   binary nor the mark is touched. The same mark left CLATTN_BINARY_MARK_STALE_S is a dead
+   loader's, whatever pid it names, and is evicted. */
+static void test_live_load_mark_kept(void **state)
+{
+    fixture *f = *state;
+    char names[8][128], mark[200];
+    struct stat sb;
+    assert_int_equal(populate_binaries(f), UNFUSED_PROGRAMS);
+    binary_files(f->dir, names, 8);
+    snprintf(mark, sizeof mark, "%s.loading", names[0]);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());      /* alive: this process */
+    write_file(mark, text, (size_t)n);
+
+    clattn_context *ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    clattn_cache_info info = info_of(ctx);
+    assert_int_equal(info.programs_compiled, 1);
+    assert_int_equal(info.programs_loaded, UNFUSED_PROGRAMS - 1);
+    assert_null(strstr(clattn_context_last_error(ctx), "removed"));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), 0);
+    assert_int_equal(stat(names[0], &sb), 0);
+
+    struct timeval old[2];
+    gettimeofday(&old[0], NULL);
+    old[0].tv_sec -= CLATTN_BINARY_MARK_STALE_S + 10;
+    old[1] = old[0];
+    assert_int_equal(utimes(mark, old), 0);
+    ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    assert_int_equal(info_of(ctx).programs_compiled, 1);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "removed the cached binary"));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);
+}
+
 static void on_watchdog(int sig)
 {
     static const char msg[] = "test_kernel_dir_not_regular: a call hung on a kernel source\n";
@@ -796,6 +891,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cache_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_process_compiles_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_binaries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crashed_load_evicted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_load_mark_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_dir_not_regular, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
