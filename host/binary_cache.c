@@ -14,10 +14,16 @@
 
 #include "host/cache_file.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char magic[8] = {'C', 'L', 'A', 'T', 'T', 'N', 'P', 'B'};
 
@@ -192,6 +198,116 @@ clattn_status clattn_binary_cache_store(const char *dir, const char *key, const 
     st = clattn_cache_store(dir, name, file, CLATTN_BINARY_HEADER_BYTES + len, err, err_len);
     free(file);
     return st;
+}
+
+/* ---- the load guard -------------------------------------------------------------------------- */
+
+typedef enum { MARK_GONE, MARK_LIVE, MARK_DEAD } mark_owner;
+
+/* Whose is the mark at path: a live loader's, a dead one's, or gone meanwhile. *pid gets the id
+   it names (0 when none). Undecidable cases count as live: the cost of a wrong "live" is one
+   compile, of a wrong "dead" one eviction, and only a mark left for good must lead to eviction. */
+static mark_owner mark_owner_of(const char *path, long *pid)
+{
+    struct stat sb;
+    char *text = NULL, *end;
+    size_t len = 0;
+    mark_owner owner;
+    *pid = 0;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? MARK_GONE : MARK_LIVE;
+    if (!S_ISREG(sb.st_mode))
+        return MARK_DEAD;        /* not a mark we make: something planted in its place */
+    /* a loader that has held its mark this long hung or died in a way kill() cannot tell (its
+       pid reused, or from another pid namespace sharing the directory) */
+    if (time(NULL) - sb.st_mtime >= CLATTN_BINARY_MARK_STALE_S)
+        return MARK_DEAD;
+    if (clattn_cache_read(path, 64, &text, &len, NULL, 0) != CLATTN_SUCCESS)
+        return MARK_DEAD;
+    if (!text)
+        return MARK_GONE;
+    if (len == 0) {
+        owner = MARK_LIVE;       /* created, its pid not written yet */
+    } else {
+        errno = 0;
+        *pid = strtol(text, &end, 10);
+        if (errno || end == text || (*end && *end != '\n') || *pid <= 0)
+            owner = MARK_DEAD;
+        else    /* EPERM: alive, another user's */
+            owner = kill((pid_t)*pid, 0) == 0 || errno == EPERM ? MARK_LIVE : MARK_DEAD;
+    }
+    free(text);
+    return owner;
+}
+
+clattn_binary_guard clattn_binary_cache_mark(const char *dir, const char *key,
+                                             clattn_binary_mark *mark, char *warn,
+                                             size_t warn_len)
+{
+    char name[CLATTN_BINARY_FILE_NAME_LEN], bin[CLATTN_CACHE_PATH_MAX];
+    unsigned char raw[CLATTN_SHA256_BYTES];
+    int n;
+    mark->fd = -1;
+    mark->path[0] = '\0';
+    if (key_bytes(key, raw))
+        return CLATTN_BINARY_GUARD_UNMARKED;
+    clattn_binary_cache_file_name(key, name);
+    n = snprintf(mark->path, sizeof mark->path, "%s/%s" CLATTN_BINARY_MARK_SUFFIX, dir, name);
+    if (n < 0 || (size_t)n >= sizeof mark->path || clattn_cache_join(bin, sizeof bin, dir, name)) {
+        mark->path[0] = '\0';
+        return CLATTN_BINARY_GUARD_UNMARKED;
+    }
+    /* twice: a mark that vanished between our create and our look was a loader finishing */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        long pid;
+        int fd = open(mark->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            char text[32];
+            int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+            ssize_t put = write(fd, text, (size_t)len);
+            (void)put;           /* short: the mark reads as "being written", live until stale */
+            mark->fd = fd;
+            return CLATTN_BINARY_GUARD_MARKED;
+        }
+        if (errno != EEXIST)
+            break;               /* read-only or missing directory: no guard to be had */
+        switch (mark_owner_of(mark->path, &pid)) {
+        case MARK_GONE:
+            continue;
+        case MARK_LIVE:
+            mark->path[0] = '\0';
+            return CLATTN_BINARY_GUARD_BUSY;
+        case MARK_DEAD:
+            /* the binary went to the driver and its loader never came back: never again */
+            unlink(bin);
+            unlink(mark->path);
+            if (pid > 0)
+                clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR,
+                                  "removed the cached binary %s: process %ld, which was loading "
+                                  "it, never finished (did the driver crash on it?)", bin, pid);
+            else
+                clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR,
+                                  "removed the cached binary %s: a load of it never finished "
+                                  "(did the driver crash on it?)", bin);
+            mark->path[0] = '\0';
+            return CLATTN_BINARY_GUARD_EVICTED;
+        }
+    }
+    mark->path[0] = '\0';
+    return CLATTN_BINARY_GUARD_UNMARKED;
+}
+
+void clattn_binary_cache_unmark(clattn_binary_mark *mark)
+{
+    struct stat mine, there;
+    if (!mark || mark->fd < 0)
+        return;
+    /* an evicting process may have removed ours and another loader made a new one: leave that */
+    if (fstat(mark->fd, &mine) == 0 && lstat(mark->path, &there) == 0 &&
+        mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+        unlink(mark->path);
+    close(mark->fd);
+    mark->fd = -1;
 }
 
 /* ---- offline binaries ------------------------------------------------------------------------ */

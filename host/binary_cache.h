@@ -7,6 +7,7 @@
 #define CLATTN_BINARY_CACHE_H
 
 #include "clattn.h"
+#include "host/cache_file.h"
 #include "host/sha256.h"
 
 #include <stddef.h>
@@ -37,6 +38,40 @@ clattn_status clattn_binary_cache_load(const char *dir, const char *key, unsigne
    under the file's lock (cache_file.h). CLATTN_IO_ERROR for a directory that cannot be written. */
 clattn_status clattn_binary_cache_store(const char *dir, const char *key, const void *data,
                                         size_t len, char *err, size_t err_len);
+
+/* The load guard. A binary whose header and checksum agree can still be one the driver cannot take
+   (a payload cut short before it was stored, a driver bug): handed to the driver, it may crash the
+   process, and without a guard every later run would load it again and crash again. So an entry
+   is marked before it goes to the driver and the mark cleared once the driver returned; a mark
+   left by a process that died marks a binary that killed it. The mark is the file
+   "bin-<key>.bin.loading" (created O_EXCL | O_NOFOLLOW) holding the loader's process id. */
+#define CLATTN_BINARY_MARK_SUFFIX ".loading"
+#define CLATTN_BINARY_MARK_STALE_S 60   /* a mark this old is a dead loader's, whatever its pid */
+
+typedef enum clattn_binary_guard {
+    CLATTN_BINARY_GUARD_MARKED,     /* marked: hand it to the driver, then clattn_binary_cache_unmark */
+    CLATTN_BINARY_GUARD_UNMARKED,   /* no mark could be made (a read-only directory): load anyway */
+    CLATTN_BINARY_GUARD_BUSY,       /* a live process is loading it right now: compile instead */
+    CLATTN_BINARY_GUARD_EVICTED     /* a process died loading it: the entry and its mark were
+                                       removed, warn says so; compile instead */
+} clattn_binary_guard;
+
+typedef struct clattn_binary_mark {
+    int fd;                         /* -1 when no mark is held */
+    char path[CLATTN_CACHE_PATH_MAX];
+} clattn_binary_mark;
+
+/* Marks the entry key in dir before its binary is handed to the driver. A mark already there is
+   another loader's: BUSY while its process is alive and the mark younger than
+   CLATTN_BINARY_MARK_STALE_S (an empty one is still being written); otherwise its loader died
+   (or it is not a mark: a link, a directory) and the entry is EVICTED. mark is always set (fd -1
+   unless MARKED); unmarking it is harmless whatever came back. */
+clattn_binary_guard clattn_binary_cache_mark(const char *dir, const char *key,
+                                             clattn_binary_mark *mark, char *warn,
+                                             size_t warn_len);
+/* Removes the mark, when it is still the one this call made (an evicting process may have
+   replaced it), and releases it. */
+void clattn_binary_cache_unmark(clattn_binary_mark *mark);
 
 /* Offline binaries, for $CLATTN_BINARY_DIR: "<stem>-<h>.bin", where stem is the kernel file's
    name without directories or ".cl" ("cl/flash.cl" -> "flash") and h the first 16 hex digits of

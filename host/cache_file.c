@@ -155,11 +155,15 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
 
     *data = NULL;
     *len = 0;
-    /* O_NONBLOCK: a FIFO planted at the path must not hang the caller; no effect on files */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    /* O_NONBLOCK: a FIFO planted at the path must not hang the caller (no effect on files);
+       O_NOFOLLOW: a planted link must not make us open a device or a file elsewhere */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return CLATTN_SUCCESS;
+        if (errno == ELOOP)
+            return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "%s is a symbolic link (only "
+                                     "regular files are read)", path);
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot open %s: %s", path,
                                  strerror(errno));
     }
@@ -304,7 +308,7 @@ clattn_status clattn_cache_write_atomic(const char *path, const void *data, size
                          (unsigned long)ts.tv_nsec + attempt);
         if (n < 0 || (size_t)n >= sizeof tmp)
             return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "path too long: %s", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
             return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
                                      strerror(errno));
@@ -328,7 +332,7 @@ static clattn_status write_locked(const char *path, const void *data, size_t len
     if (unlink(tmp) != 0 && errno != ENOENT)
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot remove %s: %s", tmp,
                                  strerror(errno));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
                                  strerror(errno));
@@ -349,13 +353,21 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
 {
     long long deadline = now_us() + (timeout_ms > 0 ? timeout_ms : 0) * 1000LL;
     long nap_us = 1000;
+    struct stat sb;
     int fd;
     lock->fd = -1;
     lock->busy = 0;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+    /* O_NOFOLLOW: a link planted in the lock file's place would have us create (or lock) a file
+       wherever it points; O_NONBLOCK: nor may a FIFO there hang us */
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
     if (fd < 0)
         return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot open lock file %s: %s",
-                                 path, strerror(errno));
+                                 path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "lock file %s is not a regular "
+                                 "file", path);
+    }
     /* polled rather than blocking: a stopped or hung holder must cost a bounded wait, not a hang */
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)

@@ -9,7 +9,9 @@
      "<name>", so two processes saving at once both keep their entries (plain stores share one
      lock file, CLATTN_CACHE_STORE_LOCK);
    - the new content goes to "<name>.tmp", is fsync'ed, renamed over "<name>", and the directory
-     is fsync'ed, so a crash at any point leaves the old or the new file. */
+     is fsync'ed, so a crash at any point leaves the old or the new file;
+   - no file is opened through a symbolic link: reads and lock files use O_NOFOLLOW, temporaries
+     O_EXCL | O_NOFOLLOW, so a link planted in the directory cannot redirect a write. */
 #ifndef CLATTN_CACHE_FILE_H
 #define CLATTN_CACHE_FILE_H
 
@@ -54,20 +56,27 @@ clattn_status clattn_cache_mkdirs(const char *dir, char *err, size_t err_len);
 
 /* Reads a regular file whole into *data (malloc'ed, NUL-terminated after *len bytes; free()).
    A missing file (or a missing directory on the way) is success with *data NULL and *len 0.
-   Anything that is not a regular file, or over max_bytes, is CLATTN_IO_ERROR, as is a failed read;
-   CLATTN_OUT_OF_MEMORY when the buffer cannot be had. Never blocks on a FIFO. */
+   Anything that is not a regular file (a FIFO, a directory, a device), a symbolic link (never
+   followed, whatever it points at), or a file over max_bytes is CLATTN_IO_ERROR, as is a failed
+   read; CLATTN_OUT_OF_MEMORY when the buffer cannot be had. Never blocks. Every file the library
+   reads comes through here: the tuning file, cached and offline binaries, the export listing and
+   the CLATTN_KERNEL_DIR sources. */
 clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data, size_t *len,
                                 char *err, size_t err_len);
 
 /* Replaces path with len bytes atomically, through a uniquely named temporary file in the same
-   directory (safe without the lock; use clattn_cache_update/store to also serialise writers). */
+   directory (safe without the lock; use clattn_cache_update/store to also serialise writers).
+   The temporary is created O_EXCL | O_NOFOLLOW (never opened through a planted name) and renamed
+   over path, so a symbolic link at path is replaced, not written through. On failure only the
+   temporary is removed: whatever was at path is left as it was. */
 clattn_status clattn_cache_write_atomic(const char *path, const void *data, size_t len,
                                         char *err, size_t err_len);
 
 /* An exclusive flock() on path (created if needed), waited for up to timeout_ms. Released by
    clattn_cache_lock_release or by the process ending, however it ends. CLATTN_UNSUPPORTED when the
    file system has no locks (the lock file could be opened but not locked); CLATTN_IO_ERROR when
-   the lock file cannot be opened or the wait timed out (then busy is 1). */
+   the lock file cannot be opened, is a symbolic link (never followed: nothing is created where it
+   points) or not a regular file, or the wait timed out (then busy is 1). */
 typedef struct clattn_cache_lock {
     int fd;                      /* -1 when not held */
     int busy;                    /* 1: not held because another holder kept it past the timeout */

@@ -31,9 +31,11 @@ static void sources_hash(const clattn_context *ctx, char hex[CLATTN_SHA256_HEX])
         char path[CLATTN_CACHE_PATH_MAX], *data = NULL;
         size_t len = 0;
         clattn_sha256_update(&s, src->name, strlen(src->name) + 1);
-        /* a file missing from the folder fails its build anyway; hash what would be embedded */
+        /* a file missing from the folder (or one its build refuses: a FIFO, a link, too large)
+           fails its build anyway; hash what would be embedded */
         if (clattn_cache_join(path, sizeof path, ctx->kernel_dir, src->name) == 0 &&
-            clattn_cache_read(path, 64u << 20, &data, &len, NULL, 0) == CLATTN_SUCCESS && data)
+            clattn_cache_read(path, CLATTN_KERNEL_SOURCE_MAX_BYTES, &data, &len, NULL, 0) ==
+                CLATTN_SUCCESS && data)
             clattn_sha256_update(&s, data, len);
         else
             clattn_sha256_update(&s, src->text, src->length);
@@ -233,7 +235,23 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
     }
     if (!data)
         return CLATTN_SUCCESS;   /* a miss */
+    /* marked while in the driver's hands, so that a binary that crashes the process is evicted
+       by the next one instead of loaded again by every run */
+    clattn_binary_mark mark;
+    switch (clattn_binary_cache_mark(c->dir, key, &mark, warn, sizeof warn)) {
+    case CLATTN_BINARY_GUARD_EVICTED:
+        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: %s; compiling %s instead", warn, file);
+        free(data);
+        return CLATTN_SUCCESS;
+    case CLATTN_BINARY_GUARD_BUSY:
+        free(data);              /* another loader's: if it crashes, we must not follow it */
+        return CLATTN_SUCCESS;
+    case CLATTN_BINARY_GUARD_MARKED:
+    case CLATTN_BINARY_GUARD_UNMARKED:
+        break;
+    }
     *out = program_from_binary(ctx, data, len, options, &err);
+    clattn_binary_cache_unmark(&mark);
     free(data);
     if (!*out) {
         /* a driver update the identity did not show, or a binary the driver no longer takes */
@@ -434,11 +452,13 @@ static clattn_status remove_cache_file(clattn_context *ctx, const char *dir, con
     return CLATTN_SUCCESS;
 }
 
+/* "bin-<key>.bin", and its load mark "bin-<key>.bin.loading" (binary_cache.h) */
 static int is_binary_name(const char *name)
 {
-    size_t n = strlen(name);
-    return n == CLATTN_BINARY_FILE_NAME_LEN - 1 && !strncmp(name, "bin-", 4) &&
-           !strcmp(name + n - 4, ".bin");
+    size_t n = strlen(name), base = CLATTN_BINARY_FILE_NAME_LEN - 1;
+    return (n == base || (n == base + strlen(CLATTN_BINARY_MARK_SUFFIX) &&
+                          !strcmp(name + base, CLATTN_BINARY_MARK_SUFFIX))) &&
+           !strncmp(name, "bin-", 4) && !strncmp(name + base - 4, ".bin", 4);
 }
 
 clattn_status clattn_cache_clear(clattn_context *ctx, int binaries)

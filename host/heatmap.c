@@ -2,7 +2,8 @@
    canvas, and libpng for the file. */
 #include "host/heatmap.h"
 
-#include <errno.h>
+#include "host/cache_file.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -489,8 +490,40 @@ static void on_png_warning(png_structp png, png_const_charp msg)
     (void)png;
     (void)msg;
 }
+
+/* The encoded image, grown as libpng writes. */
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} png_buffer;
+
+static void on_png_write(png_structp png, png_bytep bytes, png_size_t n)
+{
+    png_buffer *b = png_get_io_ptr(png);
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (n > cap - b->len && cap <= SIZE_MAX / 2)
+            cap *= 2;
+        unsigned char *grown = n <= cap - b->len ? realloc(b->data, cap) : NULL;
+        if (!grown)
+            png_error(png, "out of memory for the encoded image");
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+}
+
+static void on_png_flush(png_structp png)
+{
+    (void)png;
+}
 #endif
 
+/* The image is encoded in memory, then replaces path atomically (clattn_cache_write_atomic: a new
+   temporary beside it, O_EXCL | O_NOFOLLOW, renamed over it): a write that fails at any point,
+   however late, leaves whatever was at path untouched, and a link at path is never written
+   through. */
 static clattn_status write_png(const char *path, const unsigned char *rgb, int w, int h, char *err,
                                size_t err_len)
 {
@@ -499,12 +532,10 @@ static clattn_status write_png(const char *path, const unsigned char *rgb, int w
     return hm_fail(err, err_len, CLATTN_UNSUPPORTED, "%s: clattn was built without libpng", path);
 #else
     png_err_sink sink = {err, err_len};
+    png_buffer out = {NULL, 0, 0};
     png_structp png = NULL;
     png_infop info = NULL;
     volatile clattn_status st = CLATTN_IO_ERROR;
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return hm_fail(err, err_len, CLATTN_IO_ERROR, "%s: %s", path, strerror(errno));
     png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_png_error, on_png_warning);
     info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
@@ -514,20 +545,17 @@ static clattn_status write_png(const char *path, const unsigned char *rgb, int w
     }
     if (setjmp(png_jmpbuf(png)))
         goto out;   /* on_png_error wrote the message */
-    png_init_io(png, f);
+    png_set_write_fn(png, &out, on_png_write, on_png_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
         png_write_row(png, rgb + (size_t)y * (size_t)w * 3);
     png_write_end(png, NULL);
-    st = CLATTN_SUCCESS;
+    st = clattn_cache_write_atomic(path, out.data, out.len, err, err_len);
 out:
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0 && st == CLATTN_SUCCESS)
-        st = hm_fail(err, err_len, CLATTN_IO_ERROR, "%s: %s", path, strerror(errno));
-    if (st != CLATTN_SUCCESS)
-        remove(path);
+    free(out.data);
     return st;
 #endif
 }

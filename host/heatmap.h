@@ -73,8 +73,10 @@ clattn_status clattn_heatmap_render(const clattn_heatmap_opts *opts, const float
                                     unsigned char **rgb, clattn_heatmap_geometry *geom,
                                     char *err, size_t err_len);
 
-/* Writes one map as an 8-bit RGB PNG. CLATTN_IO_ERROR when the file cannot be written (a partial
-   file is removed), CLATTN_UNSUPPORTED when built without libpng. geom may be NULL. */
+/* Writes one map as an 8-bit RGB PNG. The file is replaced atomically: written to a new temporary
+   file beside path, then renamed over it (a symbolic link at path is replaced, not followed).
+   CLATTN_IO_ERROR when it cannot be written: only the temporary is removed, and whatever was at
+   path is left as it was. CLATTN_UNSUPPORTED when built without libpng. geom may be NULL. */
 clattn_status clattn_heatmap_write_png(const clattn_heatmap_opts *opts, const float *data, int rows,
                                        int cols, const char *path, clattn_heatmap_geometry *geom,
                                        char *err, size_t err_len);

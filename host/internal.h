@@ -169,6 +169,9 @@ typedef struct clattn_kernel_source {
 extern const clattn_kernel_source clattn_kernel_sources[];
 extern const size_t clattn_kernel_source_count;
 extern const char clattn_kernel_sources_sha256[];   /* over every embedded file, in order */
+/* A file in CLATTN_KERNEL_DIR larger than this is refused: the largest kernel is a few tens of
+   kilobytes, and the whole text is read into memory (and hashed) at every context creation. */
+#define CLATTN_KERNEL_SOURCE_MAX_BYTES (16u << 20)
 
 /* The full program text for file (cl/common.h.cl, then the file), malloc'd. */
 clattn_status clattn_program_source(clattn_context *ctx, const char *file, char **out, size_t *out_len);

@@ -1,5 +1,6 @@
 /* Kernel sources (embedded, or $CLATTN_KERNEL_DIR), program builds, and the per-context cache of
  * built programs and their kernel objects, keyed by (file, options). */
+#include "host/cache_file.h"
 #include "host/internal.h"
 
 #include <stdio.h>
@@ -30,41 +31,23 @@ static const clattn_kernel_source *embedded(const char *file)
     return NULL;
 }
 
-/* Reads dir/file into a malloc'd NUL-terminated string. */
+/* Reads dir/file into a malloc'd NUL-terminated string, through the library's one file reader:
+   a regular file only (a FIFO, a directory, a device or a symbolic link in the folder is refused
+   at once, never waited on), at most CLATTN_KERNEL_SOURCE_MAX_BYTES. */
 static clattn_status read_file(clattn_context *ctx, const char *dir, const char *file, char **text,
                                size_t *len)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return clattn_fail(ctx, CLATTN_IO_ERROR, "CLATTN_KERNEL_DIR: cannot open '%s'", path);
-    clattn_status st = CLATTN_SUCCESS;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = clattn_fail(ctx, CLATTN_IO_ERROR, "CLATTN_KERNEL_DIR: cannot read '%s'", path);
-        goto out;
-    }
-    buf = malloc((size_t)n + 1);
-    if (!buf) {
-        st = clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "out of host memory reading '%s'", path);
-        goto out;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        st = clattn_fail(ctx, CLATTN_IO_ERROR, "CLATTN_KERNEL_DIR: short read of '%s'", path);
-        goto out;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = (size_t)n;
-    buf = NULL;
-out:
-    free(buf);
-    fclose(f);
-    return st;
+    char path[CLATTN_CACHE_PATH_MAX], err[CLATTN_ERROR_LEN - 64];
+    clattn_status st;
+    if (clattn_cache_join(path, sizeof path, dir, file))
+        return clattn_fail(ctx, CLATTN_IO_ERROR, "CLATTN_KERNEL_DIR: path too long: %s/%s", dir,
+                           file);
+    st = clattn_cache_read(path, CLATTN_KERNEL_SOURCE_MAX_BYTES, text, len, err, sizeof err);
+    if (st != CLATTN_SUCCESS)
+        return clattn_fail(ctx, st, "CLATTN_KERNEL_DIR: %s", err);
+    if (!*text)
+        return clattn_fail(ctx, CLATTN_IO_ERROR, "CLATTN_KERNEL_DIR: '%s' is missing", path);
+    return CLATTN_SUCCESS;
 }
 
 /* The complete program text for file: the shared definitions, then the file. */

@@ -389,8 +389,10 @@ typedef struct clattn_attention_map_desc {   /* zero-initialise, then set */
    scale with a colour bar, token labels when given (ASCII; long ones shortened), masked cells
    grey. Long sequences are sampled to fit 2000 px. Computed on the CPU; needs no device.
    ctx may be NULL; when given, a failure's detail is kept for clattn_context_last_error().
-   CLATTN_INVALID_ARGUMENT for a bad desc, CLATTN_IO_ERROR when the file cannot be written (no
-   partial file is left), CLATTN_UNSUPPORTED when the library was built without libpng. */
+   The file is replaced atomically (a temporary beside it, renamed over it; a symbolic link at
+   path is replaced, not followed). CLATTN_INVALID_ARGUMENT for a bad desc, CLATTN_IO_ERROR when
+   the file cannot be written (whatever was at path is left untouched, and no partial file is
+   left), CLATTN_UNSUPPORTED when the library was built without libpng. */
 CLATTN_API clattn_status clattn_attention_map_png(clattn_context *ctx,
                                                   const clattn_attention_map_desc *desc,
                                                   const float *probs, const char *path);

@@ -419,6 +419,80 @@ static void test_update(void **state)
     assert_int_equal(count_names(f->dir, "f.lock"), 1);
 }
 
+/* Links planted in the cache directory never redirect a write or a read: a lock file that is a
+   link is refused and nothing is created where it points; a link at the lock holder's fixed
+   temporary name is removed, not written through; a link at the file itself is replaced; a read
+   does not follow a link, to a file or to a device. Every link's target is left as it was. */
+static void test_planted_links(void **state)
+{
+    fixture *f = *state;
+    char path[512], victim[512], precious[512], err[512], *data = NULL;
+    size_t len = 0;
+    struct stat sb;
+    assert_int_equal(clattn_cache_mkdirs(f->dir, err, sizeof err), CLATTN_SUCCESS);
+    snprintf(victim, sizeof victim, "%s/victim", f->root);          /* must never be created */
+    snprintf(precious, sizeof precious, "%s/precious", f->root);    /* must never change */
+    write_file(precious, "keep", 4);
+
+    /* a merge's lock file, the stores' shared one, and a lock taken directly */
+    snprintf(path, sizeof path, "%s/f.lock", f->dir);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(clattn_cache_update(f->dir, "f", 100, append_merge, "ab", err, sizeof err),
+                     CLATTN_IO_ERROR);
+    assert_non_null(strstr(err, "symbolic link"));
+    assert_int_equal(lstat(victim, &sb), -1);
+    snprintf(path, sizeof path, "%s/%s", f->dir, CLATTN_CACHE_STORE_LOCK);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(clattn_cache_store(f->dir, "g", "x", 1, err, sizeof err), CLATTN_IO_ERROR);
+    assert_int_equal(lstat(victim, &sb), -1);
+    clattn_cache_lock lock;
+    snprintf(path, sizeof path, "%s/p.lock", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_lock_acquire(path, 0, &lock, err, sizeof err), CLATTN_IO_ERROR);
+    assert_int_equal(lock.fd, -1);
+    snprintf(path, sizeof path, "%s/fifo.lock", f->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(clattn_cache_lock_acquire(path, 0, &lock, err, sizeof err), CLATTN_IO_ERROR);
+    assert_non_null(strstr(err, "not a regular file"));
+
+    /* the lock holder's temporary "<name>.tmp", once the lock file is sound */
+    snprintf(path, sizeof path, "%s/f.lock", f->dir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/f.tmp", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_update(f->dir, "f", 100, append_merge, "ab", err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(lstat(path, &sb), -1);
+    snprintf(path, sizeof path, "%s/f", f->dir);
+    data = read_file(path, &len);
+    assert_string_equal(data, "ab");
+    free(data);
+
+    /* the file itself: the link is replaced by the new file */
+    snprintf(path, sizeof path, "%s/h", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_cache_write_atomic(path, "new", 3, err, sizeof err), CLATTN_SUCCESS);
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+
+    /* reads: a link to a regular file and one to a device are both refused */
+    snprintf(path, sizeof path, "%s/to-file", f->dir);
+    assert_int_equal(symlink(precious, path), 0);
+    data = (char *)1;
+    assert_int_equal(clattn_cache_read(path, 100, &data, &len, err, sizeof err), CLATTN_IO_ERROR);
+    assert_null(data);
+    assert_non_null(strstr(err, "symbolic link"));
+    snprintf(path, sizeof path, "%s/to-zero", f->dir);
+    assert_int_equal(symlink("/dev/zero", path), 0);
+    assert_int_equal(clattn_cache_read(path, 100, &data, &len, err, sizeof err), CLATTN_IO_ERROR);
+
+    data = read_file(precious, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(data, "keep", 4);
+    free(data);
+    assert_int_equal(lstat(victim, &sb), -1);
+}
+
 /* ---- tuning cache: keys and lookup -------------------------------------------------------------- */
 
 static void test_shape_classes(void **state)
@@ -1257,6 +1331,81 @@ static void test_binary_bad_files(void **state)
     free(bad);
 }
 
+/* The load guard (binary_cache.h): a mark holds the loader's pid; a live loader's mark is "busy";
+   a dead loader's, or anything else planted at the mark's name, evicts the entry (a link's target
+   untouched); unmarking leaves a mark that is no longer the caller's. */
+static void test_binary_load_mark(void **state)
+{
+    fixture *f = *state;
+    char key[CLATTN_SHA256_HEX], name[CLATTN_BINARY_FILE_NAME_LEN], bin[512], path[600];
+    char precious[512], err[512], *data;
+    size_t len;
+    struct stat sb;
+    clattn_binary_mark mark, other;
+    clattn_binary_cache_key("src", 3, "-DX=1", IDENTITY, "1.0", key);
+    clattn_binary_cache_file_name(key, name);
+    snprintf(bin, sizeof bin, "%s/%s", f->dir, name);
+    snprintf(path, sizeof path, "%s" CLATTN_BINARY_MARK_SUFFIX, bin);
+
+    /* no directory yet (loads never create it): nothing to mark with */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_UNMARKED);
+    assert_int_equal(mark.fd, -1);
+    clattn_binary_cache_unmark(&mark);
+
+    assert_int_equal(clattn_binary_cache_store(f->dir, key, "payload", 7, err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_MARKED);
+    data = read_file(path, &len);
+    assert_int_equal(strtol(data, NULL, 10), (long)getpid());
+    free(data);
+    /* a second loader meanwhile (here: this live process) is told to keep off */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &other, err, sizeof err),
+                     CLATTN_BINARY_GUARD_BUSY);
+    clattn_binary_cache_unmark(&other);
+    assert_int_equal(stat(path, &sb), 0);
+    clattn_binary_cache_unmark(&mark);
+    assert_int_equal(stat(path, &sb), -1);
+    assert_int_equal(stat(bin, &sb), 0);
+
+    /* a mark whose loader died: the entry goes */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    wait_child(pid);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)pid);
+    write_file(path, text, (size_t)n);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_EVICTED);
+    assert_non_null(strstr(err, "removed the cached binary"));
+    assert_int_equal(stat(bin, &sb), -1);
+    assert_int_equal(stat(path, &sb), -1);
+
+    /* a link planted at the mark's name: removed with the entry, its target untouched */
+    snprintf(precious, sizeof precious, "%s/precious", f->root);
+    write_file(precious, "keep", 4);
+    assert_int_equal(clattn_binary_cache_store(f->dir, key, "payload", 7, err, sizeof err),
+                     CLATTN_SUCCESS);
+    assert_int_equal(symlink(precious, path), 0);
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_EVICTED);
+    assert_int_equal(lstat(path, &sb), -1);
+    data = read_file(precious, &len);
+    assert_int_equal(len, 4);
+    free(data);
+
+    /* an evicting process replaced our mark with its own: unmarking leaves that one */
+    assert_int_equal(clattn_binary_cache_mark(f->dir, key, &mark, err, sizeof err),
+                     CLATTN_BINARY_GUARD_MARKED);
+    assert_int_equal(unlink(path), 0);
+    write_file(path, text, (size_t)n);
+    clattn_binary_cache_unmark(&mark);
+    assert_int_equal(stat(path, &sb), 0);
+}
+
 static void test_binary_offline(void **state)
 {
     fixture *f = *state;
@@ -1303,6 +1452,7 @@ int main(void)
         T(test_write_atomic),
         T(test_lock_timeout),
         T(test_update),
+        T(test_planted_links),
         T(test_shape_classes),
         T(test_lookup_fallback),
         T(test_put_validation),
@@ -1320,6 +1470,7 @@ int main(void)
         T(test_binary_round_trip),
         T(test_binary_bad_files),
         T(test_binary_offline),
+        T(test_binary_load_mark),
     };
 #undef T
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);

@@ -2,20 +2,24 @@
  * the lookup fallback order, a tuned entry actually used, two processes tuning at once, broken
  * tuning files and broken binaries (ignored with a warning, then rewritten), a read-only cache
  * directory, a binary from another driver version, CLATTN_CACHE=off, a second process that compiles
- * nothing, and the offline binaries of the FPGA flow.
+ * nothing, the offline binaries of the FPGA flow, a binary whose load never finished (evicted),
+ * and CLATTN_KERNEL_DIR holding things that are not regular files.
  *
  * Work that must start in a fresh process (nothing compiled yet, or another user) runs in a child
  * that re-executes this binary ("--child MODE DIR"): a process that has started OpenCL must not fork
  * and go on using it. Every test has its own temporary directory, removed afterwards; the problems
  * are small and run the unfused path (three programs), so that compiles stay few. */
 #define _XOPEN_SOURCE 700     /* nftw */
+#include "host/binary_cache.h"
 #include "host/caches.h"
 #include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -199,6 +204,7 @@ static int setup(void **state)
     unsetenv("CLATTN_BINARY_DIR");
     unsetenv("CLATTN_TUNING");
     unsetenv("CLATTN_AUTOTUNE");
+    unsetenv("CLATTN_KERNEL_DIR");
     *state = f;
     return 0;
 }
@@ -225,6 +231,7 @@ static int teardown(void **state)
     nftw(f->root, remove_one, 16, FTW_PHYS | FTW_DEPTH);
     unsetenv("CLATTN_CACHE");
     unsetenv("CLATTN_BINARY_DIR");
+    unsetenv("CLATTN_KERNEL_DIR");
     free(f);
     return 0;
 }
@@ -641,6 +648,166 @@ static void test_offline_binaries(void **state)
     unsetenv("CLATTN_CACHE");
 }
 
+/* Plants the load mark a process leaves when it dies with the binary in the driver's hands: a
+   child creates "<bin>.loading" with its pid, as a loader does, and exits without clearing it.
+   (The child makes no OpenCL call: forking is safe.) */
+static void plant_crashed_mark(const char *bin)
+{
+    char mark[200];
+    snprintf(mark, sizeof mark, "%s.loading", bin);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || dprintf(fd, "%ld\n", (long)getpid()) < 0)
+            _exit(1);
+        _exit(0);                /* "crashes": the mark stays */
+    }
+    assert_int_equal(wait_child(pid), 0);
+}
+
+/* A binary whose load never finished (its loader died: a driver that crashes on it) is evicted by
+   the next context, which compiles that program, stores a fresh binary and still computes the
+   right result; the context after it loads everything again. */
+static void test_crashed_load_evicted(void **state)
+{
+    fixture *f = *state;
+    char names[8][128], mark[200];
+    struct stat sb;
+    assert_int_equal(populate_binaries(f), UNFUSED_PROGRAMS);
+    binary_files(f->dir, names, 8);
+    plant_crashed_mark(names[0]);
+    snprintf(mark, sizeof mark, "%s.loading", names[0]);
+    assert_int_equal(stat(mark, &sb), 0);
+
+    clattn_context *ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    clattn_cache_info info = info_of(ctx);
+    if (info.programs_compiled != 1 || info.programs_loaded != UNFUSED_PROGRAMS - 1)
+        fail_msg("%lu compiled, %lu loaded: the marked binary was not evicted",
+                 info.programs_compiled, info.programs_loaded);
+    if (!strstr(clattn_context_last_error(ctx), "removed the cached binary"))
+        fail_msg("no warning, last_error '%s'", clattn_context_last_error(ctx));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);                     /* the mark went with it */
+    assert_int_equal(binary_files(f->dir, NULL, 0), UNFUSED_PROGRAMS);   /* stored afresh */
+
+    ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    info = info_of(ctx);
+    assert_int_equal(info.programs_compiled, 0);
+    assert_int_equal(info.programs_loaded, UNFUSED_PROGRAMS);
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);                     /* loads clear their marks */
+}
+
+/* A mark held by a live process is a load in progress, not a crash: that program is compiled
+   (rather than handed to the driver behind a loader that may yet crash on it), and neither the
+   binary nor the mark is touched. The same mark left CLATTN_BINARY_MARK_STALE_S is a dead
+   loader's, whatever pid it names, and is evicted. */
+static void test_live_load_mark_kept(void **state)
+{
+    fixture *f = *state;
+    char names[8][128], mark[200];
+    struct stat sb;
+    assert_int_equal(populate_binaries(f), UNFUSED_PROGRAMS);
+    binary_files(f->dir, names, 8);
+    snprintf(mark, sizeof mark, "%s.loading", names[0]);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());      /* alive: this process */
+    write_file(mark, text, (size_t)n);
+
+    clattn_context *ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    clattn_cache_info info = info_of(ctx);
+    assert_int_equal(info.programs_compiled, 1);
+    assert_int_equal(info.programs_loaded, UNFUSED_PROGRAMS - 1);
+    assert_null(strstr(clattn_context_last_error(ctx), "removed"));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), 0);
+    assert_int_equal(stat(names[0], &sb), 0);
+
+    struct timeval old[2];
+    gettimeofday(&old[0], NULL);
+    old[0].tv_sec -= CLATTN_BINARY_MARK_STALE_S + 10;
+    old[1] = old[0];
+    assert_int_equal(utimes(mark, old), 0);
+    ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    assert_int_equal(info_of(ctx).programs_compiled, 1);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "removed the cached binary"));
+    clattn_context_release(ctx);
+    assert_int_equal(stat(mark, &sb), -1);
+}
+
+static void on_watchdog(int sig)
+{
+    static const char msg[] = "test_kernel_dir_not_regular: a call hung on a kernel source\n";
+    ssize_t put = write(2, msg, sizeof msg - 1);
+    (void)sig, (void)put;
+    _exit(1);
+}
+
+/* CLATTN_KERNEL_DIR with something other than a regular file where a kernel source should be: a
+   FIFO (it hung the call, holding the context's lock), a directory (an 8 EiB allocation), a link
+   to /dev/zero, a file over the size cap. The context is still created (the sources hash falls
+   back to the embedded text) and the call fails at once with CLATTN_IO_ERROR naming the file;
+   a watchdog ends the process, with a message, should a call hang instead. */
+static void test_kernel_dir_not_regular(void **state)
+{
+    fixture *f = *state;
+    char kdir[400], path[500];
+    snprintf(kdir, sizeof kdir, "%s/kernels", f->root);
+    assert_int_equal(mkdir(kdir, 0700), 0);
+    for (size_t i = 0; i < clattn_kernel_source_count; i++) {
+        snprintf(path, sizeof path, "%s/%s", kdir, clattn_kernel_sources[i].name);
+        write_file(path, clattn_kernel_sources[i].text, clattn_kernel_sources[i].length);
+    }
+    setenv("CLATTN_KERNEL_DIR", kdir, 1);
+    /* every program is its file after common.h.cl: the first read of every call */
+    snprintf(path, sizeof path, "%s/common.h.cl", kdir);
+    const char *what[] = {"a FIFO", "a directory", "a link to /dev/zero", "a file over the cap"};
+    void (*old_handler)(int) = signal(SIGALRM, on_watchdog);
+    for (int k = 0; k < 4; k++) {
+        if (remove(path) != 0)
+            assert_int_equal(errno, ENOENT);
+        switch (k) {
+        case 0: assert_int_equal(mkfifo(path, 0600), 0); break;
+        case 1: assert_int_equal(mkdir(path, 0700), 0); break;
+        case 2: assert_int_equal(symlink("/dev/zero", path), 0); break;
+        case 3: {
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);    /* sparse: no disk */
+            assert_true(fd >= 0);
+            assert_int_equal(ftruncate(fd, (off_t)CLATTN_KERNEL_SOURCE_MAX_BYTES + 1), 0);
+            assert_int_equal(close(fd), 0);
+            break;
+        }
+        }
+        alarm(60);
+        clattn_context *ctx = new_context();
+        tu_case c;
+        tu_outcome res;
+        small_case(&c, CLATTN_PATH_UNFUSED, 16);
+        clattn_status st = tu_run_case(ctx, &c, &res);
+        alarm(0);
+        const char *err = clattn_context_last_error(ctx);
+        if (st != CLATTN_IO_ERROR || !strstr(err, "common.h.cl"))
+            fail_msg("%s: %s, '%s'", what[k], clattn_status_string(st), err);
+        clattn_context_release(ctx);
+    }
+    signal(SIGALRM, old_handler);
+    /* the file itself again: the folder serves */
+    assert_int_equal(remove(path), 0);
+    for (size_t i = 0; i < clattn_kernel_source_count; i++)
+        if (!strcmp(clattn_kernel_sources[i].name, "common.h.cl"))
+            write_file(path, clattn_kernel_sources[i].text, clattn_kernel_sources[i].length);
+    clattn_context *ctx = new_context();
+    assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
+    clattn_context_release(ctx);
+    unsetenv("CLATTN_KERNEL_DIR");
+}
+
 /* ---- children (fresh processes) -------------------------------------------------------------- */
 
 /* Exit codes name the step that failed. */
@@ -728,6 +895,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cache_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_process_compiles_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_binaries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crashed_load_evicted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_load_mark_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kernel_dir_not_regular, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

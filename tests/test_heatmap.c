@@ -4,14 +4,19 @@
    removed. */
 #include "host/heatmap.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -322,6 +327,113 @@ static void test_errors(void **state)
     assert_null(f);
 }
 
+/* The bytes of path (malloc'ed), or NULL when it cannot be read. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    if (!f)
+        return NULL;
+    buf = malloc(1 << 16);
+    assert_non_null(buf);
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    return buf;
+}
+
+/* Entries of the working directory whose names start with prefix and hold ".tmp". */
+static int temporaries(const char *prefix)
+{
+    DIR *d = opendir(".");
+    int n = 0;
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        n += !strncmp(e->d_name, prefix, strlen(prefix)) && strstr(e->d_name, ".tmp");
+    closedir(d);
+    return n;
+}
+
+/* A write that fails late, mid-image, leaves what was at the path byte for byte, and no temporary
+   beside it. The failure is the file size limit (RLIMIT_FSIZE binds root too, unlike a read-only
+   folder): past its first 512 bytes the image cannot be written. A symbolic link at the path is
+   replaced by the image, never written through. */
+static void test_failed_write_keeps_old_file(void **state)
+{
+    (void)state;
+#ifndef CLATTN_HAVE_PNG
+    skip();
+#else
+    const char *path = "test_heatmap_keep.png", *link_path = "test_heatmap_keep_link.png";
+    const char *victim = "test_heatmap_keep_victim.txt";
+    enum { H = 2, LQ = 30, LK = 40 };
+    unsigned char old[4000], *now;
+    size_t len = 0;
+    float probs[H * LQ * LK];
+    for (size_t i = 0; i < sizeof old; i++)
+        old[i] = (unsigned char)(i * 7 + 3);
+    for (int i = 0; i < H * LQ * LK; i++)
+        probs[i] = (float)((i * 37) % 101) / 101.0f;
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(old, 1, sizeof old, f), sizeof old);
+    assert_int_equal(fclose(f), 0);
+
+    clattn_attention_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = 1;
+    d.heads = H;
+    d.seq_q = LQ;
+    d.seq_kv = LK;
+    d.head = CLATTN_MAP_GRID;
+    struct rlimit saved, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    small = saved;
+    small.rlim_cur = 512;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);   /* EFBIG, not a signal, past the limit */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    clattn_status st = clattn_attention_map_png(NULL, &d, probs, path);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(st, CLATTN_IO_ERROR);
+
+    now = slurp(path, &len);
+    if (!now)
+        fail_msg("the file at the path is gone after a failed write");
+    assert_int_equal(len, sizeof old);
+    assert_memory_equal(now, old, sizeof old);
+    free(now);
+    assert_int_equal(temporaries("test_heatmap_keep"), 0);
+
+    /* without the limit the same call replaces the file with the image */
+    assert_int_equal(clattn_attention_map_png(NULL, &d, probs, path), CLATTN_SUCCESS);
+    unsigned char *rgb = NULL;
+    int w = 0, h = 0;
+    assert_true(decode(path, &rgb, &w, &h));
+    free(rgb);
+    assert_int_equal(temporaries("test_heatmap_keep"), 0);
+
+    /* a link at the path: the link is replaced, the file it names is not touched */
+    f = fopen(victim, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite("precious", 1, 8, f), 8);
+    assert_int_equal(fclose(f), 0);
+    remove(link_path);
+    assert_int_equal(symlink(victim, link_path), 0);
+    assert_int_equal(clattn_attention_map_png(NULL, &d, probs, link_path), CLATTN_SUCCESS);
+    now = slurp(victim, &len);
+    assert_non_null(now);
+    assert_int_equal(len, 8);
+    assert_memory_equal(now, "precious", 8);
+    free(now);
+    struct stat sb;
+    assert_int_equal(lstat(link_path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    remove(path);
+    remove(link_path);
+    remove(victim);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_grid),
         cmocka_unit_test(test_sampled),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_failed_write_keeps_old_file),
     };
     return cmocka_run_group_tests_name("heatmap", tests, NULL, NULL);
 }
