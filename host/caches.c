@@ -240,7 +240,7 @@ clattn_status clattn_program_from_binary_cache(clattn_context *ctx, const char *
     clattn_binary_mark mark;
     switch (clattn_binary_cache_mark(c->dir, key, &mark, warn, sizeof warn)) {
     case CLATTN_BINARY_GUARD_EVICTED:
-        clattn_fail(ctx, CLATTN_IO_ERROR, "warning: %s; compiling %s instead", warn, file);
+        clattn_warn(ctx, "%s; compiling %s instead", warn, file);
         free(data);
         return CLATTN_SUCCESS;
     case CLATTN_BINARY_GUARD_BUSY:
