@@ -153,6 +153,21 @@ void clattn_problem_shape_desc(const clattn_problem *p, clattn_attention_desc *d
 size_t clattn_dtype_size(clattn_dtype dtype);
 size_t clattn_mask_elem_size(clattn_mask_type type);
 
+/* ---- the CPU reference (reference.c) -------------------------------------------------------- */
+
+/* The element type the reference reads q, k, v in and writes out in: the problem's storage type
+   (clattn_attention_reference), or double for a caller that stays in double end to end (the
+   multi-head layer's reference, mha_reference.c). mask is always p->mask_type's, probs and lse
+   float32. */
+typedef enum { CLATTN_REF_F32 = 0, CLATTN_REF_F16, CLATTN_REF_F64 } clattn_ref_elem;
+
+/* clattn_attention_reference on a resolved problem, after its argument checks (the pointers it
+   needs are given; unused ones may be NULL): q, k, v and out hold elem elements at p's strides
+   (p->dtype is not read). Fails only with CLATTN_OUT_OF_MEMORY, and then before writing anything. */
+clattn_status clattn_attention_reference_run(const clattn_problem *p, clattn_ref_elem elem,
+                                             const void *q, const void *k, const void *v,
+                                             const void *mask, void *out, float *probs, float *lse);
+
 /* ---- half precision on the host (half.c) ----------------------------------------------------- */
 
 float clattn_half_to_float(uint16_t h);

@@ -1,6 +1,8 @@
 /* The multi-head attention layer on the CPU in double precision: the yardstick for the device path
    and the code that reproduces PyTorch's fixtures (tests/data/mha_*). Written for clarity, not
-   speed: every product is a plain loop. */
+   speed: every product is a plain loop. The attention between the projections is the library's one
+   CPU attention (reference.c) on the desc the device path runs (clattn_mha_attention_desc), so the
+   two cannot disagree on masks, causal modes, grouped heads or NaN. */
 #include "host/internal.h"
 #include "host/mha_reference.h"
 
@@ -175,70 +177,6 @@ static void linear_d(const double *x, size_t rows, int in, const float *w, const
         }
 }
 
-/* The mask's verdict on a scaled score: the score to use, -INFINITY when the key is hidden. */
-static double apply_mask(const clattn_mha_desc *desc, const void *mask, size_t idx, double s)
-{
-    switch (desc->mask_type) {
-    case CLATTN_MASK_ADDITIVE_F32:
-        return s + (double)((const float *)mask)[idx];
-    case CLATTN_MASK_ADDITIVE_F16:
-        return s + (double)clattn_half_to_float(((const uint16_t *)mask)[idx]);
-    case CLATTN_MASK_BOOL_U8:
-        return ((const unsigned char *)mask)[idx] ? s : -INFINITY;
-    default:
-        return s;
-    }
-}
-
-/* One query row of one head: probabilities into p[Lk] (all 0 when no key is visible), the head's
-   output into o[dh]. */
-static void attend_row(const clattn_mha_desc *desc, const clattn_mha_shape *s, const void *mask,
-                       const double *q, const double *K, const double *V, int b, int h, int i,
-                       double *p, double *o)
-{
-    const int g = h / (s->Hq / s->Hkv);
-    const size_t kvw = (size_t)s->kv_width;
-    const int causal_offset = desc->causal == CLATTN_CAUSAL_BOTTOM_RIGHT ? s->Lk - s->Lq : 0;
-    const size_t rs = mask_row_stride(desc, s->Lk);
-    const size_t mask_row = (size_t)b * (size_t)desc->mask_batch_stride +
-                            (size_t)h * (size_t)desc->mask_head_stride + (size_t)i * rs;
-    double m = -INFINITY;
-
-    for (int j = 0; j < s->Lk; j++) {
-        const double *k = K + ((size_t)b * (size_t)s->Lk + (size_t)j) * kvw + (size_t)g * (size_t)s->dh;
-        double dot = 0.0;
-        for (int c = 0; c < s->dh; c++)
-            dot += q[c] * k[c];
-        double sc = dot * (double)s->scale;
-        if (desc->causal != CLATTN_CAUSAL_NONE && j > i + causal_offset)
-            sc = -INFINITY;
-        else if (desc->mask_type != CLATTN_MASK_NONE)
-            sc = apply_mask(desc, mask, mask_row + (size_t)j, sc);
-        p[j] = sc;
-        if (sc > m)   /* a NaN never wins, so it reaches the sum below and spreads to the row */
-            m = sc;
-    }
-
-    for (int c = 0; c < s->dh; c++)
-        o[c] = 0.0;
-    if (m == -INFINITY) {   /* no visible key: zeros, never NaN */
-        for (int j = 0; j < s->Lk; j++)
-            p[j] = 0.0;
-        return;
-    }
-    double sum = 0.0;
-    for (int j = 0; j < s->Lk; j++) {
-        p[j] = p[j] == -INFINITY ? 0.0 : exp(p[j] - m);
-        sum += p[j];
-    }
-    for (int j = 0; j < s->Lk; j++) {
-        p[j] /= sum;
-        const double *v = V + ((size_t)b * (size_t)s->Lk + (size_t)j) * kvw + (size_t)g * (size_t)s->dh;
-        for (int c = 0; c < s->dh; c++)
-            o[c] += p[j] * v[c];
-    }
-}
-
 /* The caller's weights, resolved to one pointer per projection. */
 typedef struct {
     const float *wq, *wk, *wv, *bq, *bk, *bv;
@@ -289,8 +227,10 @@ clattn_status clattn_mha_reference(const clattn_mha_desc *desc, const clattn_mha
 {
     const clattn_status bad = CLATTN_INVALID_ARGUMENT;
     clattn_mha_shape s;
+    clattn_attention_desc ad;
+    clattn_problem p;
     projections pr = {0};
-    double *Q = NULL, *K = NULL, *V = NULL, *cat = NULL, *y = NULL, *p = NULL, *P = NULL;
+    double *Q = NULL, *K = NULL, *V = NULL, *cat = NULL, *y = NULL;
     clattn_status st = clattn_mha_shape_init(desc, &s, err, err_len);
     if (st != CLATTN_SUCCESS)
         return st;
@@ -316,53 +256,48 @@ clattn_status clattn_mha_reference(const clattn_mha_desc *desc, const clattn_mha
         return mha_fail(err, err_len, bad, "mask_type is set but mask is NULL");
     if (s.out == 0 || (!out && !weights))
         return CLATTN_SUCCESS;
+    /* The heads' attention: Q, K, V [B,L,H*dh] are BSHD with head stride dh. A desc that passed
+       clattn_mha_shape_init resolves; the check keeps a disagreement from going unnoticed. */
+    clattn_mha_attention_desc(desc, &ad);
+    st = clattn_problem_init(&ad, &p, err, err_len);
+    if (st != CLATTN_SUCCESS)
+        return st;
 
-    /* Everything is allocated before anything the caller owns is written. */
+    /* Everything is allocated before anything the caller owns is written (the attention allocates
+       its scratch before writing weights). Without out, V and the output projection are skipped. */
     const size_t kv_elems = (size_t)s.B * (size_t)s.Lk * (size_t)s.kv_width;
     Q = malloc(s.x_q * sizeof *Q);
     K = malloc((kv_elems ? kv_elems : 1) * sizeof *K);
-    V = malloc((kv_elems ? kv_elems : 1) * sizeof *V);
-    cat = malloc(s.out * sizeof *cat);
-    y = malloc(s.out * sizeof *y);
-    p = malloc(((size_t)s.Lk + 1) * sizeof *p);
-    P = weights ? malloc((s.weights ? s.weights : 1) * sizeof *P) : NULL;
-    if (!Q || !K || !V || !cat || !y || !p || (weights && !P)) {
+    if (out) {
+        V = malloc((kv_elems ? kv_elems : 1) * sizeof *V);
+        cat = malloc(s.out * sizeof *cat);
+        y = malloc(s.out * sizeof *y);
+    }
+    if (!Q || !K || (out && (!V || !cat || !y))) {
         st = mha_fail(err, err_len, CLATTN_OUT_OF_MEMORY, "host allocation for the reference failed");
         goto out;
     }
 
     linear_f(x_q, (size_t)s.B * (size_t)s.Lq, s.E, pr.wq, pr.bq, s.E, Q);
     linear_f(x_k, (size_t)s.B * (size_t)s.Lk, s.kdim, pr.wk, pr.bk, s.kv_width, K);
-    linear_f(x_v, (size_t)s.B * (size_t)s.Lk, s.vdim, pr.wv, pr.bv, s.kv_width, V);
-
-    for (int b = 0; b < s.B; b++)
-        for (int h = 0; h < s.Hq; h++)
-            for (int i = 0; i < s.Lq; i++) {
-                const size_t row = (size_t)b * (size_t)s.Lq + (size_t)i;
-                const size_t col = (size_t)h * (size_t)s.dh;
-                attend_row(desc, &s, mask, Q + row * (size_t)s.E + col, K, V, b, h, i, p,
-                           cat + row * (size_t)s.E + col);
-                if (P)
-                    memcpy(P + (((size_t)b * (size_t)s.Hq + (size_t)h) * (size_t)s.Lq + (size_t)i) *
-                               (size_t)s.Lk, p, (size_t)s.Lk * sizeof *p);
-            }
-
-    linear_d(cat, (size_t)s.B * (size_t)s.Lq, s.E, w->out_proj_weight, w->out_proj_bias, s.E, y);
-
     if (out)
+        linear_f(x_v, (size_t)s.B * (size_t)s.Lk, s.vdim, pr.wv, pr.bv, s.kv_width, V);
+
+    st = clattn_attention_reference_run(&p, CLATTN_REF_F64, Q, K, V, mask, cat, weights, NULL);
+    if (st != CLATTN_SUCCESS) {
+        st = mha_fail(err, err_len, st, "host allocation for the reference failed");
+        goto out;
+    }
+    if (out) {
+        linear_d(cat, (size_t)s.B * (size_t)s.Lq, s.E, w->out_proj_weight, w->out_proj_bias, s.E, y);
         for (size_t n = 0; n < s.out; n++)
             out[n] = (float)y[n];
-    if (weights)
-        for (size_t n = 0; n < s.weights; n++)
-            weights[n] = (float)P[n];
-    st = CLATTN_SUCCESS;
+    }
 out:
     free(Q);
     free(K);
     free(V);
     free(cat);
     free(y);
-    free(p);
-    free(P);
     return st;
 }

@@ -13,8 +13,10 @@
  *
  * One context serves the whole binary (group fixture): kernels are compiled once per context.
  * A path may answer CLATTN_UNSUPPORTED for a case; that is counted and reported apart from
- * failures, except for the unfused path, which must serve everything. A new path is two small
- * test functions (run_edges and run_grid with its clattn_path) and their lines in main().
+ * failures, except for the unfused path, which must serve everything. The count is bounded by
+ * the cases the device's local memory may not hold (may_refuse: none of the grid, on any device),
+ * and a run where no case ran fails. A new path is two small test functions
+ * (run_edges and run_grid with its clattn_path) and their lines in main().
  */
 #include "testutil.h"
 
@@ -90,6 +92,7 @@ static int cycle_next(cycle *c)
 /* The largest errors seen, per storage type: absolute, and as a share of the case's tolerance. */
 typedef struct grid_stats {
     int passed, failed, unsupported;
+    int may_refuse;                  /* cases the path may answer UNSUPPORTED for (may_refuse()) */
     double err[2][3], ratio[2][3];   /* [F32/F16][out, probs, lse] */
 } grid_stats;
 
@@ -115,10 +118,47 @@ static void stats_print(const char *name, const grid_stats *st)
     fflush(stdout);
 }
 
-/* Runs one case and files the outcome. may_be_unsupported: whether UNSUPPORTED is an answer. */
-static void run_one(clattn_context *ctx, const tu_case *c, int may_be_unsupported, grid_stats *st)
+/* Whether a path allowed to answer UNSUPPORTED may refuse a case at (d, dv) on this device. Its
+   refusals come from the fused kernel's local memory (clattn_params_lookup finds no tile that
+   fits): the smallest tile host/flash.c can choose (one query row, 8 keys, one work-item a row)
+   declares 4 * (9 d + 8 dv + 8) bytes (local_bytes there). That is under 9 KiB at d, dv <= 128,
+   inside the 32 KiB OpenCL 1.2 guarantees, so the grid may never be refused; about 34 KiB at
+   d = dv = 512, which PoCL's CPU device (512 KiB) holds and a 32 KiB device does not. */
+static int may_refuse(cl_ulong local_mem, int d, int dv)
+{
+    return 4 * (9 * (cl_ulong)d + 8 * (cl_ulong)(dv ? dv : d) + 8) > local_mem;
+}
+
+static cl_ulong device_local_mem(clattn_context *ctx)
+{
+    cl_ulong bytes = 0;
+    if (clGetDeviceInfo(clattn_context_device(ctx), CL_DEVICE_LOCAL_MEM_SIZE, sizeof bytes, &bytes,
+                        NULL) != CL_SUCCESS)
+        fail_msg("clGetDeviceInfo(CL_DEVICE_LOCAL_MEM_SIZE) failed");
+    return bytes;
+}
+
+/* Fails the test when more cases were unsupported than may be refused on this device, or when no
+   case ran at all (an empty grid, or a path that refused everything, would otherwise pass). */
+static void check_ran(const char *name, const grid_stats *st)
+{
+    printf("%s: %d unsupported, at most %d allowed on this device\n", name, st->unsupported,
+           st->may_refuse);
+    fflush(stdout);
+    if (st->unsupported > st->may_refuse)
+        fail_msg("%s: %d cases unsupported, at most %d allowed", name, st->unsupported, st->may_refuse);
+    if (st->passed + st->failed == 0)
+        fail_msg("%s: no case ran", name);
+}
+
+/* Runs one case and files the outcome. may_be_unsupported: whether UNSUPPORTED is an answer;
+   local_mem: the device's, which bounds how many cases may give it. */
+static void run_one(clattn_context *ctx, const tu_case *c, int may_be_unsupported, cl_ulong local_mem,
+                    grid_stats *st)
 {
     tu_outcome o;
+    if (may_be_unsupported && may_refuse(local_mem, c->desc.head_dim, c->desc.head_dim_v))
+        st->may_refuse++;
     clattn_status s = tu_run_case(ctx, c, &o);
     if (s == CLATTN_UNSUPPORTED && may_be_unsupported) {
         st->unsupported++;
@@ -148,6 +188,7 @@ static void run_grid(clattn_context *ctx, clattn_path path, const char *name, in
         cycle_init(&axes[a], sizes[a], 0x5eed0000u + (uint64_t)a);
 
     grid_stats st;
+    const cl_ulong local_mem = device_local_mem(ctx);
     memset(&st, 0, sizeof st);
     const int npairs = COUNT(grid_len) * COUNT(grid_len);
     for (int n = 0; n < GRID_ROUNDS * npairs; n++) {
@@ -178,11 +219,12 @@ static void run_grid(clattn_context *ctx, clattn_path path, const char *name, in
         c.nan_in_q = ax[AX_NAN] == 0;                    /* one in ten carries a NaN */
         c.nan_in_v = !c.nan_in_q && n % 10 == 5;         /* and about one in ten a NaN in V */
         c.seed = 1000u + (uint64_t)n;
-        run_one(ctx, &c, may_be_unsupported, &st);
+        run_one(ctx, &c, may_be_unsupported, local_mem, &st);
     }
     stats_print(name, &st);
     if (st.failed)
         fail_msg("%s: %d of %d cases failed", name, st.failed, GRID_ROUNDS * npairs);
+    check_ran(name, &st);
 }
 
 static void test_grid_unfused(void **state)
@@ -221,6 +263,7 @@ static void run_edges(clattn_context *ctx, clattn_path path, const char *name, i
         {1, 3, 3, 45, 7, 32, 8, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_BOOL_U8, 0.0f},
     };
     grid_stats st;
+    const cl_ulong local_mem = device_local_mem(ctx);
     memset(&st, 0, sizeof st);
     for (int e = 0; e < COUNT(edges); e++) {
         for (int variant = 0; variant < 4; variant++) {
@@ -244,12 +287,13 @@ static void run_edges(clattn_context *ctx, clattn_path path, const char *name, i
             c.want_lse = 1;
             c.use_buffers = (variant ^ (variant >> 1)) & 1;
             c.seed = 77u + (uint64_t)(e * 4 + variant);
-            run_one(ctx, &c, may_be_unsupported, &st);
+            run_one(ctx, &c, may_be_unsupported, local_mem, &st);
         }
     }
     stats_print(name, &st);
     if (st.failed)
         fail_msg("%s: %d edge cases failed", name, st.failed);
+    check_ran(name, &st);
 }
 
 static void test_edges_unfused(void **state)

@@ -319,6 +319,74 @@ static void test_causal_alignment(void **state)
     fx_free(fx);
 }
 
+/* A NaN in V at a key some rows cannot see: those rows stay finite, the rows that see the key are
+   NaN (clattn.h: a NaN propagates to its row). A hidden key is never read, as in
+   clattn_attention_reference and the kernels; weighting it by 0 would give 0 * NaN = NaN. The NaN
+   sits in x_v's row for key J, so every column of V at J is NaN (whatever the weights), K stays
+   finite, and the output projection spreads a head's NaN over its whole output row. */
+static void test_hidden_nan_value_stays_out(void **state)
+{
+    (void)state;
+    enum { B = 2, L = 4, E = 8, H = 2, J = 2 };
+    float x[B * L * E], xv[B * L * E], out[B * L * E], wts[B * H * L * L];
+    float win[3 * E * E], wo[E * E];   /* packed q, k, v rows: E + 2*dh <= 3*E of them are read */
+    unsigned char keep[L * L];
+    float add[L * L];
+    char err[256] = "";
+    unsigned r = 777u;
+#define RND() ((float)((r = r * 1103515245u + 12345u) >> 8 & 0xffff) / 65536.0f - 0.5f)
+    for (int i = 0; i < B * L * E; i++) x[i] = xv[i] = RND();
+    for (int i = 0; i < 3 * E * E; i++) win[i] = RND();
+    for (int i = 0; i < E * E; i++) wo[i] = RND();
+#undef RND
+    for (int b = 0; b < B; b++)
+        xv[(b * L + J) * E + 3] = NAN;
+    /* rows 0 and 3 do not see key J, rows 1 and 2 do */
+    for (int i = 0; i < L; i++)
+        for (int j = 0; j < L; j++) {
+            const int hidden = j == J && (i == 0 || i == 3);
+            keep[i * L + j] = !hidden;
+            add[i * L + j] = hidden ? -INFINITY : 0.0f;
+        }
+    clattn_mha_weights w = {.in_proj_weight = win, .out_proj_weight = wo};
+    clattn_mha_desc d = {0};
+    d.batch = B, d.seq_q = d.seq_kv = L, d.embed_dim = E, d.heads_q = H, d.heads_kv = 1;   /* GQA */
+
+    for (int mode = 0; mode < 4; mode++) {
+        const void *mask = NULL;
+        int sees[L];
+        d.causal = CLATTN_CAUSAL_NONE;
+        d.mask_type = CLATTN_MASK_NONE;
+        if (mode == 0 || mode == 1) {   /* causal: row i sees J iff J <= i */
+            d.causal = mode == 0 ? CLATTN_CAUSAL_TOP_LEFT : CLATTN_CAUSAL_BOTTOM_RIGHT;
+            for (int i = 0; i < L; i++)
+                sees[i] = J <= i;
+        } else {                        /* a [Lq,Lk] mask broadcast over batch and heads */
+            d.mask_type = mode == 2 ? CLATTN_MASK_BOOL_U8 : CLATTN_MASK_ADDITIVE_F32;
+            mask = mode == 2 ? (const void *)keep : (const void *)add;
+            for (int i = 0; i < L; i++)
+                sees[i] = keep[i * L + J];
+        }
+        assert_int_equal(clattn_mha_reference(&d, &w, x, x, xv, mask, out, wts, err, sizeof err),
+                         CLATTN_SUCCESS);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < L; i++) {
+                for (int e = 0; e < E; e++)
+                    if (sees[i] ? !isnan(out[(b * L + i) * E + e]) : !isfinite(out[(b * L + i) * E + e]))
+                        fail_msg("mode %d: batch %d row %d (%s key %d): out[%d] = %g", mode, b, i,
+                                 sees[i] ? "sees" : "hidden from", J, e, (double)out[(b * L + i) * E + e]);
+                /* the weights never read V: finite throughout, 0 at the hidden key */
+                for (int h = 0; h < H; h++)
+                    for (int j = 0; j < L; j++) {
+                        const float p = wts[((b * H + h) * L + i) * L + j];
+                        assert_true(isfinite(p));
+                        if (j == J && !sees[i])
+                            assert_true(p == 0.0f);
+                    }
+            }
+    }
+}
+
 /* Refused arguments leave the caller's buffers alone and say why. */
 static void test_errors(void **state)
 {
@@ -518,6 +586,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_additive),
         cmocka_unit_test(test_gqa_matches_repeated_heads),
         cmocka_unit_test(test_causal_alignment),
+        cmocka_unit_test(test_hidden_nan_value_stays_out),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_attention_desc),
         cmocka_unit_test(test_parts_match_pytorch),
