@@ -63,10 +63,18 @@ static int run_small(clattn_context *ctx, clattn_path path)
     return res.ok;
 }
 
-static clattn_context *new_context(void)
+/* Every context of a test is made from the fixture's options alone: the environment of whoever runs
+   the suite steers nothing (options.c's own test covers the variables). */
+typedef struct fixture {
+    char root[256];     /* the temporary directory */
+    char dir[300];      /* root/cache (created by the first save) */
+    clattn_context_options opt;
+} fixture;
+
+static clattn_context *new_context(const fixture *f)
 {
     clattn_context *ctx = NULL;
-    clattn_status st = clattn_context_create(NULL, &ctx);
+    clattn_status st = clattn_context_create_with_options(getenv("CLATTN_DEVICE"), &f->opt, &ctx);
     if (st != CLATTN_SUCCESS)
         fail_msg("clattn_context_create: %s", clattn_status_string(st));
     return ctx;
@@ -180,12 +188,7 @@ static int run_child(const char *mode, const char *dir, int unprivileged)
     return wait_child(start_child(mode, dir, unprivileged));
 }
 
-/* ---- fixture: a fresh cache directory per test, the environment reset -------------------------- */
-
-typedef struct fixture {
-    char root[256];     /* the temporary directory */
-    char dir[300];      /* root/cache, CLATTN_CACHE_DIR (created by the first save) */
-} fixture;
+/* ---- fixture: a fresh cache directory per test -------------------------------------------------- */
 
 static int setup(void **state)
 {
@@ -199,12 +202,8 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->dir, sizeof f->dir, "%s/cache", f->root);
-    setenv("CLATTN_CACHE_DIR", f->dir, 1);
-    unsetenv("CLATTN_CACHE");
-    unsetenv("CLATTN_BINARY_DIR");
-    unsetenv("CLATTN_TUNING");
-    unsetenv("CLATTN_AUTOTUNE");
-    unsetenv("CLATTN_KERNEL_DIR");
+    f->opt.ignore_environment = 1;
+    f->opt.cache_dir = f->dir;
     *state = f;
     return 0;
 }
@@ -229,9 +228,6 @@ static int teardown(void **state)
     fixture *f = *state;
     nftw(f->root, make_writable, 16, FTW_PHYS);
     nftw(f->root, remove_one, 16, FTW_PHYS | FTW_DEPTH);
-    unsetenv("CLATTN_CACHE");
-    unsetenv("CLATTN_BINARY_DIR");
-    unsetenv("CLATTN_KERNEL_DIR");
     free(f);
     return 0;
 }
@@ -241,7 +237,7 @@ static int teardown(void **state)
 /* Exact entry -> nearest shape class of the same family, dtype, d, dv -> device-class defaults. */
 static void test_lookup_fallback_order(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     const clattn_family *sm = &clattn_family_softmax;
     tu_case c;
     clattn_problem p;
@@ -249,7 +245,7 @@ static void test_lookup_fallback_order(void **state)
     small_case(&c, CLATTN_PATH_UNFUSED, 16);
     assert_int_equal(clattn_problem_init(&c.desc, &p, NULL, 0), CLATTN_SUCCESS);
 
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     clattn_params_defaults(sm, ctx->info.cls, &def);
     pthread_mutex_lock(&ctx->lock);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
@@ -260,7 +256,7 @@ static void test_lookup_fallback_order(void **state)
     pthread_mutex_unlock(&ctx->lock);
     clattn_context_release(ctx);
 
-    ctx = new_context();                                   /* loaded from the file */
+    ctx = new_context(f);                                   /* loaded from the file */
     assert_string_equal(clattn_context_last_error(ctx), "");
     pthread_mutex_lock(&ctx->lock);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
@@ -271,7 +267,7 @@ static void test_lookup_fallback_order(void **state)
     pthread_mutex_unlock(&ctx->lock);
     clattn_context_release(ctx);
 
-    ctx = new_context();
+    ctx = new_context(f);
     pthread_mutex_lock(&ctx->lock);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_int_equal(got.v[0], 8);                         /* exact beats nearest */
@@ -291,14 +287,14 @@ static void test_lookup_fallback_order(void **state)
     pthread_mutex_unlock(&ctx->lock);
     clattn_context_release(ctx);
 
-    setenv("CLATTN_TUNING", "off", 1);                     /* the same from the environment */
-    ctx = new_context();
+    f->opt.tuning = CLATTN_SWITCH_OFF;                     /* the same from the options */
+    ctx = new_context(f);
     pthread_mutex_lock(&ctx->lock);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_memory_equal(&got, &def, sizeof got);
     pthread_mutex_unlock(&ctx->lock);
     clattn_context_release(ctx);
-    unsetenv("CLATTN_TUNING");
+    f->opt.tuning = CLATTN_SWITCH_DEFAULT;
 }
 
 /* A device whose local memory the defaults overflow (a GPU at a large head_dim; here PoCL told it
@@ -307,7 +303,7 @@ static void test_lookup_fallback_order(void **state)
    little local memory the call is refused with CLATTN_UNSUPPORTED and a message saying why. */
 static void test_small_local_memory(void **state)
 {
-    (void)state;
+    fixture *f = *state;
     const clattn_family *fl = &clattn_family_flash;
     const int vw = clattn_param_index(fl, "VW"), bm = clattn_param_index(fl, "BLOCK_M");
     const int bn = clattn_param_index(fl, "BLOCK_N");
@@ -321,7 +317,7 @@ static void test_small_local_memory(void **state)
     assert_int_equal(clattn_problem_init(&c.desc, &p, NULL, 0), CLATTN_SUCCESS);
     assert_ptr_equal(clattn_flash_family_for(&p), fl);
 
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     clattn_context_set_tuning(ctx, 0);
     ctx->info.local_mem_bytes = 48 * 1024;
     clattn_params_defaults(fl, ctx->info.cls, &def);
@@ -347,8 +343,8 @@ static void test_small_local_memory(void **state)
    results stay right. */
 static void test_tuned_entry_used(void **state)
 {
-    (void)state;
-    clattn_context *ctx = new_context();
+    fixture *f = *state;
+    clattn_context *ctx = new_context(f);
     pthread_mutex_lock(&ctx->lock);
     put_entry(ctx, &clattn_family_qk, 20, 37, 16, (const int[]){32, 16, 8, 4, 4});
     put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
@@ -357,7 +353,7 @@ static void test_tuned_entry_used(void **state)
     pthread_mutex_unlock(&ctx->lock);
     clattn_context_release(ctx);
 
-    ctx = new_context();
+    ctx = new_context(f);
     ctx->caches->record_programs = 1;
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     const char *want[] = {"-DTILE_M=32 -DTILE_N=16 -DTILE_K=8 -DWPT_M=4 -DWPT_N=4",
@@ -381,7 +377,7 @@ static void test_two_processes_tune_at_once(void **state)
     pid_t b = start_child("tune24", f->dir, 0);
     assert_int_equal(wait_child(a), 0);
     assert_int_equal(wait_child(b), 0);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     clattn_cache_info info = info_of(ctx);
     int d16 = 0, d24 = 0;
     for (size_t i = 0; i < info.tuning_entries; i++) {
@@ -399,7 +395,7 @@ static void test_two_processes_tune_at_once(void **state)
 static void test_broken_tuning_files(void **state)
 {
     fixture *f = *state;
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     char path[CLATTN_CACHE_PATH_MAX];
     snprintf(path, sizeof path, "%s", ctx->caches->tuning_path);
     pthread_mutex_lock(&ctx->lock);
@@ -431,7 +427,7 @@ static void test_broken_tuning_files(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(path, cases[i].data, cases[i].len);
-        ctx = new_context();
+        ctx = new_context(f);
         if (!strstr(clattn_context_last_warning(ctx), "ignoring the tuning cache"))
             fail_msg("%s: no warning, last_warning '%s'", cases[i].what,
                      clattn_context_last_warning(ctx));
@@ -443,7 +439,7 @@ static void test_broken_tuning_files(void **state)
         assert_true(save(ctx));                                /* replaces the broken file */
         pthread_mutex_unlock(&ctx->lock);
         clattn_context_release(ctx);
-        ctx = new_context();
+        ctx = new_context(f);
         assert_string_equal(clattn_context_last_warning(ctx), "");
         assert_int_equal(info_of(ctx).tuning_entries, 1);
         clattn_context_release(ctx);
@@ -455,7 +451,7 @@ static void test_broken_tuning_files(void **state)
 /* Fills the binary cache with the small problem's programs; returns how many files it holds. */
 static int populate_binaries(fixture *f)
 {
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     assert_int_equal(info_of(ctx).programs_compiled, UNFUSED_PROGRAMS);
     clattn_context_release(ctx);
@@ -488,7 +484,7 @@ static void test_broken_binaries(void **state)
             write_file(names[i], data, len);
             free(data);
         }
-        clattn_context *ctx = new_context();
+        clattn_context *ctx = new_context(f);
         assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
         clattn_cache_info info = info_of(ctx);
         if (info.programs_compiled != UNFUSED_PROGRAMS || info.programs_loaded != 0)
@@ -498,7 +494,7 @@ static void test_broken_binaries(void **state)
             fail_msg("%s: no warning, last_warning '%s'", what[k], clattn_context_last_warning(ctx));
         assert_string_equal(clattn_context_last_error(ctx), "");
         clattn_context_release(ctx);
-        ctx = new_context();                                /* the files were rewritten */
+        ctx = new_context(f);                                /* the files were rewritten */
         assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
         info = info_of(ctx);
         assert_int_equal(info.programs_compiled, 0);
@@ -512,7 +508,7 @@ static void test_broken_binaries(void **state)
 static void test_read_only_dir(void **state)
 {
     fixture *f = *state;
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     pthread_mutex_lock(&ctx->lock);
     put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
     assert_true(save(ctx));
@@ -549,7 +545,7 @@ static void test_binary_of_other_driver(void **state)
 {
     fixture *f = *state;
     int n = populate_binaries(f);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     snprintf(ctx->info.driver_version, sizeof ctx->info.driver_version, "99.9-other-driver");
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     clattn_cache_info info = info_of(ctx);
@@ -565,8 +561,8 @@ static void test_cache_off(void **state)
 {
     fixture *f = *state;
     struct stat sb;
-    setenv("CLATTN_CACHE", "off", 1);
-    clattn_context *ctx = new_context();
+    f->opt.cache = CLATTN_SWITCH_OFF;
+    clattn_context *ctx = new_context(f);
     clattn_cache_info info = info_of(ctx);
     assert_int_equal(info.enabled, 0);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
@@ -604,7 +600,7 @@ static void test_offline_binaries(void **state)
 
     tu_case c;
     small_case(&c, CLATTN_PATH_UNFUSED, 16);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_int_equal(clattn_export_binaries(ctx, &c.desc, out_dir), CLATTN_SUCCESS);
     clattn_context_release(ctx);
     char *text = read_file(manifest, NULL);
@@ -619,13 +615,10 @@ static void test_offline_binaries(void **state)
     snprintf(src, sizeof src, "%s/qk_scores.cl", out_dir);
     assert_int_equal(access(src, R_OK), 0);
 
-    setenv("CLATTN_CACHE", "off", 1);        /* only the offline binaries can serve */
+    f->opt.cache = CLATTN_SWITCH_OFF;        /* only the offline binaries can serve */
     for (int round = 0; round < 3; round++) {
-        if (round == 0)
-            unsetenv("CLATTN_BINARY_DIR");
-        else
-            setenv("CLATTN_BINARY_DIR", round == 1 ? empty_dir : out_dir, 1);
-        ctx = new_context();
+        f->opt.binary_dir = round == 0 ? NULL : round == 1 ? empty_dir : out_dir;
+        ctx = new_context(f);
         ctx->info.compiler_available = 0;    /* as an FPGA reports it */
         tu_outcome res;
         clattn_status st = tu_run_case(ctx, &c, &res);
@@ -644,8 +637,8 @@ static void test_offline_binaries(void **state)
         }
         clattn_context_release(ctx);
     }
-    unsetenv("CLATTN_BINARY_DIR");
-    unsetenv("CLATTN_CACHE");
+    f->opt.binary_dir = NULL;
+    f->opt.cache = CLATTN_SWITCH_DEFAULT;
 }
 
 /* Plants the load mark a process leaves when it dies with the binary in the driver's hands: a
@@ -681,7 +674,7 @@ static void test_crashed_load_evicted(void **state)
     snprintf(mark, sizeof mark, "%s.loading", names[0]);
     assert_int_equal(stat(mark, &sb), 0);
 
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     clattn_cache_info info = info_of(ctx);
     if (info.programs_compiled != 1 || info.programs_loaded != UNFUSED_PROGRAMS - 1)
@@ -694,7 +687,7 @@ static void test_crashed_load_evicted(void **state)
     assert_int_equal(stat(mark, &sb), -1);                     /* the mark went with it */
     assert_int_equal(binary_files(f->dir, NULL, 0), UNFUSED_PROGRAMS);   /* stored afresh */
 
-    ctx = new_context();
+    ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     info = info_of(ctx);
     assert_int_equal(info.programs_compiled, 0);
@@ -719,7 +712,7 @@ static void test_live_load_mark_kept(void **state)
     int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());      /* alive: this process */
     write_file(mark, text, (size_t)n);
 
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     clattn_cache_info info = info_of(ctx);
     assert_int_equal(info.programs_compiled, 1);
@@ -734,7 +727,7 @@ static void test_live_load_mark_kept(void **state)
     old[0].tv_sec -= CLATTN_BINARY_MARK_STALE_S + 10;
     old[1] = old[0];
     assert_int_equal(utimes(mark, old), 0);
-    ctx = new_context();
+    ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     assert_int_equal(info_of(ctx).programs_compiled, 1);
     assert_non_null(strstr(clattn_context_last_warning(ctx), "removed the cached binary"));
@@ -765,7 +758,7 @@ static void test_kernel_dir_not_regular(void **state)
         snprintf(path, sizeof path, "%s/%s", kdir, clattn_kernel_sources[i].name);
         write_file(path, clattn_kernel_sources[i].text, clattn_kernel_sources[i].length);
     }
-    setenv("CLATTN_KERNEL_DIR", kdir, 1);
+    f->opt.kernel_dir = kdir;
     /* every program is its file after common.h.cl: the first read of every call */
     snprintf(path, sizeof path, "%s/common.h.cl", kdir);
     const char *what[] = {"a FIFO", "a directory", "a link to /dev/zero", "a file over the cap"};
@@ -786,7 +779,7 @@ static void test_kernel_dir_not_regular(void **state)
         }
         }
         alarm(60);
-        clattn_context *ctx = new_context();
+        clattn_context *ctx = new_context(f);
         tu_case c;
         tu_outcome res;
         small_case(&c, CLATTN_PATH_UNFUSED, 16);
@@ -803,10 +796,10 @@ static void test_kernel_dir_not_regular(void **state)
     for (size_t i = 0; i < clattn_kernel_source_count; i++)
         if (!strcmp(clattn_kernel_sources[i].name, "common.h.cl"))
             write_file(path, clattn_kernel_sources[i].text, clattn_kernel_sources[i].length);
-    clattn_context *ctx = new_context();
+    clattn_context *ctx = new_context(f);
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     clattn_context_release(ctx);
-    unsetenv("CLATTN_KERNEL_DIR");
+    f->opt.kernel_dir = NULL;
 }
 
 /* ---- children (fresh processes) -------------------------------------------------------------- */
@@ -816,11 +809,11 @@ static int child_main(const char *mode, const char *dir)
 {
     clattn_context *ctx = NULL;
     char pocl_dir[] = "/tmp/clattn-test-pocl-XXXXXX";
-    setenv("CLATTN_CACHE_DIR", dir, 1);
+    clattn_context_options opt = {.ignore_environment = 1, .cache_dir = dir};
     /* a user without a home of its own still needs somewhere for the driver's own kernel cache */
     if (geteuid() != 0 && getuid() == 65534 && mkdtemp(pocl_dir))
         setenv("POCL_CACHE_DIR", pocl_dir, 1);
-    if (clattn_context_create(NULL, &ctx) != CLATTN_SUCCESS)
+    if (clattn_context_create_with_options(getenv("CLATTN_DEVICE"), &opt, &ctx) != CLATTN_SUCCESS)
         return 2;
     int rc = 0;
     clattn_cache_info info;
