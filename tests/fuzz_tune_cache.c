@@ -8,7 +8,7 @@
      clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iinclude -I<build dir> \
          tests/fuzz_tune_cache.c host/tune_cache.c host/cache_file.c host/sha256.c -o fuzz_tune_cache
      ./fuzz_tune_cache -max_total_time=60 -max_len=8192 <scratch corpus dir> tests/fuzz_corpus */
-#include "host/tune_cache.h"
+#include "host/cache/tune_cache.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 #ifndef CLATTN_MHA_FIXTURE_H
 #define CLATTN_MHA_FIXTURE_H
 
-#include "host/mha_reference.h"
+#include "host/layer/layer.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
  * also compared with the reference, so the run checks numbers as well as memory behaviour. */
 #include "testutil.h"
 
-#include "host/internal.h"
+#include "host/attention/attention.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,11 +7,11 @@
    binds the library's calls to ahead of libc's; it behaves as libc's unless the (forked) child
    that runs the save has set die_in_rename. */
 #define _XOPEN_SOURCE 700     /* nftw */
-#include "host/binary_cache.h"
-#include "host/cache_file.h"
-#include "host/options.h"
-#include "host/sha256.h"
-#include "host/tune_cache.h"
+#include "host/cache/binary_cache.h"
+#include "host/cache/cache_file.h"
+#include "host/core/options.h"
+#include "host/cache/sha256.h"
+#include "host/cache/tune_cache.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -10,8 +10,8 @@
  * and go on using it. Every test has its own temporary directory, removed afterwards; the problems
  * are small and run the unfused path (three programs), so that compiles stay few. */
 #define _XOPEN_SOURCE 700     /* nftw */
-#include "host/binary_cache.h"
-#include "host/caches.h"
+#include "host/cache/binary_cache.h"
+#include "host/cache/cache.h"
 #include "testutil.h"
 
 #include <dirent.h>

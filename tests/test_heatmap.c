@@ -2,7 +2,7 @@
    (size, the colour of known cells, masked cells grey). Built without libpng, the writers must
    answer CLATTN_UNSUPPORTED, and the rest still runs. PNGs go to the working directory and are
    removed. */
-#include "host/heatmap.h"
+#include "host/viz/viz.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -6,7 +6,7 @@
  * refuses to build with SM_VEC=8 and computes a wrong softmax (scores scaled by 1.25) with any
  * parameters but the CPU defaults. */
 #define _XOPEN_SOURCE 700     /* nftw */
-#include "host/caches.h"
+#include "host/cache/cache.h"
 #include "testutil.h"
 
 #include <dirent.h>

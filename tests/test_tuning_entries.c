@@ -9,7 +9,7 @@
  * consults the family; one more test goes through a tuning file on disk. The problems are small
  * and each test builds its programs once, on the first (untuned) call. */
 #define _XOPEN_SOURCE 700     /* nftw, mkdtemp, strdup */
-#include "host/caches.h"
+#include "host/cache/cache.h"
 #include "testutil.h"
 
 #include <limits.h>

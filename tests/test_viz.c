@@ -5,7 +5,7 @@
  * claims: head 0 peaks on the diagonal, head 1 one key to the left, and with --causal nothing above
  * the diagonal. Built without libpng, the writer must answer CLATTN_UNSUPPORTED.
  */
-#include "host/heatmap.h"
+#include "host/viz/viz.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -21,7 +21,7 @@
 #ifndef CLATTN_TESTUTIL_H
 #define CLATTN_TESTUTIL_H
 
-#include "host/internal.h"
+#include "host/attention/attention.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,331 @@
+/* The fused path: online-softmax attention in one kernel (cl/flash_attention.cl), and split-KV
+ * decoding, where several work-groups share one row's keys and cl/merge.cl combines their partial
+ * results. Nothing here grows with Lq·Lk: the only scratch is the split partials,
+ * B·Hq·Lq·splits·dv floats. */
+#include "host/attention/attention.h"
+
+#include <string.h>
+#include <stdio.h>
+
+/* Query rows per KV head (Hq/Hkv · Lq) up to which a problem is decode-shaped: it takes the
+   flash_split family, whose defaults suit a handful of rows and long key ranges. */
+#define DECODE_ROWS 16
+/* A split chunk keeps at least this many keys, so that loading the Q block and the merge stay small
+   next to the chunk's work. */
+#define MIN_SPLIT_KEYS 256
+#define MAX_SPLITS 64
+/* Split partials above this stay unsplit: the point of splitting is a small problem. */
+#define MAX_PARTIAL_BYTES ((size_t)256 << 20)
+
+enum { P_BLOCK_M, P_BLOCK_N, P_VW, P_RM, P_WPR, P_UNROLL, P_LVW, P_SPLIT_OCC, P_COUNT };
+
+/* Candidate lists start with what the last resort, first_valid(), should fall back to when neither
+   the defaults nor any point near them fit (a GPU at a large head_dim): small blocks and
+   GPU-style mapping first. */
+static const int block_m_candidates[] = {64, 32, 16, 8, 4, 2, 1, 128};
+static const int block_n_candidates[] = {32, 16, 8, 64, 128};
+static const int vw_candidates[] = {1, 2, 4, 8, 16};
+static const int rm_candidates[] = {1, 2, 4};
+static const int wpr_candidates[] = {4, 1, 2, 8, 16};
+static const int unroll_candidates[] = {4, 2, 1, 8, 16};
+static const int lvw_candidates[] = {4, 1, 16};
+static const int occ_candidates[] = {1, 2, 4, 8, 16};
+
+/* CPU defaults, measured on PoCL 3.1 on a 2-core AVX-512 EPYC, also with code generated for AVX2
+   (POCL_LLVM_CPU_NAME=haswell), in GFLOP/s per CPU-second x 2 (bert / gpt2-causal / llama-gqa):
+     VW 16, RM 1, BLOCK_M 128:  181 / 156 / 160   AVX2 132 / 116 / 134   (the default)
+     VW 16, RM 2, BLOCK_M 64:   196 / 169 / 203   AVX2  93 /  64 /  86   (spills 16 ymm registers)
+     VW 8, RM 2 or 4:           ~120              AVX2 ~125
+   so the default holds up on both; the tuner finds the AVX-512 point where it pays. GPU defaults
+   follow the usual mapping (scalar lanes, four work-items per row set, 16-byte copies), sized to
+   fit 48 KiB of local memory at d = 128; they are unmeasured until a GPU tuning run. */
+static const clattn_param_def flash_params[P_COUNT] = {
+    /*                                            CPU  GPU  accelerator */
+    {"BLOCK_M", block_m_candidates, 8, {128, 32, 32}, 0},
+    {"BLOCK_N", block_n_candidates, 5, {32, 16, 16}, 0},
+    {"VW", vw_candidates, 5, {16, 1, 1}, 0},
+    {"RM", rm_candidates, 3, {1, 1, 1}, 0},
+    {"WPR", wpr_candidates, 5, {1, 4, 4}, 0},
+    {"UNROLL", unroll_candidates, 5, {4, 4, 4}, 0},
+    {"LVW", lvw_candidates, 3, {16, 4, 4}, 0},
+    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}, 1},   /* host-only: the split count */
+};
+
+/* Decode: Hq/Hkv · Lq rows per KV head. On the CPU 8-row vectors cost the same as 4-row ones and
+   serve groups of 8 (about 18 GB/s of K/V on the machine above at B=8, Hq=32, Hkv=8, Lk=4096,
+   d=128), and 128-key tiles beat 64 by 5-11 % there (half the per-tile softmax and barrier
+   work; the tuner picked 128 too). On GPUs 16 work-items share each row set, splitting the keys
+   and dv. */
+static const clattn_param_def flash_split_params[P_COUNT] = {
+    {"BLOCK_M", block_m_candidates, 8, {8, 4, 4}, 0},
+    {"BLOCK_N", block_n_candidates, 5, {128, 32, 32}, 0},
+    {"VW", vw_candidates, 5, {8, 1, 1}, 0},
+    {"RM", rm_candidates, 3, {1, 1, 1}, 0},
+    {"WPR", wpr_candidates, 5, {1, 16, 16}, 0},
+    {"UNROLL", unroll_candidates, 5, {8, 2, 2}, 0},
+    {"LVW", lvw_candidates, 3, {16, 4, 4}, 0},
+    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}, 1},   /* host-only: the split count */
+};
+
+/* Local memory the kernel declares, mirroring cl/flash_attention.cl. */
+static size_t local_bytes(const clattn_params *pr, int d, int dv)
+{
+    size_t bm = (size_t)pr->v[P_BLOCK_M], bn = (size_t)pr->v[P_BLOCK_N], wpr = (size_t)pr->v[P_WPR];
+    size_t step = wpr * (size_t)pr->v[P_UNROLL];
+    size_t dvp = ((size_t)dv + step - 1) / step * step;
+    size_t kd = (size_t)d + (wpr > 1 ? 1 : 0);
+    size_t sld = bm + (pr->v[P_VW] == 1 && wpr > 1 ? 1 : 0);
+    size_t floats = (size_t)d * bm + bn * kd + bn * dvp + bn * sld + (wpr > 1 ? 2 * wpr * bm : 0);
+    return floats * sizeof(float);
+}
+
+static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
+                       const clattn_problem *p, char *why, size_t why_len)
+{
+    const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N], vw = pr->v[P_VW], rm = pr->v[P_RM];
+    const int wpr = pr->v[P_WPR], unroll = pr->v[P_UNROLL];
+    if (!clattn_params_in_range(flash_params, P_COUNT, pr, why, why_len))
+        return 0;
+    if (!clattn_is_vector_width(vw)) {
+        snprintf(why, why_len, "VW=%d is not a vector width (1, 2, 4, 8, 16)", vw);
+        return 0;
+    }
+    /* two values up to CLATTN_PARAM_MAX multiply past an int (65536 * 65536 wraps to 0), never
+       past a long long */
+    const long long rows_per_item = (long long)vw * rm, keys_per_step = (long long)wpr * unroll;
+    if (bm % rows_per_item != 0) {
+        snprintf(why, why_len, "BLOCK_M=%d is not a multiple of VW*RM=%lld", bm, rows_per_item);
+        return 0;
+    }
+    if (bn % keys_per_step != 0) {
+        snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%lld", bn, keys_per_step);
+        return 0;
+    }
+    size_t wgs = (size_t)(bm / rows_per_item) * (size_t)wpr;
+    if (wgs > dev->max_work_group || wgs > dev->max_work_item[0]) {
+        snprintf(why, why_len, "work-group of %zu exceeds the device's limit %zu", wgs,
+                 dev->max_work_group);
+        return 0;
+    }
+    size_t local = local_bytes(pr, p->d, p->dv);
+    if (local > dev->local_mem_bytes) {
+        snprintf(why, why_len, "tiles need %zu bytes of local memory, the device has %llu", local,
+                 (unsigned long long)dev->local_mem_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+/* SPLIT_OCC only sets the split count: values giving the same count launch the same work. */
+static void flash_canonical(clattn_params *pr, const clattn_params *ref,
+                            const clattn_device_info *dev, const clattn_problem *p)
+{
+    int splits = clattn_flash_splits_on(dev, p, pr);
+    clattn_params alt = *pr;
+    alt.v[P_SPLIT_OCC] = ref->v[P_SPLIT_OCC];
+    if (clattn_flash_splits_on(dev, p, &alt) == splits) {
+        *pr = alt;
+        return;
+    }
+    for (size_t i = 0; i < sizeof occ_candidates / sizeof *occ_candidates; i++) {
+        alt.v[P_SPLIT_OCC] = occ_candidates[i];
+        if (clattn_flash_splits_on(dev, p, &alt) == splits) {
+            *pr = alt;
+            return;
+        }
+    }
+}
+
+const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, flash_params,
+                                           flash_valid, flash_canonical, NULL};
+const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
+                                                 flash_split_params, flash_valid, flash_canonical,
+                                                 NULL};
+
+const clattn_family *clattn_flash_family_for(const clattn_problem *p)
+{
+    if ((long)p->group * p->Lq <= DECODE_ROWS)
+        return &clattn_family_flash_split;
+    return &clattn_family_flash;
+}
+
+/* Work-groups of the unsplit launch. */
+static long row_groups(const clattn_problem *p, const clattn_params *pr)
+{
+    long rows = (long)p->group * p->Lq;
+    return (long)p->B * p->Hkv * ((rows + pr->v[P_BLOCK_M] - 1) / pr->v[P_BLOCK_M]);
+}
+
+int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *pr)
+{
+    return clattn_flash_splits_on(&ctx->info, p, pr);
+}
+
+int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
+                           const clattn_params *pr)
+{
+    long groups = row_groups(p, pr);
+    long target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
+    if (groups <= 0 || groups >= target)
+        return 1;
+    long splits = (target + groups - 1) / groups;
+    long by_length = p->Lk / MIN_SPLIT_KEYS;
+    if (splits > by_length)
+        splits = by_length;
+    if (splits > MAX_SPLITS)
+        splits = MAX_SPLITS;
+    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
+    while (splits > 1 && per_split * (size_t)splits > MAX_PARTIAL_BYTES)
+        splits--;
+    return splits > 1 ? (int)splits : 1;
+}
+
+/* The split count rounded so that every range is whole tiles and none is empty. */
+static void split_ranges(const clattn_problem *p, const clattn_params *pr, int splits, int *out_splits,
+                         int *keys)
+{
+    const int bn = pr->v[P_BLOCK_N];
+    *out_splits = 1;
+    *keys = p->Lk;
+    if (splits <= 1)
+        return;
+    int chunk = (p->Lk + splits - 1) / splits;
+    chunk = (chunk + bn - 1) / bn * bn;
+    if (chunk <= 0)
+        return;
+    *out_splits = (p->Lk + chunk - 1) / chunk;
+    *keys = *out_splits > 1 ? chunk : p->Lk;
+}
+
+/* The merge step that combines split partials, when there is more than one. */
+static clattn_status add_merge(clattn_context *ctx, const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    if (plan->splits <= 1)
+        return CLATTN_SUCCESS;
+    return clattn_plan_params(ctx, &clattn_family_merge, &plan->p, cfg, &plan->step[plan->n_steps++]);
+}
+
+clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
+                                const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    clattn_plan_step *s = &plan->step[0];
+    clattn_status st = clattn_plan_params(ctx, clattn_flash_family_for(p), p, cfg, s);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    plan->n_steps = 1;
+    split_ranges(p, &s->params, clattn_flash_splits_on(&ctx->info, p, &s->params), &plan->splits,
+                 &plan->split_keys);
+    return add_merge(ctx, cfg, plan);
+}
+
+#define ARG(x)                                                                                    \
+    do {                                                                                          \
+        st = clattn_set_arg(ctx, kernel, a++, sizeof(x), &(x));                                   \
+        if (st != CLATTN_SUCCESS)                                                                 \
+            goto out;                                                                             \
+    } while (0)
+
+clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
+                               cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+{
+    clattn_status st = CLATTN_SUCCESS;
+    const clattn_problem *p = &plan->p;
+    const clattn_params *pr = &plan->step[0].params;
+    const int bm = pr->v[P_BLOCK_M];
+    const int splits = plan->splits, split = splits > 1;
+    const int chunk = plan->split_keys;
+
+    /* The head dimensions are compile-time, so that the kernel's loops over them unroll. */
+    char options[512];
+    snprintf(options, sizeof options, "-DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv, split);
+    if (clattn_problem_defines(p, options, sizeof options) ||
+        clattn_params_defines(&clattn_family_flash, pr, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
+    cl_kernel kernel;
+    st = clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", &kernel);
+    if (st != CLATTN_SUCCESS)
+        return st;
+
+    cl_mem dst = out, dst_lse = lse;
+    long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs, o_split = 0, lse_split = 0;
+    if (split) {
+        /* Partials: float [splits][B*Hq*Lq][dv] and [splits][B*Hq*Lq], as the merge reads them. */
+        const long all_rows = (long)p->B * p->Hq * p->Lq;
+        o_rs = p->dv;
+        o_hs = (long)p->Lq * p->dv;
+        o_bs = (long)p->Hq * o_hs;
+        o_split = all_rows * p->dv;
+        lse_split = all_rows;
+        st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_OUT,
+                                (size_t)splits * (size_t)o_split * sizeof(float), &dst);
+        if (st == CLATTN_SUCCESS)
+            st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
+                                    (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
+        if (st != CLATTN_SUCCESS)
+            return st;
+    }
+    /* Scores in base 2: exp2 in the kernel, log2(e) folded into the query scale. */
+    const float qscale = (float)((double)p->scale * 1.4426950408889634);
+    cl_uint a = 0;
+    ARG(q);
+    ARG(k);
+    ARG(v);
+    ARG(mask);   /* NULL without a mask: the kernel never reads it */
+    ARG(dst);
+    ARG(dst_lse); /* NULL when the caller wants no lse */
+    ARG(p->Hq);
+    ARG(p->Hkv);
+    ARG(p->Lq);
+    ARG(p->Lk);
+    ARG(qscale);
+    ARG(p->causal_offset);
+    ARG(chunk);
+    ARG(p->q_bs);
+    ARG(p->q_hs);
+    ARG(p->q_rs);
+    ARG(p->k_bs);
+    ARG(p->k_hs);
+    ARG(p->k_rs);
+    ARG(p->v_bs);
+    ARG(p->v_hs);
+    ARG(p->v_rs);
+    ARG(o_bs);
+    ARG(o_hs);
+    ARG(o_rs);
+    ARG(o_split);
+    ARG(lse_split);
+    ARG(p->mask_bs);
+    ARG(p->mask_hs);
+    ARG(p->mask_rs);
+
+    const size_t wgs = (size_t)(bm / (pr->v[P_VW] * pr->v[P_RM]) * pr->v[P_WPR]);
+    const long rows = (long)p->group * p->Lq;
+    const size_t global[3] = {(size_t)((rows + bm - 1) / bm) * wgs, (size_t)p->B * (size_t)p->Hkv,
+                              (size_t)splits};
+    const size_t local[3] = {wgs, 1, 1};
+    st = clattn_launch(ctx, kernel, 3, global, local, "flash_attention");
+    if (st == CLATTN_SUCCESS && split)
+        st = clattn_merge_enqueue_contiguous(ctx, p, &plan->step[1].params, splits, dst, dst_lse, out,
+                                             lse);
+out:
+    return st;
+}
+
+clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_problem *p,
+                                        const clattn_params *params, int splits, cl_mem q, cl_mem k,
+                                        cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+{
+    clattn_plan plan;
+    clattn_plan_config cfg = {clattn_flash_family_for(p), *params, 0};
+    memset(&plan, 0, sizeof plan);
+    plan.path = CLATTN_PATH_FUSED;
+    plan.p = *p;
+    clattn_status st = clattn_plan_params(ctx, cfg.forced_family, p, &cfg, &plan.step[0]);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    plan.n_steps = 1;
+    split_ranges(p, params, splits, &plan.splits, &plan.split_keys);
+    if ((st = add_merge(ctx, NULL, &plan)) != CLATTN_SUCCESS)
+        return st;
+    return clattn_flash_run(ctx, &plan, q, k, v, mask, out, lse);
+}

@@ -1,0 +1,160 @@
+/* Which parameters a kernel family runs with, and where they came from: the tuning table's entry
+ * (used only when it is a point of the family's space that its constraints accept), else the
+ * device-class defaults fitted to the shape, else the valid point nearest them. */
+#include "host/attention/attention.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* How far pt is from the defaults: |log2(value / default)| summed over the parameters, so halving
+   a block is one step whichever block it is. */
+static int steps_from(const clattn_family *family, const clattn_params *defaults,
+                      const clattn_params *pt)
+{
+    int steps = 0;
+    for (int i = 0; i < family->n_params; i++) {
+        int a = pt->v[i] > 0 ? pt->v[i] : 1, b = defaults->v[i] > 0 ? defaults->v[i] : 1;
+        for (int lo = a < b ? a : b, hi = a < b ? b : a; lo < hi; lo *= 2)
+            steps++;
+    }
+    return steps;
+}
+
+/* Tries every point that changes exactly the parameters sel[0..k) of the defaults, each to another
+   of its candidates; keeps the valid one with the fewest steps in *best / *out. */
+static void try_changes(const clattn_family *family, const clattn_device_info *dev,
+                        const clattn_problem *p, const clattn_params *defaults, const int *sel,
+                        int k, int *best, clattn_params *out)
+{
+    int idx[3] = {0, 0, 0};
+    char why[256];
+    for (;;) {
+        clattn_params pt = *defaults;
+        int changed = 1;
+        for (int j = 0; j < k; j++) {
+            pt.v[sel[j]] = family->params[sel[j]].candidates[idx[j]];
+            changed &= pt.v[sel[j]] != defaults->v[sel[j]];
+        }
+        if (changed) {   /* exactly the k selected parameters differ from the defaults */
+            int steps = steps_from(family, defaults, &pt);
+            if ((*best < 0 || steps < *best) && family->valid(&pt, dev, p, why, sizeof why)) {
+                *best = steps;
+                *out = pt;
+            }
+        }
+        int j = 0;
+        while (j < k && ++idx[j] == family->params[sel[j]].n_candidates)
+            idx[j++] = 0;
+        if (j == k)
+            return;
+    }
+}
+
+/* The valid point nearest the defaults, for problems the defaults cannot serve (say, a head_dim
+   whose tiles overflow a GPU's local memory): the fewest parameters changed (at most three), then
+   the smallest change. Shrinking the blocks keeps the device class's vector width and work
+   mapping, where the first valid point of the space would fall to scalar code. One changed
+   parameter costs a few dozen valid() calls, three a few thousand. */
+static int nearest_valid(const clattn_family *family, const clattn_device_info *dev,
+                         const clattn_problem *p, const clattn_params *defaults,
+                         clattn_params *out)
+{
+    const int n = family->n_params;
+    for (int k = 1; k <= 3 && k <= n; k++) {
+        int best = -1, sel[3];
+        /* every k-subset of the parameters, in increasing order */
+        for (int j = 0; j < k; j++)
+            sel[j] = j;
+        for (;;) {
+            try_changes(family, dev, p, defaults, sel, k, &best, out);
+            int j = k - 1;
+            while (j >= 0 && sel[j] == n - k + j)
+                j--;
+            if (j < 0)
+                break;
+            sel[j]++;
+            for (int m = j + 1; m < k; m++)
+                sel[m] = sel[m - 1] + 1;
+        }
+        if (best >= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The first valid point of the search space in odometer order: the last resort. */
+static int first_valid(const clattn_family *family, const clattn_device_info *dev,
+                       const clattn_problem *p, clattn_params *out)
+{
+    int idx[CLATTN_MAX_PARAMS] = {0};
+    char why[256];
+    for (long step = 0; step < 1000000; step++) {
+        for (int i = 0; i < family->n_params; i++)
+            out->v[i] = family->params[i].candidates[idx[i]];
+        if (family->valid(out, dev, p, why, sizeof why))
+            return 1;
+        int i = 0;
+        while (i < family->n_params && ++idx[i] == family->params[i].n_candidates)
+            idx[i++] = 0;
+        if (i == family->n_params)
+            return 0;
+    }
+    return 0;
+}
+
+clattn_status clattn_plan_params(clattn_context *ctx, const clattn_family *family,
+                                 const clattn_problem *p, const clattn_plan_config *cfg,
+                                 clattn_plan_step *step)
+{
+    char why[256] = "";
+    clattn_params *out = &step->params;
+    int exact = 0;
+    step->family = family;
+    step->p = *p;
+    if (cfg && cfg->forced_family == family) {
+        *out = cfg->forced;
+        step->source = CLATTN_SOURCE_FORCED;
+        if (clattn_params_in_space(family, out, why, sizeof why) &&
+            family->valid(out, &ctx->info, p, why, sizeof why))
+            return CLATTN_SUCCESS;
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "forced %s parameters do not fit: %s",
+                           family->name, why);
+    }
+    if (!(cfg && cfg->defaults_only) && clattn_tuning_lookup(ctx, family, p, out, &exact)) {
+        /* A tuning file is text anyone may edit: an entry is used only where the tuner could have
+           made it, a point of the family's space that its constraints accept. Anything else (a
+           zero that valid() would divide by, a VW the kernel has no vector type for) falls back
+           as if there were no entry, before any kernel is built with it. */
+        if (clattn_params_in_space(family, out, why, sizeof why) &&
+            family->valid(out, &ctx->info, p, why, sizeof why)) {
+            step->source = exact ? CLATTN_SOURCE_TUNED_EXACT : CLATTN_SOURCE_TUNED_NEAREST;
+            return CLATTN_SUCCESS;
+        }
+        clattn_warn(ctx, "the tuning entry for %s is not used (%s); using the defaults",
+                    family->name, why);
+    }
+    step->source = CLATTN_SOURCE_DEFAULT;
+    clattn_params_defaults(family, ctx->info.cls, out);
+    if (family->fit_defaults)
+        family->fit_defaults(out, p);
+    if (family->valid(out, &ctx->info, p, why, sizeof why))
+        return CLATTN_SUCCESS;
+    step->source = CLATTN_SOURCE_FALLBACK;
+    clattn_params defaults = *out;
+    if (nearest_valid(family, &ctx->info, p, &defaults, out) ||
+        first_valid(family, &ctx->info, p, out))
+        return CLATTN_SUCCESS;
+    return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                       "no %s kernel configuration fits device '%s' for d=%d dv=%d (%s)", family->name,
+                       ctx->info.name, p->d, p->dv, why);
+}
+
+clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
+                                   const clattn_problem *p, clattn_params *out)
+{
+    clattn_plan_step step;
+    clattn_status st = clattn_plan_params(ctx, family, p, NULL, &step);
+    if (st == CLATTN_SUCCESS)
+        *out = step.params;
+    return st;
+}

@@ -1,0 +1,104 @@
+/* Plans: the AUTO rule, resolving a checked problem into the launches it takes, executing them, and
+ * saying in words what a call runs (clattn_plan_describe, CLATTN_LOG=plan). */
+#include "host/attention/attention.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *clattn_param_source_name(clattn_param_source source)
+{
+    switch (source) {
+    case CLATTN_SOURCE_TUNED_EXACT: return "tuned, exact shape class";
+    case CLATTN_SOURCE_TUNED_NEAREST: return "tuned, nearest shape class";
+    case CLATTN_SOURCE_DEFAULT: return "device-class default";
+    case CLATTN_SOURCE_FALLBACK: return "fallback: nearest valid to the defaults";
+    case CLATTN_SOURCE_FORCED: return "forced";
+    }
+    return "unknown";
+}
+
+clattn_path clattn_path_resolve(clattn_path requested, int want_probs)
+{
+    if (requested != CLATTN_PATH_AUTO)
+        return requested;
+    return want_probs ? CLATTN_PATH_UNFUSED : CLATTN_PATH_FUSED;
+}
+
+clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, int want_probs,
+                                  const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->path = clattn_path_resolve(p->path, want_probs);
+    plan->p = *p;
+    plan->splits = 1;
+    if (p->B == 0 || p->Lq == 0)
+        return CLATTN_SUCCESS;   /* nothing is read or written */
+    if (plan->path == CLATTN_PATH_FUSED)
+        return clattn_flash_plan(ctx, p, cfg, plan);
+    return clattn_unfused_plan(ctx, p, cfg, plan);
+}
+
+clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
+                                  cl_mem v, cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse)
+{
+    if (plan->n_steps == 0)
+        return CLATTN_SUCCESS;
+    if (plan->path == CLATTN_PATH_FUSED)
+        return clattn_flash_run(ctx, plan, q, k, v, mask, out, lse);
+    return clattn_unfused_run(ctx, plan, q, k, v, mask, out, probs, lse, 0);
+}
+
+int clattn_plan_untuned(const clattn_plan *plan)
+{
+    int n = 0;
+    for (int i = 0; i < plan->n_steps; i++)
+        n += plan->step[i].source != CLATTN_SOURCE_TUNED_EXACT &&
+             plan->step[i].source != CLATTN_SOURCE_FORCED;
+    return n;
+}
+
+static void appendf(char *buf, size_t len, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+    if (*used >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, len - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+static const char *dtype_name(clattn_dtype t)
+{
+    return t == CLATTN_F16 ? "f16" : "f32";
+}
+
+void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len)
+{
+    const clattn_problem *p = &plan->p;
+    size_t used = 0;
+    if (!len)
+        return;
+    buf[0] = '\0';
+    appendf(buf, len, &used, "%s path for B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s%s%s",
+            plan->path == CLATTN_PATH_FUSED ? "fused" : "unfused", p->B, p->Hq, p->Hkv, p->Lq, p->Lk,
+            p->d, p->dv, dtype_name(p->dtype), p->causal != CLATTN_CAUSAL_NONE ? " causal" : "",
+            p->mask_type != CLATTN_MASK_NONE ? " masked" : "");
+    if (plan->n_steps == 0)
+        appendf(buf, len, &used, ": empty, no kernel runs");
+    if (plan->path == CLATTN_PATH_FUSED && plan->splits > 1)
+        appendf(buf, len, &used, ", keys split %d ways (%d keys each)", plan->splits,
+                plan->split_keys);
+    for (int i = 0; i < plan->n_steps; i++) {
+        const clattn_plan_step *s = &plan->step[i];
+        char params[256];
+        clattn_params_string(s->family, &s->params, params, sizeof params);
+        appendf(buf, len, &used, "\n  %-11s", s->family->name);
+        if (s->p.Hq != p->Hq || s->p.Lq != p->Lq)
+            appendf(buf, len, &used, " on Hq=%d Lq=%d (reshaped)", s->p.Hq, s->p.Lq);
+        appendf(buf, len, &used, " %s  [%s]", params, clattn_param_source_name(s->source));
+    }
+}

@@ -1,7 +1,0 @@
-/* The version of the library actually linked. */
-#include "host/internal.h"
-
-const char *clattn_version(void)
-{
-    return CLATTN_VERSION_STRING;
-}
