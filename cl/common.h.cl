@@ -17,6 +17,10 @@
 #define CAUSAL 0
 #endif
 
+/* Token pasting after expansion, for names built from parameters: CAT(vload, VW) is vload8 at VW 8. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
 #if USE_F16
 typedef half data_t;
 #define LOAD(p, i) vload_half((i), (p))

@@ -65,8 +65,8 @@
 #ifndef SPLIT
 #define SPLIT 0          /* 1: one chunk of keys per group, float partials for the merge */
 #endif
-/* SPLIT_OCC (work-groups per compute unit that split-KV aims for) is a host-side parameter: it
-   arrives as a define like the others but the kernel does not read it. */
+/* SPLIT_OCC (work-groups per compute unit that split-KV aims for) is a host-side parameter: the
+   host never passes it as a define, so its values share one program. */
 
 #ifndef SUM_BLOCK
 #define SUM_BLOCK 16     /* d elements summed apart before joining a score's total */
@@ -101,8 +101,6 @@
 #error "BLOCK_N must be a multiple of WPR * UNROLL"
 #endif
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 
 #if VW == 1
 typedef float floatv;

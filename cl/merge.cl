@@ -38,8 +38,6 @@ typedef half part_t;
 typedef float part_t;
 #endif
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 
 #if VEC == 1
 typedef float vec_t;

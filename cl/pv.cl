@@ -31,8 +31,6 @@
 #define THREADS_N (TILE_N / WPT_N)   // work-group extent along dv (dimension 0)
 #define THREADS (THREADS_M * THREADS_N)
 
-#define CAT(a, b) a##b
-#define XCAT(a, b) CAT(a, b)
 
 /* Tiles are staged in runs of consecutive elements (LV keys of P, LVN columns of V): one vector load
    where the run lies inside the matrix, element by element (zero-filled) at its edges. Scalar
@@ -57,35 +55,35 @@
 #define RUNS_V (TILE_N / LVN)   // runs per row of the V tile
 
 /* Keys j .. j + LV of P row lr (of `rows`), zero where lr >= rows or j >= k_end. */
-inline XCAT(float, LV) load_p_run(const __global float *p_head, int Lk, int lr, int rows, int j, int k_end)
+inline CAT(float, LV) load_p_run(const __global float *p_head, int Lk, int lr, int rows, int j, int k_end)
 {
     if (lr >= rows)
         return 0.0f;
     const __global float *src = p_head + (long)lr * Lk + j;
     if (j + LV <= k_end)
-        return XCAT(vload, LV)(0, src);
+        return CAT(vload, LV)(0, src);
     float t[LV];
     for (int e = 0; e < LV; ++e)
         t[e] = j + e < k_end ? src[e] : 0.0f;
-    return XCAT(vload, LV)(0, t);
+    return CAT(vload, LV)(0, t);
 }
 
 /* Columns col .. col + LVN of V row j, zero where j >= k_end or col >= dv. */
-inline XCAT(float, LVN) load_v_run(const __global data_t *v, long v_row, int j, int k_end, int col, int dv)
+inline CAT(float, LVN) load_v_run(const __global data_t *v, long v_row, int j, int k_end, int col, int dv)
 {
     if (j >= k_end)
         return 0.0f;
     const long at = v_row + col;
     if (col + LVN <= dv)
 #if USE_F16
-        return XCAT(vload_half, LVN)(0, v + at);
+        return CAT(vload_half, LVN)(0, v + at);
 #else
-        return XCAT(vload, LVN)(0, v + at);
+        return CAT(vload, LVN)(0, v + at);
 #endif
     float t[LVN];
     for (int e = 0; e < LVN; ++e)
         t[e] = col + e < dv ? LOAD(v, at + e) : 0.0f;
-    return XCAT(vload, LVN)(0, t);
+    return CAT(vload, LVN)(0, t);
 }
 
 #if WPT_N == 1
@@ -93,9 +91,9 @@ typedef float vec_t;
 #define VLOAD(p) (*(p))
 #define VSTORE(x, p) (*(p) = (x))
 #else
-typedef XCAT(float, WPT_N) vec_t;
-#define VLOAD(p) XCAT(vload, WPT_N)(0, (p))
-#define VSTORE(x, p) XCAT(vstore, WPT_N)((x), 0, (p))
+typedef CAT(float, WPT_N) vec_t;
+#define VLOAD(p) CAT(vload, WPT_N)(0, (p))
+#define VSTORE(x, p) CAT(vstore, WPT_N)((x), 0, (p))
 #endif
 
 /* P is kept row-major; a spare column puts the rows that neighbouring work-items read in one step
@@ -153,13 +151,13 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
         /* Out-of-range entries are staged as 0 so that the inner loop needs no bounds checks. */
         for (int idx = tid; idx < TILE_M * RUNS_P; idx += THREADS) {
             const int r = idx / RUNS_P, c = idx % RUNS_P * LV;
-            XCAT(vstore, LV)(load_p_run(p_head, Lk, lrow0 + r, rows, k0 + c, k_end), 0, &ps[r * P_LD + c]);
+            CAT(vstore, LV)(load_p_run(p_head, Lk, lrow0 + r, rows, k0 + c, k_end), 0, &ps[r * P_LD + c]);
         }
         for (int idx = tid; idx < TILE_K * RUNS_V; idx += THREADS) {
             const int r = idx / RUNS_V, c = idx % RUNS_V * LVN;
             const int j = k0 + r;
-            const XCAT(float, LVN) x = load_v_run(v, v_base + j * v_rs, j, k_end, col0 + c, dv);
-            XCAT(vstore, LVN)(x, 0, &vs[r * V_LD + c]);
+            const CAT(float, LVN) x = load_v_run(v, v_base + j * v_rs, j, k_end, col0 + c, dv);
+            CAT(vstore, LVN)(x, 0, &vs[r * V_LD + c]);
             if (any(!isfinite(x)))
                 atomic_or(&v_nonfinite, 1);
         }

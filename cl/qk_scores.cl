@@ -35,8 +35,6 @@
 #define THREADS_N (TILE_N / WPT_N)   // work-group extent along keys (dimension 0)
 #define THREADS (THREADS_M * THREADS_N)
 
-#define CAT(a, b) a##b
-#define XCAT(a, b) CAT(a, b)
 
 /* Tiles are staged in runs of LV consecutive d elements: one vector load where the run lies inside
    the matrix, element by element (zero-filled) at its edges. Scalar staging costs CPUs more than
@@ -51,11 +49,11 @@
 #error "TILE_K must be 4, 8 or a multiple of 16"
 #endif
 #define RUNS (TILE_K / LV)   // runs per tile row
-typedef XCAT(float, LV) run_t;
+typedef CAT(float, LV) run_t;
 #if USE_F16
-#define LOAD_RUN(p, i) XCAT(vload_half, LV)(0, (p) + (i))
+#define LOAD_RUN(p, i) CAT(vload_half, LV)(0, (p) + (i))
 #else
-#define LOAD_RUN(p, i) XCAT(vload, LV)(0, (p) + (i))
+#define LOAD_RUN(p, i) CAT(vload, LV)(0, (p) + (i))
 #endif
 
 /* The run of row `row` of a d-contiguous matrix at base + row*rs, elements kk .. kk + LV, zero where
@@ -70,7 +68,7 @@ inline run_t load_run(const __global data_t *p, long base, long rs, int row, int
     float t[LV];
     for (int e = 0; e < LV; ++e)
         t[e] = kk + e < d ? LOAD(p, at + e) : 0.0f;
-    return XCAT(vload, LV)(0, t);
+    return CAT(vload, LV)(0, t);
 }
 
 #if WPT_N == 1
@@ -78,9 +76,9 @@ typedef float vec_t;
 #define VLOAD(p) (*(p))
 #define VSTORE(x, p) (*(p) = (x))
 #else
-typedef XCAT(float, WPT_N) vec_t;
-#define VLOAD(p) XCAT(vload, WPT_N)(0, (p))
-#define VSTORE(x, p) XCAT(vstore, WPT_N)((x), 0, (p))
+typedef CAT(float, WPT_N) vec_t;
+#define VLOAD(p) CAT(vload, WPT_N)(0, (p))
+#define VSTORE(x, p) CAT(vstore, WPT_N)((x), 0, (p))
 #endif
 
 /* Q is kept as it lies (row-major); a spare column puts the rows that neighbouring work-items read
@@ -140,12 +138,12 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
            keys, so each element of a run lands next to its neighbours' in local memory. */
         for (int idx = tid; idx < TILE_M * RUNS; idx += THREADS) {
             const int r = idx / RUNS, c = idx % RUNS * LV;
-            XCAT(vstore, LV)(load_run(q, q_base, q_rs, lrow0 + r, rows, k0 + c, d), 0, &qs[r * Q_LD + c]);
+            CAT(vstore, LV)(load_run(q, q_base, q_rs, lrow0 + r, rows, k0 + c, d), 0, &qs[r * Q_LD + c]);
         }
         for (int idx = tid; idx < TILE_N * RUNS; idx += THREADS) {
             const int r = idx % TILE_N, c = idx / TILE_N * LV;
             float t[LV];
-            XCAT(vstore, LV)(load_run(k, k_base + (long)col0 * k_rs, k_rs, r, Lk - col0, k0 + c, d), 0, t);
+            CAT(vstore, LV)(load_run(k, k_base + (long)col0 * k_rs, k_rs, r, Lk - col0, k0 + c, d), 0, t);
             for (int e = 0; e < LV; ++e)
                 ks[(c + e) * K_LD + r] = t[e];
         }

@@ -23,17 +23,15 @@
 #error "SM_WG must be a power of two"
 #endif
 
-#define CAT(a, b) a##b
-#define XCAT(a, b) CAT(a, b)
 #if SM_VEC == 1
 typedef float svec_t;
 #define SVLOAD(p) (*(p))
 #define SVSTORE(x, p) (*(p) = (x))
 #define SVMAX(a, b) max_nan((a), (b))
 #else
-typedef XCAT(float, SM_VEC) svec_t;
-#define SVLOAD(p) XCAT(vload, SM_VEC)(0, (p))
-#define SVSTORE(x, p) XCAT(vstore, SM_VEC)((x), 0, (p))
+typedef CAT(float, SM_VEC) svec_t;
+#define SVLOAD(p) CAT(vload, SM_VEC)(0, (p))
+#define SVSTORE(x, p) CAT(vstore, SM_VEC)((x), 0, (p))
 /* Lane-wise max_nan: a NaN in either lane wins. */
 #define SVMAX(a, b) select(fmax((a), (b)), (a) + (b), isnan(a) || isnan(b))
 #endif
