@@ -3,6 +3,7 @@
  * results. Nothing here grows with Lq·Lk: the only scratch is the split partials,
  * B·Hq·Lq·splits·dv floats. */
 #include "host/attention/attention.h"
+#include "host/attention/defaults.h"
 
 #include <string.h>
 #include <stdio.h>
@@ -17,66 +18,19 @@
 /* Split partials above this stay unsplit: the point of splitting is a small problem. */
 #define MAX_PARTIAL_BYTES ((size_t)256 << 20)
 
-enum { P_BLOCK_M, P_BLOCK_N, P_VW, P_RM, P_WPR, P_UNROLL, P_LVW, P_SPLIT_OCC, P_COUNT };
 
-/* Candidate lists start with what the last resort, first_valid(), should fall back to when neither
-   the defaults nor any point near them fit (a GPU at a large head_dim): small blocks and
-   GPU-style mapping first. */
-static const int block_m_candidates[] = {64, 32, 16, 8, 4, 2, 1, 128};
-static const int block_n_candidates[] = {32, 16, 8, 64, 128};
-static const int vw_candidates[] = {1, 2, 4, 8, 16};
-static const int rm_candidates[] = {1, 2, 4};
-static const int wpr_candidates[] = {4, 1, 2, 8, 16};
-static const int unroll_candidates[] = {4, 2, 1, 8, 16};
-static const int lvw_candidates[] = {4, 1, 16};
-static const int occ_candidates[] = {1, 2, 4, 8, 16};
-
-/* CPU defaults, measured on PoCL 3.1 on a 2-core AVX-512 EPYC, also with code generated for AVX2
-   (POCL_LLVM_CPU_NAME=haswell), in GFLOP/s per CPU-second x 2 (bert / gpt2-causal / llama-gqa):
-     VW 16, RM 1, BLOCK_M 128:  181 / 156 / 160   AVX2 132 / 116 / 134   (the default)
-     VW 16, RM 2, BLOCK_M 64:   196 / 169 / 203   AVX2  93 /  64 /  86   (spills 16 ymm registers)
-     VW 8, RM 2 or 4:           ~120              AVX2 ~125
-   so the default holds up on both; the tuner finds the AVX-512 point where it pays. GPU defaults
-   follow the usual mapping (scalar lanes, four work-items per row set, 16-byte copies), sized to
-   fit 48 KiB of local memory at d = 128; they are unmeasured until a GPU tuning run. */
-static const clattn_param_def flash_params[P_COUNT] = {
-    /*                                            CPU  GPU  accelerator */
-    {"BLOCK_M", block_m_candidates, 8, {128, 32, 32}, 0},
-    {"BLOCK_N", block_n_candidates, 5, {32, 16, 16}, 0},
-    {"VW", vw_candidates, 5, {16, 1, 1}, 0},
-    {"RM", rm_candidates, 3, {1, 1, 1}, 0},
-    {"WPR", wpr_candidates, 5, {1, 4, 4}, 0},
-    {"UNROLL", unroll_candidates, 5, {4, 4, 4}, 0},
-    {"LVW", lvw_candidates, 3, {16, 4, 4}, 0},
-    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}, 1},   /* host-only: the split count */
-};
-
-/* Decode: Hq/Hkv · Lq rows per KV head. On the CPU 8-row vectors cost the same as 4-row ones and
-   serve groups of 8 (about 18 GB/s of K/V on the machine above at B=8, Hq=32, Hkv=8, Lk=4096,
-   d=128), and 128-key tiles beat 64 by 5-11 % there (half the per-tile softmax and barrier
-   work; the tuner picked 128 too). On GPUs 16 work-items share each row set, splitting the keys
-   and dv. */
-static const clattn_param_def flash_split_params[P_COUNT] = {
-    {"BLOCK_M", block_m_candidates, 8, {8, 4, 4}, 0},
-    {"BLOCK_N", block_n_candidates, 5, {128, 32, 32}, 0},
-    {"VW", vw_candidates, 5, {8, 1, 1}, 0},
-    {"RM", rm_candidates, 3, {1, 1, 1}, 0},
-    {"WPR", wpr_candidates, 5, {1, 16, 16}, 0},
-    {"UNROLL", unroll_candidates, 5, {8, 2, 2}, 0},
-    {"LVW", lvw_candidates, 3, {16, 4, 4}, 0},
-    {"SPLIT_OCC", occ_candidates, 5, {2, 4, 4}, 1},   /* host-only: the split count */
-};
-
-/* Local memory the kernel declares, mirroring cl/flash_attention.cl. */
-static size_t local_bytes(const clattn_params *pr, int d, int dv)
+/* Local memory the kernel declares, mirroring cl/flash_attention.cl: Ql, Kl, Vl, Sl, v_bad, and
+   red_m/red_s when several work-items share a row. */
+static size_t flash_local_bytes(const clattn_params *pr, const clattn_problem *p)
 {
+    const int d = p->d, dv = p->dv;
     size_t bm = (size_t)pr->v[P_BLOCK_M], bn = (size_t)pr->v[P_BLOCK_N], wpr = (size_t)pr->v[P_WPR];
     size_t step = wpr * (size_t)pr->v[P_UNROLL];
     size_t dvp = ((size_t)dv + step - 1) / step * step;
     size_t kd = (size_t)d + (wpr > 1 ? 1 : 0);
     size_t sld = bm + (pr->v[P_VW] == 1 && wpr > 1 ? 1 : 0);
     size_t floats = (size_t)d * bm + bn * kd + bn * dvp + bn * sld + (wpr > 1 ? 2 * wpr * bm : 0);
-    return floats * sizeof(float);
+    return floats * sizeof(float) + sizeof(int);
 }
 
 static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
@@ -84,7 +38,7 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
 {
     const int bm = pr->v[P_BLOCK_M], bn = pr->v[P_BLOCK_N], vw = pr->v[P_VW], rm = pr->v[P_RM];
     const int wpr = pr->v[P_WPR], unroll = pr->v[P_UNROLL];
-    if (!clattn_params_in_range(flash_params, P_COUNT, pr, why, why_len))
+    if (!clattn_params_in_range(clattn_flash_params, P_COUNT, pr, why, why_len))
         return 0;
     if (!clattn_is_vector_width(vw)) {
         snprintf(why, why_len, "VW=%d is not a vector width (1, 2, 4, 8, 16)", vw);
@@ -107,7 +61,7 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
                  dev->max_work_group);
         return 0;
     }
-    size_t local = local_bytes(pr, p->d, p->dv);
+    size_t local = flash_local_bytes(pr, p);
     if (local > dev->local_mem_bytes) {
         snprintf(why, why_len, "tiles need %zu bytes of local memory, the device has %llu", local,
                  (unsigned long long)dev->local_mem_bytes);
@@ -127,8 +81,9 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
         *pr = alt;
         return;
     }
-    for (size_t i = 0; i < sizeof occ_candidates / sizeof *occ_candidates; i++) {
-        alt.v[P_SPLIT_OCC] = occ_candidates[i];
+    const clattn_param_def *occ = &clattn_flash_params[P_SPLIT_OCC];
+    for (int i = 0; i < occ->n_candidates; i++) {
+        alt.v[P_SPLIT_OCC] = occ->candidates[i];
         if (clattn_flash_splits_on(dev, p, &alt) == splits) {
             *pr = alt;
             return;
@@ -136,11 +91,11 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
     }
 }
 
-const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, flash_params,
-                                           flash_valid, flash_canonical, NULL};
+const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, clattn_flash_params,
+                                           flash_valid, flash_canonical, NULL, flash_local_bytes};
 const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
-                                                 flash_split_params, flash_valid, flash_canonical,
-                                                 NULL};
+                                                 clattn_flash_split_params, flash_valid, flash_canonical,
+                                                 NULL, flash_local_bytes};
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {

@@ -3,6 +3,7 @@
  * (clattn_merge_partials, and clattn_merge_partials_host on the CPU). The algebra is in cl/merge.cl. */
 #include "host/core/buffer_check.h"
 #include "host/attention/attention.h"
+#include "host/attention/defaults.h"
 
 #include <limits.h>
 #include <math.h>
@@ -16,23 +17,11 @@
 
 /* ---- the kernel family ----------------------------------------------------------------------- */
 
-static const int wgs_candidates[] = {32, 64, 128, 256};
-static const int vec_candidates[] = {1, 2, 4, 8, 16};
-
-/* The merge streams its parts once, so it only has to keep up with memory: on PoCL (AVX-512, 2 cores)
-   VEC 8 runs at about the speed of a buffer copy of the parts, VEC 1 several times slower. The GPU
-   default is 16-byte loads in 128-wide groups, unmeasured until a GPU tuning run. */
-static const clattn_param_def merge_params[] = {
-    /*                                   CPU  GPU  accelerator */
-    {"WGS", wgs_candidates, 4, {64, 128, 64}, 0},
-    {"VEC", vec_candidates, 5, {8, 4, 1}, 0},
-};
-
 static int merge_valid(const clattn_params *params, const clattn_device_info *dev,
                        const clattn_problem *p, char *why, size_t why_len)
 {
-    int wgs = params->v[0], vec = params->v[1];
-    if (!clattn_params_in_range(merge_params, 2, params, why, why_len))
+    int wgs = params->v[P_WGS], vec = params->v[P_VEC];
+    if (!clattn_params_in_range(clattn_merge_params, CLATTN_MERGE_PARAMS, params, why, why_len))
         return 0;
     if (!clattn_is_vector_width(vec)) {
         snprintf(why, why_len, "VEC=%d is not a vector width (1, 2, 4, 8, 16)", vec);
@@ -51,7 +40,15 @@ static int merge_valid(const clattn_params *params, const clattn_device_info *de
     return 1;
 }
 
-const clattn_family clattn_family_merge = {"merge", "merge.cl", 2, merge_params, merge_valid, NULL, NULL};
+/* cl/merge.cl declares no local memory. */
+static size_t merge_local_bytes(const clattn_params *params, const clattn_problem *p)
+{
+    (void)params, (void)p;
+    return 0;
+}
+
+const clattn_family clattn_family_merge = {"merge", "merge.cl", CLATTN_MERGE_PARAMS, clattn_merge_params,
+                                           merge_valid, NULL, NULL, merge_local_bytes};
 
 /* ---- one launch ------------------------------------------------------------------------------ */
 
@@ -117,9 +114,9 @@ static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
     ARG(lse_bs);
     ARG(lse_hs);
 #undef ARG
-    const int vec = params->v[1];
+    const int vec = params->v[P_VEC];
     size_t global = (size_t)rows * (size_t)((dv + vec - 1) / vec);
-    size_t local = (size_t)params->v[0];
+    size_t local = (size_t)params->v[P_WGS];
     return clattn_launch(ctx, k, 1, &global, &local, "merge_parts");
 }
 

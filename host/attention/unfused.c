@@ -9,6 +9,7 @@
  * probs buffer may not be read by kernels: then the scores go through scratch too, and each chunk's
  * probabilities are copied out. */
 #include "host/attention/attention.h"
+#include "host/attention/defaults.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -17,48 +18,11 @@
 /* The most score scratch one chunk uses. Beyond a few hundred MiB a larger chunk no longer saves
    launches worth measuring, and the memory is the caller's device memory held for the context's
    lifetime. */
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define UNFUSED_CHUNK_BYTES ((size_t)256 << 20)
 
 /* ---- parameters ------------------------------------------------------------------------------ */
 
-static const int tile_mn_candidates[] = {8, 16, 32, 64, 128};
-static const int tile_k_candidates[] = {4, 8, 16, 32, 64};
-static const int wpt_m_candidates[] = {1, 2, 4, 8};
-static const int wpt_n_candidates[] = {1, 2, 4, 8, 16};   /* vector widths */
-static const int sm_wg_candidates[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
-static const int sm_vec_candidates[] = {1, 2, 4, 8, 16};
-
-#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* Defaults are {CPU, GPU, ACCELERATOR}. CPU: measured on PoCL (AVX-512, B=4 H=12 L=512): wide
-   per-work-item vectors and few work-items per group win, 32x32 tiles of 8 rows x 16 columns per
-   work-item (8 work-items) ran Q·Kᵀ at ~50 GFLOP/s and P·V at ~60, against ~30 for 64x64 tiles of
-   the same blocks and ~5 for 4x4 blocks. TILE_K 32 balances d = 64/128 against the zero-filled
-   slices of d = 40/80. GPU: the usual 64x64 tile, 256 work-items of 4x4. */
-static const clattn_param_def qk_params[] = {
-    {"TILE_M", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}, 0},
-    {"TILE_N", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}, 0},
-    {"TILE_K", tile_k_candidates, COUNT(tile_k_candidates), {32, 16, 16}, 0},
-    {"WPT_M", wpt_m_candidates, COUNT(wpt_m_candidates), {8, 4, 4}, 0},
-    {"WPT_N", wpt_n_candidates, COUNT(wpt_n_candidates), {16, 4, 4}, 0},
-};
-
-static const clattn_param_def pv_params[] = {
-    {"TILE_M", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}, 0},
-    {"TILE_N", tile_mn_candidates, COUNT(tile_mn_candidates), {32, 64, 32}, 0},
-    {"TILE_K", tile_k_candidates, COUNT(tile_k_candidates), {32, 16, 16}, 0},
-    {"WPT_M", wpt_m_candidates, COUNT(wpt_m_candidates), {8, 4, 4}, 0},
-    {"WPT_N", wpt_n_candidates, COUNT(wpt_n_candidates), {16, 4, 4}, 0},
-};
-
-/* CPU: one work-item per row with 16-wide vectors (a vector exp is ~10x a scalar one on PoCL). */
-static const clattn_param_def softmax_params[] = {
-    {"SM_WG", sm_wg_candidates, COUNT(sm_wg_candidates), {1, 128, 64}, 0},
-    {"SM_VEC", sm_vec_candidates, COUNT(sm_vec_candidates), {16, 4, 4}, 0},
-};
-
-enum { P_TILE_M, P_TILE_N, P_TILE_K, P_WPT_M, P_WPT_N };
-enum { P_SM_WG, P_SM_VEC };
 
 /* Constraints shared by the two GEMM kernels; local_bytes is what the kernel's tiles take. */
 static int gemm_valid(const clattn_params *pr, const clattn_device_info *dev, size_t local_bytes,
@@ -99,31 +63,51 @@ static int gemm_valid(const clattn_params *pr, const clattn_device_info *dev, si
 }
 
 /* The local arrays of cl/qk_scores.cl: qs[TILE_M][TILE_K + 1], ks[TILE_K][TILE_N + WPT_N]. */
+static size_t qk_local_bytes(const clattn_params *pr, const clattn_problem *p)
+{
+    (void)p;
+    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
+    const size_t tk = (size_t)pr->v[P_TILE_K], wn = (size_t)pr->v[P_WPT_N];
+    return (tm * (tk + 1) + tk * (tn + wn)) * sizeof(float);
+}
+
+/* The local arrays of cl/pv.cl: ps[TILE_M][TILE_K + 1], vs[TILE_K][TILE_N] and one flag. */
+static size_t pv_local_bytes(const clattn_params *pr, const clattn_problem *p)
+{
+    (void)p;
+    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
+    const size_t tk = (size_t)pr->v[P_TILE_K];
+    return (tm * (tk + 1) + tk * tn) * sizeof(float) + sizeof(int);
+}
+
+/* The local array of cl/softmax.cl: red[SM_WG]. */
+static size_t softmax_local_bytes(const clattn_params *pr, const clattn_problem *p)
+{
+    (void)p;
+    return (size_t)pr->v[P_SM_WG] * sizeof(float);
+}
+
 static int qk_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
                     char *why, size_t why_len)
 {
     (void)p;
-    if (!clattn_params_in_range(qk_params, COUNT(qk_params), pr, why, why_len))
+    if (!clattn_params_in_range(clattn_qk_params, CLATTN_GEMM_PARAMS, pr, why, why_len))
         return 0;
-    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
-    const size_t tk = (size_t)pr->v[P_TILE_K], wn = (size_t)pr->v[P_WPT_N];
-    return gemm_valid(pr, dev, (tm * (tk + 1) + tk * (tn + wn)) * sizeof(float), why, why_len);
+    return gemm_valid(pr, dev, qk_local_bytes(pr, p), why, why_len);
 }
 
-/* The local arrays of cl/pv.cl: ps[TILE_M][TILE_K + 1], vs[TILE_K][TILE_N] and one flag. */
 static int pv_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
                     char *why, size_t why_len)
 {
     (void)p;
-    if (!clattn_params_in_range(pv_params, COUNT(pv_params), pr, why, why_len))
+    if (!clattn_params_in_range(clattn_pv_params, CLATTN_GEMM_PARAMS, pr, why, why_len))
         return 0;
-    const size_t tm = (size_t)pr->v[P_TILE_M], tn = (size_t)pr->v[P_TILE_N];
-    const size_t tk = (size_t)pr->v[P_TILE_K];
+    const size_t tn = (size_t)pr->v[P_TILE_N];
     if (tn != 8 && tn % 16) {
         snprintf(why, why_len, "TILE_N = %zu: must be 8 or a multiple of 16 for P·V", tn);
         return 0;
     }
-    return gemm_valid(pr, dev, (tm * (tk + 1) + tk * tn) * sizeof(float) + sizeof(int), why, why_len);
+    return gemm_valid(pr, dev, pv_local_bytes(pr, p), why, why_len);
 }
 
 static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
@@ -131,7 +115,7 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
 {
     (void)p;
     const int wg = pr->v[P_SM_WG], vec = pr->v[P_SM_VEC];
-    if (!clattn_params_in_range(softmax_params, COUNT(softmax_params), pr, why, why_len))
+    if (!clattn_params_in_range(clattn_softmax_params, CLATTN_SOFTMAX_PARAMS, pr, why, why_len))
         return 0;
     if (wg < 1 || (wg & (wg - 1)) || !clattn_is_vector_width(vec)) {
         snprintf(why, why_len, "SM_WG must be a power of two and SM_VEC a vector width (1,2,4,8,16)");
@@ -141,7 +125,7 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
         snprintf(why, why_len, "SM_WG = %d exceeds the device's work-group limit", wg);
         return 0;
     }
-    if ((size_t)wg * sizeof(float) > dev->local_mem_bytes) {
+    if (softmax_local_bytes(pr, p) > dev->local_mem_bytes) {
         snprintf(why, why_len, "SM_WG = %d needs more local memory than the device has", wg);
         return 0;
     }
@@ -152,7 +136,7 @@ static int softmax_valid(const clattn_params *pr, const clattn_device_info *dev,
    computes zeros: the shortest tile that still covers them, down to one row per work-item row. */
 static void fit_rows(clattn_params *pr, const clattn_problem *p)
 {
-    while (pr->v[P_TILE_M] > tile_mn_candidates[0] && pr->v[P_TILE_M] / 2 >= p->Lq &&
+    while (pr->v[P_TILE_M] > clattn_qk_params[P_TILE_M].candidates[0] && pr->v[P_TILE_M] / 2 >= p->Lq &&
            pr->v[P_TILE_M] / 2 >= pr->v[P_WPT_M])
         pr->v[P_TILE_M] /= 2;
 }
@@ -166,12 +150,13 @@ static void tile_rows_canonical(clattn_params *pr, const clattn_params *ref,
     fit_rows(pr, p);
 }
 
-const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", COUNT(qk_params), qk_params, qk_valid,
-                                        tile_rows_canonical, fit_rows};
-const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", COUNT(softmax_params),
-                                             softmax_params, softmax_valid, NULL, NULL};
-const clattn_family clattn_family_pv = {"pv", "pv.cl", COUNT(pv_params), pv_params, pv_valid,
-                                        tile_rows_canonical, fit_rows};
+const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", CLATTN_GEMM_PARAMS, clattn_qk_params,
+                                        qk_valid, tile_rows_canonical, fit_rows, qk_local_bytes};
+const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", CLATTN_SOFTMAX_PARAMS,
+                                             clattn_softmax_params, softmax_valid, NULL, NULL,
+                                             softmax_local_bytes};
+const clattn_family clattn_family_pv = {"pv", "pv.cl", CLATTN_GEMM_PARAMS, clattn_pv_params,
+                                        pv_valid, tile_rows_canonical, fit_rows, pv_local_bytes};
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 

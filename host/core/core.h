@@ -249,6 +249,10 @@ typedef struct clattn_family {
     /* Optional: fits the device-class defaults to the problem's shape (say, no more rows per tile
        than the problem has); never applied to tuned entries. */
     void (*fit_defaults)(clattn_params *params, const clattn_problem *p);
+    /* The local memory the family's kernel declares at params for p, in bytes, mirroring its
+       __local arrays; valid() holds it against the device. Checked against the compiled
+       kernel's CL_KERNEL_LOCAL_MEM_SIZE by tests/test_local_memory.c. */
+    size_t (*local_bytes)(const clattn_params *params, const clattn_problem *p);
 } clattn_family;
 
 /* 1 when every value of params is one of its parameter's candidates; else 0, and why says which. */
