@@ -1,7 +1,7 @@
-/* Definitions every clattn kernel shares. host/program.c builds each kernel file as this text
+/* Definitions every clattn kernel shares. host/cache/program.c builds each kernel file as this text
  * followed by the file, so each file compiles on its own with the defaults below.
  *
- * Problem defines (host/params.c, clattn_problem_defines):
+ * Problem defines (host/core/kernel_params.c, clattn_problem_defines):
  *   USE_F16    1: q, k, v, out are IEEE half in memory (vload_half/vstore_half: core OpenCL 1.2,
  *              no cl_khr_fp16 needed); 0: float. Arithmetic is float either way.
  *   MASK_TYPE  0 none, 1 additive float, 2 additive half, 3 bool bytes (nonzero = attend)

@@ -6,7 +6,7 @@
  * w_p <= 1 (no overflow) and the largest part's weight exactly 1.
  *
  * One kernel serves both callers, told apart by where the parts live:
- *   split-KV partials (host/merge.c, clattn_merge_enqueue_contiguous): float [parts][rows][dv],
+ *   split-KV partials (host/attention/merge.c, clattn_merge_enqueue_contiguous): float [parts][rows][dv],
  *     PART_F16 0;
  *   the public clattn_merge_partials: the caller's parts staged one after another in scratch, in the
  *     storage type and layout of out, PART_F16 = USE_F16.
