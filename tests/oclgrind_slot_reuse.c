@@ -93,7 +93,8 @@ int main(void)
     ok &= run("read_fresh", N, fresh, out_fresh);
     clReleaseMemObject(fresh);
 
-    printf("step 2: read_grown reads a fully written buffer in a reused, smaller slot: a report here is false\n");
+    printf("step 2: read_grown reads a fully written buffer in a reused, smaller slot: "
+           "a report here is false\n");
     fflush(stdout);
     cl_mem small = buffer(N);   /* takes fresh's slot; it does not matter, only its size does */
     ok &= run("write_all", N, small, NULL);
