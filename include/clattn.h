@@ -39,6 +39,8 @@
  * context are serialised by a lock held while arguments are checked and kernels are enqueued (kernel
  * objects are shared per context); use one context per thread for concurrency on the host side.
  * clattn_context_last_error() reports the most recent failure on the context, from whichever thread.
+ * Contexts may be created from several threads at once: clattn serialises its device enumeration
+ * process-wide, because some drivers (PoCL 3.1) crash when a process's first enumerations overlap.
  */
 #ifndef CLATTN_H
 #define CLATTN_H

@@ -135,6 +135,44 @@ int tu_group_teardown(void **state)
     return 0;
 }
 
+/* ---- buffers kept to the end of a run --------------------------------------------------------- */
+
+void tu_keep_add(tu_keep *k, cl_mem mem)
+{
+    if (!mem)
+        return;
+    for (size_t i = 0; i < k->n; i++)
+        if (k->mems[i] == mem)
+            return;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 64;
+        cl_mem *mems = realloc(k->mems, cap * sizeof *mems);
+        if (!mems) {
+            fprintf(stderr, "testutil: out of host memory keeping %zu buffers\n", cap);
+            abort();
+        }
+        k->mems = mems;
+        k->cap = cap;
+    }
+    clRetainMemObject(mem);
+    k->mems[k->n++] = mem;
+}
+
+void tu_keep_scratch(tu_keep *k, const clattn_context *ctx)
+{
+    for (int i = 0; i < CLATTN_SCRATCH_COUNT; i++)
+        tu_keep_add(k, ctx->scratch.buf[i]);
+}
+
+void tu_keep_release(tu_keep *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        clReleaseMemObject(k->mems[i]);
+    free(k->mems);
+    k->mems = NULL;
+    k->n = k->cap = 0;
+}
+
 /* ---- comparison ------------------------------------------------------------------------------ */
 
 double tu_out_tolerance(clattn_dtype dtype, const float *ref, size_t n, double kappa)
@@ -387,7 +425,7 @@ static cl_mem make_buffer(clattn_context *ctx, size_t bytes, const void *src, cl
 static clattn_status run_with_buffers(clattn_context *ctx, const clattn_attention_desc *d,
                                       const clattn_tensor_sizes *s, const void *q, const void *k,
                                       const void *v, const void *mask, void *out, float *probs,
-                                      float *lse, char *why, size_t why_len)
+                                      float *lse, tu_keep *keep, char *why, size_t why_len)
 {
     cl_int err = CL_SUCCESS;
     clattn_status st = CLATTN_OPENCL_ERROR;
@@ -421,9 +459,12 @@ static clattn_status run_with_buffers(clattn_context *ctx, const clattn_attentio
 out:
     clFinish(queue);
     cl_mem all[] = {bq, bk, bv, bm, bo, bp, bl};
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 7; i++) {
+        if (keep)
+            tu_keep_add(keep, all[i]);
         if (all[i])
             clReleaseMemObject(all[i]);
+    }
     return st;
 }
 
@@ -488,7 +529,8 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
 
     char why[512] = "";
     if (c->use_buffers)
-        res->status = run_with_buffers(ctx, &d, &s, q, k, v, mask, out, probs, lse, why, sizeof why);
+        res->status = run_with_buffers(ctx, &d, &s, q, k, v, mask, out, probs, lse, c->keep, why,
+                                       sizeof why);
     else {
         res->status = clattn_attention_host(ctx, &d, q, k, v, mask, out, probs, lse);
         if (res->status != CLATTN_SUCCESS)

@@ -63,6 +63,25 @@ clattn_context *tu_context_or_skip(const char *selector);
 int tu_group_setup(void **state);
 int tu_group_teardown(void **state);
 
+/* ---- buffers kept to the end of a run --------------------------------------------------------- */
+
+/* Buffers held until the end of a run under oclgrind (tests/oclgrind_cases.c): oclgrind's
+   uninitialised-value checker hands a released buffer's state to the next buffer created in its
+   slot (tests/oclgrind_slot_reuse.c), which both invents reports and hides real ones, so such a run
+   releases no buffer before its end. */
+typedef struct tu_keep {
+    cl_mem *mems;
+    size_t n, cap;
+} tu_keep;
+
+/* Retains mem into k, once per object (NULL is ignored); aborts when out of host memory, as
+   tu_alloc does. */
+void tu_keep_add(tu_keep *k, cl_mem mem);
+/* Every buffer the context's scratch holds now (those it grows past later stay alive in k). */
+void tu_keep_scratch(tu_keep *k, const clattn_context *ctx);
+/* Releases every buffer in k and empties it. */
+void tu_keep_release(tu_keep *k);
+
 /* ---- comparison ------------------------------------------------------------------------------ */
 
 typedef struct tu_diff {
@@ -112,6 +131,7 @@ typedef struct tu_case {
     int nan_in_v;            /* put a NaN into one V row: rows that see its key are NaN, rows
                                 that do not (masked or causally hidden) must stay clean */
     int use_buffers;         /* 1: clattn_attention on cl_mem; 0: clattn_attention_host */
+    tu_keep *keep;           /* with use_buffers, non-NULL: the case's buffers also go into keep */
     uint64_t seed;
 } tu_case;
 

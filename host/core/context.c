@@ -10,6 +10,14 @@
 #define MAX_PLATFORMS 16
 #define MAX_DEVICES 64
 
+/* The library's one piece of process-wide state, and why: PoCL 3.1 initialises its devices on the
+   first clGetPlatformIDs/clGetDeviceIDs of a process without guarding against other threads doing
+   the same, so threads creating their first contexts at once see no devices, or crash in
+   clGetDeviceInfo on a device still half-built (tests/test_context_threads.c). What it guards is
+   the driver's process-wide state, so no per-context lock can: every enumeration and device query
+   clattn makes holds this lock. Context creation is rare; the cost is nil. */
+static pthread_mutex_t device_enumeration_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct candidate {
     cl_platform_id platform;
     cl_device_id device;
@@ -140,7 +148,9 @@ static clattn_status context_alloc(const char *selector, const clattn_context_op
 static clattn_status open_device(clattn_context *ctx)
 {
     candidate cands[MAX_DEVICES];
+    pthread_mutex_lock(&device_enumeration_lock);
     int n = list_devices(cands, MAX_DEVICES);
+    pthread_mutex_unlock(&device_enumeration_lock);
     int i = select_device(cands, n, ctx->settings.selector);
     if (i < 0)
         return CLATTN_DEVICE_NOT_FOUND;
@@ -195,8 +205,11 @@ clattn_status clattn_context_open(const char *selector, cl_command_queue queue,
     if (st != CLATTN_SUCCESS)
         return st;
     st = queue ? wrap_queue(ctx, queue) : open_device(ctx);
-    if (st == CLATTN_SUCCESS)
+    if (st == CLATTN_SUCCESS) {
+        pthread_mutex_lock(&device_enumeration_lock);
         st = clattn_device_query(ctx, ctx->platform, ctx->device, &ctx->info);
+        pthread_mutex_unlock(&device_enumeration_lock);
+    }
     if (st != CLATTN_SUCCESS) {
         clattn_context_close(ctx);
         return st;

@@ -76,6 +76,7 @@ typedef struct clattn_scratch {
     cl_mem buf[CLATTN_SCRATCH_COUNT];
     size_t bytes[CLATTN_SCRATCH_COUNT];
     size_t high_water;            /* largest sum of live scratch bytes seen */
+    int poison;                   /* test seam: clattn_scratch_poison */
 } clattn_scratch;
 
 /* ---- context (context.c) ---------------------------------------------------------------------- */
@@ -281,6 +282,14 @@ void clattn_params_string(const clattn_family *family, const clattn_params *para
 clattn_status clattn_scratch_get(clattn_context *ctx, clattn_scratch_slot slot, size_t bytes,
                                  cl_mem *out);
 void clattn_scratch_release_all(clattn_context *ctx);
+/* A test seam, not API: while on, every clattn_scratch_get first fills the whole buffer it returns
+   with float NaN (enqueued, ordered before what the caller enqueues next), so that a test can show
+   that no call reads scratch it did not write (tests/test_scratch_poison.c). Takes ctx's lock. */
+void clattn_scratch_poison(clattn_context *ctx, int on);
+/* A test seam, not API: while on, every clattn_scratch_get first fills the whole buffer it returns
+   with float NaN (enqueued, ordered before what the caller enqueues next), so that a test can show
+   that no call reads scratch it did not write (tests/test_scratch_poison.c). Takes ctx's lock. */
+void clattn_scratch_poison(clattn_context *ctx, int on);
 
 /* ---- enqueue helpers (enqueue.c) ------------------------------------------------------------- */
 

@@ -2,6 +2,34 @@
  * steady stream of calls allocates nothing. */
 #include "host/core/core.h"
 
+#include <math.h>
+
+/* The test seam's fill: every float of the buffer NaN, so that a read of scratch the call did not
+   write reaches its result. */
+static clattn_status poison(clattn_context *ctx, cl_mem buf, size_t bytes)
+{
+    const float pattern = NAN;
+    size_t n = bytes / sizeof pattern * sizeof pattern;
+    if (n == 0)
+        return CLATTN_SUCCESS;
+    /* On a caller's out-of-order queue: after the kernels before (which may still read the old
+       contents) and before those after. */
+    cl_int err = ctx->queue_out_of_order ? clEnqueueBarrierWithWaitList(ctx->queue, 0, NULL, NULL)
+                                         : CL_SUCCESS;
+    if (err == CL_SUCCESS)
+        err = clEnqueueFillBuffer(ctx->queue, buf, &pattern, sizeof pattern, 0, n, 0, NULL, NULL);
+    if (err == CL_SUCCESS && ctx->queue_out_of_order)
+        err = clEnqueueBarrierWithWaitList(ctx->queue, 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLATTN_SUCCESS : clattn_fail_cl(ctx, err, "poisoning device scratch");
+}
+
+void clattn_scratch_poison(clattn_context *ctx, int on)
+{
+    pthread_mutex_lock(&ctx->lock);
+    ctx->scratch.poison = on;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 clattn_status clattn_scratch_get(clattn_context *ctx, clattn_scratch_slot slot, size_t bytes,
                                  cl_mem *out)
 {
@@ -10,7 +38,7 @@ clattn_status clattn_scratch_get(clattn_context *ctx, clattn_scratch_slot slot, 
         bytes = 1;
     if (s->buf[slot] && s->bytes[slot] >= bytes) {
         *out = s->buf[slot];
-        return CLATTN_SUCCESS;
+        return s->poison ? poison(ctx, *out, s->bytes[slot]) : CLATTN_SUCCESS;
     }
     if (bytes > ctx->info.max_alloc_bytes)
         return clattn_fail(ctx, CLATTN_OUT_OF_MEMORY,
@@ -35,7 +63,7 @@ clattn_status clattn_scratch_get(clattn_context *ctx, clattn_scratch_slot slot, 
     if (live > s->high_water)
         s->high_water = live;
     *out = buf;
-    return CLATTN_SUCCESS;
+    return s->poison ? poison(ctx, buf, bytes) : CLATTN_SUCCESS;
 }
 
 void clattn_scratch_release_all(clattn_context *ctx)
