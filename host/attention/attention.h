@@ -73,6 +73,10 @@ clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, 
 /* A human-readable description, one line per step:
      "fused path, 1 split: flash_split on B=8 Hq=32 ... : BLOCK_M=8 ... (tuned, exact shape class)" */
 void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len);
+/* The kernel step i of plan runs, built as the path builds it (lock held): what a test holds the
+   family's local_bytes against. */
+clattn_status clattn_plan_step_kernel(clattn_context *ctx, const clattn_plan *plan, int i,
+                                     cl_kernel *out);
 /* Steps whose parameters no tuning entry of their exact shape class chose: what automatic tuning
    would improve. */
 int clattn_plan_untuned(const clattn_plan *plan);
@@ -85,6 +89,11 @@ clattn_status clattn_unfused_run(clattn_context *ctx, const clattn_plan *plan, c
                                  size_t chunk_bytes);
 clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
                                 const clattn_plan_config *cfg, clattn_plan *plan);
+clattn_status clattn_unfused_kernel(clattn_context *ctx, const clattn_plan_step *step,
+                                    cl_kernel *out);
+clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, cl_kernel *out);
+clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
+                                 const clattn_params *params, int part_f16, cl_kernel *out);
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
 

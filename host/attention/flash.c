@@ -180,6 +180,19 @@ clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
             goto out;                                                                             \
     } while (0)
 
+clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, cl_kernel *out)
+{
+    const clattn_problem *p = &plan->p;
+    /* The head dimensions are compile-time, so that the kernel's loops over them unroll. */
+    char options[512];
+    snprintf(options, sizeof options, "-DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv,
+             plan->splits > 1);
+    if (clattn_problem_defines(p, options, sizeof options) ||
+        clattn_params_defines(plan->step[0].family, &plan->step[0].params, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
+    return clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", out);
+}
+
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
 {
@@ -190,14 +203,8 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     const int splits = plan->splits, split = splits > 1;
     const int chunk = plan->split_keys;
 
-    /* The head dimensions are compile-time, so that the kernel's loops over them unroll. */
-    char options[512];
-    snprintf(options, sizeof options, "-DHEAD_D=%d -DHEAD_DV=%d -DSPLIT=%d", p->d, p->dv, split);
-    if (clattn_problem_defines(p, options, sizeof options) ||
-        clattn_params_defines(&clattn_family_flash, pr, options, sizeof options))
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
     cl_kernel kernel;
-    st = clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", &kernel);
+    st = clattn_flash_kernel(ctx, plan, &kernel);
     if (st != CLATTN_SUCCESS)
         return st;
 

@@ -64,18 +64,23 @@ typedef struct merge_tile {
     long l_ps;
 } merge_tile;
 
+clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
+                                 const clattn_params *params, int part_f16, cl_kernel *out)
+{
+    char options[256];
+    snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d", p->dtype == CLATTN_F16,
+             part_f16);
+    if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
+    return clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", out);
+}
+
 static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
                                   const clattn_params *params, const merge_tile *t, cl_mem out,
                                   cl_mem lse)
 {
-    clattn_status st;
-    char options[256];
-    snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d", p->dtype == CLATTN_F16,
-             t->part_f16);
-    if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
     cl_kernel k;
-    st = clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", &k);
+    clattn_status st = clattn_merge_kernel(ctx, p, params, t->part_f16, &k);
     if (st != CLATTN_SUCCESS)
         return st;
 

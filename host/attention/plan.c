@@ -48,6 +48,17 @@ clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, 
     return clattn_unfused_run(ctx, plan, q, k, v, mask, out, probs, lse, 0);
 }
 
+clattn_status clattn_plan_step_kernel(clattn_context *ctx, const clattn_plan *plan, int i,
+                                     cl_kernel *out)
+{
+    const clattn_plan_step *s = &plan->step[i];
+    if (s->family == &clattn_family_flash || s->family == &clattn_family_flash_split)
+        return clattn_flash_kernel(ctx, plan, out);
+    if (s->family == &clattn_family_merge)
+        return clattn_merge_kernel(ctx, &plan->p, &s->params, 0, out);   /* float partials */
+    return clattn_unfused_kernel(ctx, s, out);
+}
+
 int clattn_plan_untuned(const clattn_plan *plan)
 {
     int n = 0;

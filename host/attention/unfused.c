@@ -161,9 +161,11 @@ const clattn_family clattn_family_pv = {"pv", "pv.cl", CLATTN_GEMM_PARAMS, clatt
 /* ---- kernels --------------------------------------------------------------------------------- */
 
 /* The kernel of a plan step (the -D options are also the program-cache key). */
-static clattn_status step_kernel(clattn_context *ctx, const clattn_plan_step *step, const char *kernel_name,
-                                 cl_kernel *out)
+clattn_status clattn_unfused_kernel(clattn_context *ctx, const clattn_plan_step *step, cl_kernel *out)
 {
+    const char *kernel_name = step->family == &clattn_family_qk        ? "qk_scores"
+                              : step->family == &clattn_family_softmax ? "softmax_rows"
+                                                                       : "pv";
     char options[512] = "";
     if (clattn_problem_defines(&step->p, options, sizeof options) ||
         clattn_params_defines(step->family, &step->params, options, sizeof options))
@@ -224,11 +226,11 @@ static clattn_status prepare_kernels(clattn_context *ctx, const clattn_plan *pla
     const clattn_params qk_pr = plan->step[0].params, sm_pr = plan->step[1].params,
                         pv_pr = plan->step[2].params;
     clattn_status st;
-    st = step_kernel(ctx, &plan->step[0], "qk_scores", &uk->qk);
+    st = clattn_unfused_kernel(ctx, &plan->step[0], &uk->qk);
     if (st == CLATTN_SUCCESS)
-        st = step_kernel(ctx, &plan->step[1], "softmax_rows", &uk->sm);
+        st = clattn_unfused_kernel(ctx, &plan->step[1], &uk->sm);
     if (st == CLATTN_SUCCESS)
-        st = step_kernel(ctx, &plan->step[2], "pv", &uk->pv);
+        st = clattn_unfused_kernel(ctx, &plan->step[2], &uk->pv);
     if (st != CLATTN_SUCCESS)
         return st;
     uk->qk_tile_m = qk_pr.v[P_TILE_M];
