@@ -4,7 +4,9 @@
  *
  * Kernels are compiled at run time for the device in hand. All fallible calls return a clattn_status;
  * the detail of a failure (which argument, the OpenCL error code, the kernel build log) is kept on the
- * context and read with clattn_context_last_error(). The library never prints, exits or aborts.
+ * context and read with clattn_context_last_error(). Problems a call goes on despite are warnings
+ * (clattn_context_last_warning(), the log callback). The library never exits or aborts, and prints
+ * only when asked to through the environment (CLATTN_LOG=plan with no log callback: stderr).
  *
  * Shapes (element counts, row-major, innermost last):
  *   CLATTN_LAYOUT_BHSD: q [B,Hq,Lq,d]  k [B,Hkv,Lk,d]  v [B,Hkv,Lk,dv]  out [B,Hq,Lq,dv]
@@ -403,12 +405,15 @@ CLATTN_API clattn_status clattn_attention_map_png(clattn_context *ctx,
 
 /* Kernel parameters come, per kernel family and problem, from the device's tuning file (the exact
    shape class, else the nearest one of the same d), else from built-in defaults for the device
-   class. The file is one per device under $CLATTN_CACHE_DIR (default $XDG_CACHE_HOME/clattn, else
-   ~/.cache/clattn), read once when the context is created; built programs are kept beside it so a
-   later process compiles nothing. CLATTN_CACHE=off: no cache file is read or written.
-   CLATTN_TUNING=off (or clattn_context_set_tuning(ctx, 0)): tuning results are not used.
-   CLATTN_AUTOTUNE=1: the first call of a shape class with no tuning entry tunes it afterwards,
-   within CLATTN_AUTOTUNE_BUDGET seconds (default 10). docs/tuning.md, docs/caches.md. */
+   class. The file is one per device under options.cache_dir ($CLATTN_CACHE_DIR; default
+   $XDG_CACHE_HOME/clattn, else ~/.cache/clattn), read once when the context is created; built
+   programs are kept beside it so a later process compiles nothing. options.cache off
+   (CLATTN_CACHE=off): no cache file is read or written. options.tuning off (CLATTN_TUNING=off, or
+   clattn_context_set_tuning(ctx, 0)): tuning results are not used. options.autotune on
+   (CLATTN_AUTOTUNE=1): the first call of a shape class with no exact tuning entry tunes it
+   afterwards, within options.autotune_budget_s (CLATTN_AUTOTUNE_BUDGET) seconds, default 10.
+   clattn_plan_describe says which parameters a call takes and from where. docs/tuning.md,
+   docs/caches.md. */
 
 /* 0: lookups ignore tuning results (device-class defaults) and CLATTN_AUTOTUNE rests; 1: back to
    normal. clattn_tune still works and records its results either way. */

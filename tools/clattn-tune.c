@@ -292,8 +292,8 @@ int main(int argc, char **argv)
         return st == CLATTN_DEVICE_NOT_FOUND ? 77 : 1;
     }
     /* a broken cache file is a warning: say so, it is about to be rewritten */
-    if (clattn_context_last_error(ctx)[0])
-        fprintf(stderr, "clattn-tune: %s\n", clattn_context_last_error(ctx));
+    if (clattn_context_last_warning(ctx)[0])
+        fprintf(stderr, "clattn-tune: %s\n", clattn_context_last_warning(ctx));
 
     if (o.clear) {
         st = clattn_cache_clear(ctx, o.clear_binaries);
@@ -340,8 +340,8 @@ int main(int argc, char **argv)
         if (o.paths & PATH_UNFUSED)
             rc |= tune_shape(ctx, &o, &shapes[i], CLATTN_PATH_UNFUSED, &ps);
     }
-    if (clattn_context_last_error(ctx)[0])
-        printf("last warning: %s\n", clattn_context_last_error(ctx));
+    if (clattn_context_last_warning(ctx)[0])
+        printf("last warning: %s\n", clattn_context_last_warning(ctx));
 out:
     clattn_context_release(ctx);
     return rc;
