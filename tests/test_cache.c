@@ -391,7 +391,7 @@ static clattn_status refuse_merge(void *user, const char *old, size_t old_len, c
                                   size_t *out_len, char *err, size_t err_len)
 {
     (void)user, (void)old, (void)old_len, (void)out, (void)out_len;
-    return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT, "refused");
+    return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT, "refused");
 }
 
 static void test_update(void **state)

@@ -111,16 +111,16 @@ clattn_status clattn_binary_cache_load(const char *dir, const char *key, unsigne
     *data = NULL;
     *len = 0;
     if (key_bytes(key, want))
-        return clattn_cache_fail(warn, warn_len, CLATTN_INVALID_ARGUMENT,
+        return clattn_fail_into(warn, warn_len, CLATTN_INVALID_ARGUMENT,
                                  "binary cache key is not 64 hex digits");
     clattn_binary_cache_file_name(key, name);
     if (clattn_cache_join(path, sizeof path, dir, name))
-        return clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR, "binary cache path too long: %s",
+        return clattn_fail_into(warn, warn_len, CLATTN_IO_ERROR, "binary cache path too long: %s",
                                  dir);
     st = clattn_cache_read(path, CLATTN_BINARY_MAX_BYTES + CLATTN_BINARY_HEADER_BYTES, &file, &size,
                            why, sizeof why);
     if (st != CLATTN_SUCCESS) {
-        st = clattn_cache_fail(warn, warn_len, st, "ignoring the cached binary: %s", why);
+        st = clattn_fail_into(warn, warn_len, st, "ignoring the cached binary: %s", why);
         goto out;
     }
     if (!file)
@@ -128,32 +128,32 @@ clattn_status clattn_binary_cache_load(const char *dir, const char *key, unsigne
     h = (const unsigned char *)file;
     st = CLATTN_IO_ERROR;
     if (size < CLATTN_BINARY_HEADER_BYTES || memcmp(h, magic, sizeof magic)) {
-        clattn_cache_fail(warn, warn_len, st, "ignoring %s: %s", path,
+        clattn_fail_into(warn, warn_len, st, "ignoring %s: %s", path,
                           size < CLATTN_BINARY_HEADER_BYTES ? "truncated header"
                                                             : "not a clattn program binary");
         goto out;
     }
     if (get_le(h + 8, 4) != CLATTN_BINARY_CACHE_FORMAT || get_le(h + 12, 4) != CLATTN_BINARY_HEADER_BYTES) {
-        clattn_cache_fail(warn, warn_len, st, "ignoring %s: format version %u, this library "
+        clattn_fail_into(warn, warn_len, st, "ignoring %s: format version %u, this library "
                           "reads %d", path, (unsigned)get_le(h + 8, 4), CLATTN_BINARY_CACHE_FORMAT);
         goto out;
     }
     payload = get_le(h + 16, 8);
     if (payload == 0 || payload != size - CLATTN_BINARY_HEADER_BYTES) {
-        clattn_cache_fail(warn, warn_len, st, "ignoring %s: %zu payload bytes where the header "
+        clattn_fail_into(warn, warn_len, st, "ignoring %s: %zu payload bytes where the header "
                           "says %llu (truncated)", path, size - CLATTN_BINARY_HEADER_BYTES,
                           (unsigned long long)payload);
         goto out;
     }
     if (memcmp(h + 24, want, sizeof want)) {
-        clattn_cache_fail(warn, warn_len, st, "ignoring %s: it was stored for another key", path);
+        clattn_fail_into(warn, warn_len, st, "ignoring %s: it was stored for another key", path);
         goto out;
     }
     clattn_sha256_init(&s);
     clattn_sha256_update(&s, h + CLATTN_BINARY_HEADER_BYTES, (size_t)payload);
     clattn_sha256_final(&s, sum);
     if (memcmp(h + 56, sum, sizeof sum)) {
-        clattn_cache_fail(warn, warn_len, st, "ignoring %s: checksum mismatch (corrupt)", path);
+        clattn_fail_into(warn, warn_len, st, "ignoring %s: checksum mismatch (corrupt)", path);
         goto out;
     }
     /* the payload moves to the front: one allocation serves as the result */
@@ -176,14 +176,14 @@ clattn_status clattn_binary_cache_store(const char *dir, const char *key, const 
     clattn_status st;
 
     if (key_bytes(key, want))
-        return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT,
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT,
                                  "binary cache key is not 64 hex digits");
     if (!data || len == 0 || len > CLATTN_BINARY_MAX_BYTES)
-        return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT,
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT,
                                  "program binary of %zu bytes cannot be cached", len);
     file = malloc(CLATTN_BINARY_HEADER_BYTES + len);
     if (!file)
-        return clattn_cache_fail(err, err_len, CLATTN_OUT_OF_MEMORY,
+        return clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY,
                                  "caching a program binary: out of memory");
     memcpy(file, magic, sizeof magic);
     put_le(file + 8, CLATTN_BINARY_CACHE_FORMAT, 4);
@@ -282,11 +282,11 @@ clattn_binary_guard clattn_binary_cache_mark(const char *dir, const char *key,
             unlink(bin);
             unlink(mark->path);
             if (pid > 0)
-                clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR,
+                clattn_fail_into(warn, warn_len, CLATTN_IO_ERROR,
                                   "removed the cached binary %s: process %ld, which was loading "
                                   "it, never finished (did the driver crash on it?)", bin, pid);
             else
-                clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR,
+                clattn_fail_into(warn, warn_len, CLATTN_IO_ERROR,
                                   "removed the cached binary %s: a load of it never finished "
                                   "(did the driver crash on it?)", bin);
             mark->path[0] = '\0';
@@ -368,7 +368,7 @@ clattn_status clattn_binary_offline_load(const char *dir, const char *kernel_fil
     *len = 0;
     if (clattn_binary_offline_name(kernel_file, options, name, sizeof name) ||
         clattn_cache_join(path, sizeof path, dir, name))
-        return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT,
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT,
                                  "no offline binary name for kernel file '%s' in '%s'",
                                  kernel_file ? kernel_file : "(null)", dir);
     st = clattn_cache_read(path, CLATTN_BINARY_MAX_BYTES, &file, len, err, err_len);
@@ -377,7 +377,7 @@ clattn_status clattn_binary_offline_load(const char *dir, const char *kernel_fil
     if (!file || *len == 0) {
         free(file);
         *len = 0;
-        return clattn_cache_fail(err, err_len, CLATTN_UNSUPPORTED,
+        return clattn_fail_into(err, err_len, CLATTN_UNSUPPORTED,
                                  "this device cannot compile kernels and %s is %s: build %s "
                                  "offline with the options '%s' and save it under that name",
                                  path, file ? "empty" : "missing",

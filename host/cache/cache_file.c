@@ -14,17 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-clattn_status clattn_cache_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* ---- where ----------------------------------------------------------------------------------- */
 
 int clattn_cache_join(char *out, size_t out_len, const char *dir, const char *name)
@@ -83,7 +72,7 @@ clattn_status clattn_cache_mkdirs(const char *dir, char *err, size_t err_len)
     struct stat st;
     size_t n = strlen(dir);
     if (n == 0 || n >= sizeof path)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "bad cache directory name '%s'", dir);
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "bad cache directory name '%s'", dir);
     memcpy(path, dir, n + 1);
     /* each prefix ending before a '/', then the whole path */
     for (size_t i = 1; i <= n; i++) {
@@ -95,10 +84,10 @@ clattn_status clattn_cache_mkdirs(const char *dir, char *err, size_t err_len)
         if (mkdir(path, 0700) != 0) {
             int e = errno;
             if (stat(path, &st) != 0)
-                return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s",
+                return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s",
                                          path, strerror(e));
             if (!S_ISDIR(st.st_mode))
-                return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
+                return clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                          "cannot create %s: a file that is not a directory is there",
                                          path);
         }
@@ -126,17 +115,17 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
         if (errno == ENOENT || errno == ENOTDIR)
             return CLATTN_SUCCESS;
         if (errno == ELOOP)
-            return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "%s is a symbolic link (only "
+            return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "%s is a symbolic link (only "
                                      "regular files are read)", path);
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot open %s: %s", path,
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot open %s: %s", path,
                                  strerror(errno));
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "%s is not a regular file", path);
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "%s is not a regular file", path);
         goto out;
     }
     if ((unsigned long long)sb.st_size > max_bytes) {
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                "%s is too large (%lld bytes, at most %zu)", path,
                                (long long)sb.st_size, max_bytes);
         goto out;
@@ -145,7 +134,7 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
     cap = (size_t)sb.st_size + 1;
     buf = malloc(cap + 1);
     if (!buf) {
-        st = clattn_cache_fail(err, err_len, CLATTN_OUT_OF_MEMORY, "reading %s: out of memory", path);
+        st = clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY, "reading %s: out of memory", path);
         goto out;
     }
     for (;;) {
@@ -153,14 +142,14 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
         if (size == cap) {
             char *grown;
             if (cap > max_bytes) {
-                st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
+                st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                        "%s is too large (at most %zu bytes)", path, max_bytes);
                 goto out;
             }
             cap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
             grown = realloc(buf, cap + 1);
             if (!grown) {
-                st = clattn_cache_fail(err, err_len, CLATTN_OUT_OF_MEMORY,
+                st = clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY,
                                        "reading %s: out of memory", path);
                 goto out;
             }
@@ -170,7 +159,7 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot read %s: %s", path,
+            st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot read %s: %s", path,
                                    strerror(errno));
             goto out;
         }
@@ -179,7 +168,7 @@ clattn_status clattn_cache_read(const char *path, size_t max_bytes, char **data,
         size += (size_t)got;
     }
     if (size > max_bytes) {
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                "%s is too large (at most %zu bytes)", path, max_bytes);
         goto out;
     }
@@ -232,7 +221,7 @@ static clattn_status finish_write(int fd, const char *tmp, const char *path, con
         if (put < 0 && errno == EINTR)
             continue;
         if (put <= 0) {
-            st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot write %s: %s", tmp,
+            st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot write %s: %s", tmp,
                                    put < 0 ? strerror(errno) : "no progress");
             goto out;
         }
@@ -241,16 +230,16 @@ static clattn_status finish_write(int fd, const char *tmp, const char *path, con
     }
     /* the data must be on disk before the name points at it, or a crash could leave an empty file */
     if (fsync(fd) != 0) {
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot sync %s: %s", tmp,
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot sync %s: %s", tmp,
                                strerror(errno));
         goto out;
     }
 out:
     if (close(fd) != 0 && st == CLATTN_SUCCESS)
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot close %s: %s", tmp,
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot close %s: %s", tmp,
                                strerror(errno));
     if (st == CLATTN_SUCCESS && rename(tmp, path) != 0)
-        st = clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot rename %s to %s: %s", tmp,
+        st = clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot rename %s to %s: %s", tmp,
                                path, strerror(errno));
     if (st != CLATTN_SUCCESS)
         unlink(tmp);
@@ -271,14 +260,14 @@ clattn_status clattn_cache_write_atomic(const char *path, const void *data, size
         int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(),
                          (unsigned long)ts.tv_nsec + attempt);
         if (n < 0 || (size_t)n >= sizeof tmp)
-            return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "path too long: %s", path);
+            return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "path too long: %s", path);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
-            return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
+            return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
                                      strerror(errno));
     }
     if (fd < 0)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create a temporary file "
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot create a temporary file "
                                  "beside %s", path);
     return finish_write(fd, tmp, path, data, len, err, err_len);
 }
@@ -291,14 +280,14 @@ static clattn_status write_locked(const char *path, const void *data, size_t len
     char tmp[CLATTN_CACHE_PATH_MAX];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp", path), fd;
     if (n < 0 || (size_t)n >= sizeof tmp)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "path too long: %s", path);
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "path too long: %s", path);
     /* unlink then O_EXCL: never write through whatever a stale name might point at */
     if (unlink(tmp) != 0 && errno != ENOENT)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot remove %s: %s", tmp,
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot remove %s: %s", tmp,
                                  strerror(errno));
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot create %s: %s", tmp,
                                  strerror(errno));
     return finish_write(fd, tmp, path, data, len, err, err_len);
 }
@@ -325,11 +314,11 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
        wherever it points; O_NONBLOCK: nor may a FIFO there hang us */
     fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
     if (fd < 0)
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "cannot open lock file %s: %s",
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "cannot open lock file %s: %s",
                                  path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "lock file %s is not a regular "
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "lock file %s is not a regular "
                                  "file", path);
     }
     /* polled rather than blocking: a stopped or hung holder must cost a bounded wait, not a hang */
@@ -341,7 +330,7 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
         if (errno != EWOULDBLOCK) {
             int e = errno;
             close(fd);
-            return clattn_cache_fail(err, err_len,
+            return clattn_fail_into(err, err_len,
                                      e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL
                                          ? CLATTN_UNSUPPORTED : CLATTN_IO_ERROR,
                                      "cannot lock %s: %s", path, strerror(e));
@@ -349,7 +338,7 @@ clattn_status clattn_cache_lock_acquire(const char *path, int timeout_ms, clattn
         if (now_us() >= deadline) {
             close(fd);
             lock->busy = 1;
-            return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR,
+            return clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                      "timed out after %d ms waiting for the lock %s (another "
                                      "process holds it)", timeout_ms, path);
         }
@@ -388,7 +377,7 @@ static clattn_status update(const char *dir, const char *name, size_t max_bytes,
     if (clattn_cache_join(path, sizeof path, dir, name) ||
         (merge ? snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path
                : clattn_cache_join(lock_path, sizeof lock_path, dir, CLATTN_CACHE_STORE_LOCK)))
-        return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "path too long: %s/%s", dir, name);
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR, "path too long: %s/%s", dir, name);
     st = clattn_cache_mkdirs(dir, err, err_len);
     if (st != CLATTN_SUCCESS)
         return st;
@@ -428,7 +417,7 @@ clattn_status clattn_cache_update(const char *dir, const char *name, size_t max_
                                   size_t err_len)
 {
     if (!merge)
-        return clattn_cache_fail(err, err_len, CLATTN_INVALID_ARGUMENT, "no merge function");
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT, "no merge function");
     return update(dir, name, max_bytes, merge, user, NULL, 0, err, err_len);
 }
 

@@ -16,6 +16,7 @@
 #define CLATTN_CACHE_FILE_H
 
 #include "clattn.h"
+#include "host/core/error_text.h"
 #include "host/core/options.h"   /* CLATTN_CACHE_PATH_MAX */
 
 #include <stddef.h>
@@ -23,10 +24,6 @@
 #define CLATTN_CACHE_LOCK_TIMEOUT_MS 10000   /* a writer waits this long for another's lock */
 #define CLATTN_CACHE_STORE_LOCK "binaries.lock"  /* the lock every clattn_cache_store() shares */
 
-/* Formats a message into err (when err and err_len allow) and returns status, for
-   `return clattn_cache_fail(err, err_len, CLATTN_IO_ERROR, "...", ...);`. */
-clattn_status clattn_cache_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* "<dir>/<name>" into out; 0 if it fit. */
 int clattn_cache_join(char *out, size_t out_len, const char *dir, const char *name);

@@ -143,7 +143,7 @@ static int field(span *rest, const char *key, span *value)
 
 static int fail_line(char *why, size_t why_len, size_t line, const char *what)
 {
-    clattn_cache_fail(why, why_len, CLATTN_IO_ERROR, "line %zu: %s", line, what);
+    clattn_fail_into(why, why_len, CLATTN_IO_ERROR, "line %zu: %s", line, what);
     return -1;
 }
 
@@ -240,11 +240,11 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
 
     *stale = 0;
     if (len == 0) {
-        clattn_cache_fail(why, why_len, st, "the file is empty");
+        clattn_fail_into(why, why_len, st, "the file is empty");
         goto out;
     }
     if (memchr(data, '\0', len)) {
-        clattn_cache_fail(why, why_len, st, "the file holds NUL bytes (binary data)");
+        clattn_fail_into(why, why_len, st, "the file holds NUL bytes (binary data)");
         goto out;
     }
     while (p < end) {
@@ -258,13 +258,13 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
             rest = line;
             t = next_token(&rest);
             if (!span_is(t, MAGIC)) {
-                clattn_cache_fail(why, why_len, st, "not a clattn tuning file (line 1 is not '"
+                clattn_fail_into(why, why_len, st, "not a clattn tuning file (line 1 is not '"
                                   MAGIC " %d')", CLATTN_TUNE_CACHE_FORMAT);
                 goto out;
             }
             t = next_token(&rest);
             if (!span_is(t, "1")) {
-                clattn_cache_fail(why, why_len, st, "format version '%.*s', this library reads %d",
+                clattn_fail_into(why, why_len, st, "format version '%.*s', this library reads %d",
                                   (int)(t.n < 32 ? t.n : 32), t.p, CLATTN_TUNE_CACHE_FORMAT);
                 goto out;
             }
@@ -304,7 +304,7 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
                 goto out;
             }
             if (!span_is((span){line.p + 7, line.n - 7}, clattn_tune_cache_device_line(c))) {
-                clattn_cache_fail(why, why_len, st, "written for another device ('%.*s')",
+                clattn_fail_into(why, why_len, st, "written for another device ('%.*s')",
                                   (int)(line.n - 7 < 200 ? line.n - 7 : 200), line.p + 7);
                 goto out;
             }
@@ -323,7 +323,7 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
                 size_t nc = cap ? cap * 2 : 64;
                 parsed *grown = realloc(list, nc * sizeof *grown);
                 if (!grown) {
-                    st = clattn_cache_fail(why, why_len, CLATTN_OUT_OF_MEMORY, "out of memory");
+                    st = clattn_fail_into(why, why_len, CLATTN_OUT_OF_MEMORY, "out of memory");
                     goto out;
                 }
                 list = grown;
@@ -340,7 +340,7 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
         }
     }
     if (state != END) {
-        clattn_cache_fail(why, why_len, st, "truncated: %s", state == ENTRIES
+        clattn_fail_into(why, why_len, st, "truncated: %s", state == ENTRIES
                           ? "no 'end' line" : "the header is incomplete");
         goto out;
     }
@@ -363,7 +363,7 @@ clattn_status clattn_tune_cache_parse(clattn_tune_cache *c, const char *data, si
         memmove((clattn_tune_entry *)(void *)list + i, &list[i].e, sizeof list[i].e);
     st = clattn_tune_cache_add_sorted(c, (const clattn_tune_entry *)(void *)list, kept);
     if (st != CLATTN_SUCCESS)
-        clattn_cache_fail(why, why_len, st, "out of memory");
+        clattn_fail_into(why, why_len, st, "out of memory");
 out:
     free(list);
     return st;
@@ -486,13 +486,13 @@ clattn_status clattn_tune_cache_load(clattn_tune_cache *c, const char *dir, char
 
     clattn_tune_cache_file_name(clattn_tune_cache_identity(c), name);
     if (clattn_cache_join(path, sizeof path, dir, name))
-        return clattn_cache_fail(warn, warn_len, CLATTN_IO_ERROR, "tuning cache path too long: %s",
+        return clattn_fail_into(warn, warn_len, CLATTN_IO_ERROR, "tuning cache path too long: %s",
                                  dir);
     st = clattn_cache_read(path, CLATTN_TUNE_FILE_MAX_BYTES, &data, &len, why, sizeof why);
     if (st == CLATTN_SUCCESS && data)
         st = clattn_tune_cache_parse(c, data, len, &stale, why, sizeof why);
     if (st != CLATTN_SUCCESS)
-        clattn_cache_fail(warn, warn_len, st, "ignoring the tuning cache %s: %s (the next save "
+        clattn_fail_into(warn, warn_len, st, "ignoring the tuning cache %s: %s (the next save "
                           "rewrites it)", path, why);
     free(data);
     return st;
@@ -507,10 +507,10 @@ static clattn_status save_merge(void *user, const char *old, size_t old_len, cha
         /* what the file holds for our sources joins ours; a broken file has nothing to give */
         clattn_status st = clattn_tune_cache_parse(c, old, old_len, &stale, NULL, 0);
         if (st == CLATTN_OUT_OF_MEMORY)
-            return clattn_cache_fail(err, err_len, st, "merging the tuning cache: out of memory");
+            return clattn_fail_into(err, err_len, st, "merging the tuning cache: out of memory");
     }
     if (clattn_tune_cache_serialize(c, out, out_len) != CLATTN_SUCCESS)
-        return clattn_cache_fail(err, err_len, CLATTN_OUT_OF_MEMORY,
+        return clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY,
                                  "writing the tuning cache: out of memory");
     return CLATTN_SUCCESS;
 }

@@ -22,6 +22,7 @@
 
 #define CLATTN_BUILDING 1
 #include "clattn.h"
+#include "host/core/error_text.h"
 #include "host/core/options.h"
 
 #include <pthread.h>

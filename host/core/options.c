@@ -2,6 +2,8 @@
  * nowhere else, once, when a context is created; after that a context's behaviour is its settings. */
 #include "host/core/options.h"
 
+#include "host/core/error_text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +20,6 @@ static int word_on(const char *v)
 {
     return v && (!strcasecmp(v, "on") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
                  !strcasecmp(v, "true"));
-}
-
-static clattn_status dir_fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static clattn_status dir_fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err_len)
-        vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return CLATTN_IO_ERROR;
 }
 
 clattn_status clattn_cache_dir_from(const char *cache, const char *cache_dir, const char *xdg,
@@ -49,13 +39,13 @@ clattn_status clattn_cache_dir_from(const char *cache, const char *cache_dir, co
     else if (home && home[0])
         n = snprintf(dir, dir_len, "%s/.cache/clattn", home);
     else
-        return dir_fail(err, err_len,
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                  "no cache directory: HOME is not set (set CLATTN_CACHE_DIR, or "
                                  "CLATTN_CACHE=off)");
     if (n < 0 || (size_t)n >= dir_len) {
         if (dir_len)
             dir[0] = '\0';
-        return dir_fail(err, err_len,
+        return clattn_fail_into(err, err_len, CLATTN_IO_ERROR,
                                  "cache directory name is too long (%d bytes)", n);
     }
     *enabled = 1;

@@ -12,20 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static clattn_status mha_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static clattn_status mha_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* a * b, or 0 with *overflow set when it does not fit in size_t */
 static size_t mul(size_t a, size_t b, int *overflow)
 {
@@ -51,40 +37,40 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
     int of = 0;
 
     if (!desc || !s)
-        return mha_fail(err, err_len, bad, "desc and shape must not be NULL");
+        return clattn_fail_into(err, err_len, bad, "desc and shape must not be NULL");
     if (desc->batch < 0 || desc->seq_q < 0 || desc->seq_kv < 0)
-        return mha_fail(err, err_len, bad, "batch %d, seq_q %d, seq_kv %d: must be >= 0",
+        return clattn_fail_into(err, err_len, bad, "batch %d, seq_q %d, seq_kv %d: must be >= 0",
                         desc->batch, desc->seq_q, desc->seq_kv);
     if (desc->embed_dim < 1 || desc->kdim < 0 || desc->vdim < 0)
-        return mha_fail(err, err_len, bad, "embed_dim %d must be >= 1, kdim %d and vdim %d >= 0",
+        return clattn_fail_into(err, err_len, bad, "embed_dim %d must be >= 1, kdim %d and vdim %d >= 0",
                         desc->embed_dim, desc->kdim, desc->vdim);
     if (desc->heads_q < 1 || desc->embed_dim % desc->heads_q != 0)
-        return mha_fail(err, err_len, bad, "heads_q %d must be >= 1 and divide embed_dim %d",
+        return clattn_fail_into(err, err_len, bad, "heads_q %d must be >= 1 and divide embed_dim %d",
                         desc->heads_q, desc->embed_dim);
     if (desc->embed_dim / desc->heads_q > CLATTN_MAX_HEAD_DIM)
-        return mha_fail(err, err_len, CLATTN_UNSUPPORTED, "head width embed_dim/heads_q = %d > %d",
+        return clattn_fail_into(err, err_len, CLATTN_UNSUPPORTED, "head width embed_dim/heads_q = %d > %d",
                         desc->embed_dim / desc->heads_q, CLATTN_MAX_HEAD_DIM);
     if (desc->heads_kv < 0 || (desc->heads_kv > 0 && desc->heads_q % desc->heads_kv != 0))
-        return mha_fail(err, err_len, bad, "heads_kv %d must be 0 (= heads_q) or divide heads_q %d",
+        return clattn_fail_into(err, err_len, bad, "heads_kv %d must be 0 (= heads_q) or divide heads_q %d",
                         desc->heads_kv, desc->heads_q);
     if (!isfinite(desc->scale))
-        return mha_fail(err, err_len, bad, "scale must be finite");
+        return clattn_fail_into(err, err_len, bad, "scale must be finite");
     if ((desc->in_bias != 0 && desc->in_bias != 1) || (desc->out_bias != 0 && desc->out_bias != 1))
-        return mha_fail(err, err_len, bad, "in_bias %d and out_bias %d must be 0 or 1",
+        return clattn_fail_into(err, err_len, bad, "in_bias %d and out_bias %d must be 0 or 1",
                         desc->in_bias, desc->out_bias);
     if ((int)desc->causal < CLATTN_CAUSAL_NONE || desc->causal > CLATTN_CAUSAL_TOP_LEFT)
-        return mha_fail(err, err_len, bad, "causal %d is not a clattn_causal", (int)desc->causal);
+        return clattn_fail_into(err, err_len, bad, "causal %d is not a clattn_causal", (int)desc->causal);
     if ((int)desc->mask_type < CLATTN_MASK_NONE || desc->mask_type > CLATTN_MASK_BOOL_U8)
-        return mha_fail(err, err_len, bad, "mask_type %d is not a clattn_mask_type",
+        return clattn_fail_into(err, err_len, bad, "mask_type %d is not a clattn_mask_type",
                         (int)desc->mask_type);
     if (desc->mask_type != CLATTN_MASK_NONE &&
         (desc->mask_batch_stride < 0 || desc->mask_head_stride < 0 || desc->mask_row_stride < 0))
-        return mha_fail(err, err_len, bad, "mask strides must be >= 0");
+        return clattn_fail_into(err, err_len, bad, "mask strides must be >= 0");
     if (desc->mask_rows_broadcast != 0 && desc->mask_rows_broadcast != 1)
-        return mha_fail(err, err_len, bad, "mask_rows_broadcast %d must be 0 or 1",
+        return clattn_fail_into(err, err_len, bad, "mask_rows_broadcast %d must be 0 or 1",
                         desc->mask_rows_broadcast);
     if (desc->mask_rows_broadcast && desc->mask_row_stride != 0)
-        return mha_fail(err, err_len, bad, "mask_row_stride %ld with mask_rows_broadcast: every row "
+        return clattn_fail_into(err, err_len, bad, "mask_row_stride %ld with mask_rows_broadcast: every row "
                         "reads the same mask row, so the row stride must be 0",
                         desc->mask_row_stride);
 
@@ -125,7 +111,7 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
             of = 1;
     }
     if (of)
-        return mha_fail(err, err_len, bad, "the layer's tensors are too large to address");
+        return clattn_fail_into(err, err_len, bad, "the layer's tensors are too large to address");
     return CLATTN_SUCCESS;
 }
 
@@ -190,29 +176,29 @@ static clattn_status check_weights(const clattn_mha_desc *desc, const clattn_mha
     const int separate = w->q_proj_weight || w->k_proj_weight || w->v_proj_weight;
 
     if (w->in_proj_weight && separate)
-        return mha_fail(err, err_len, bad, "give in_proj_weight or q/k/v_proj_weight, not both");
+        return clattn_fail_into(err, err_len, bad, "give in_proj_weight or q/k/v_proj_weight, not both");
     if (w->in_proj_weight) {
         if (s->kdim != s->E || s->vdim != s->E)
-            return mha_fail(err, err_len, bad, "in_proj_weight needs kdim == vdim == embed_dim "
+            return clattn_fail_into(err, err_len, bad, "in_proj_weight needs kdim == vdim == embed_dim "
                             "(%d, %d, %d); use q/k/v_proj_weight", s->kdim, s->vdim, s->E);
         pr->wq = w->in_proj_weight;
         pr->wk = pr->wq + (size_t)s->E * (size_t)s->E;
         pr->wv = pr->wk + (size_t)s->kv_width * (size_t)s->E;
     } else {
         if (!w->q_proj_weight || !w->k_proj_weight || !w->v_proj_weight)
-            return mha_fail(err, err_len, bad, "in_proj_weight, or all of q/k/v_proj_weight, "
+            return clattn_fail_into(err, err_len, bad, "in_proj_weight, or all of q/k/v_proj_weight, "
                             "must be given");
         pr->wq = w->q_proj_weight;
         pr->wk = w->k_proj_weight;
         pr->wv = w->v_proj_weight;
     }
     if (!w->out_proj_weight)
-        return mha_fail(err, err_len, bad, "out_proj_weight must be given");
+        return clattn_fail_into(err, err_len, bad, "out_proj_weight must be given");
     if (!desc->in_bias != !w->in_proj_bias)
-        return mha_fail(err, err_len, bad, "desc->in_bias is %d but in_proj_bias is %s",
+        return clattn_fail_into(err, err_len, bad, "desc->in_bias is %d but in_proj_bias is %s",
                         desc->in_bias, w->in_proj_bias ? "given" : "NULL");
     if (!desc->out_bias != !w->out_proj_bias)
-        return mha_fail(err, err_len, bad, "desc->out_bias is %d but out_proj_bias is %s",
+        return clattn_fail_into(err, err_len, bad, "desc->out_bias is %d but out_proj_bias is %s",
                         desc->out_bias, w->out_proj_bias ? "given" : "NULL");
     pr->bq = w->in_proj_bias;
     pr->bk = pr->bq ? pr->bq + s->E : NULL;
@@ -235,25 +221,25 @@ clattn_status clattn_mha_reference(const clattn_mha_desc *desc, const clattn_mha
     if (st != CLATTN_SUCCESS)
         return st;
     if (!w)
-        return mha_fail(err, err_len, bad, "weights must not be NULL");
+        return clattn_fail_into(err, err_len, bad, "weights must not be NULL");
     st = check_weights(desc, &s, w, &pr, err, err_len);
     if (st != CLATTN_SUCCESS)
         return st;
     if (!x_k) {
         if (s.kdim != s.E || s.Lk != s.Lq)
-            return mha_fail(err, err_len, bad, "x_k NULL (self-attention) needs kdim == embed_dim "
+            return clattn_fail_into(err, err_len, bad, "x_k NULL (self-attention) needs kdim == embed_dim "
                             "and seq_kv == seq_q");
         x_k = x_q;
     }
     if (!x_v) {
         if (s.vdim != s.kdim)
-            return mha_fail(err, err_len, bad, "x_v NULL (value = key) needs vdim == kdim");
+            return clattn_fail_into(err, err_len, bad, "x_v NULL (value = key) needs vdim == kdim");
         x_v = x_k;
     }
     if ((s.x_q && !x_q) || (s.x_k && !x_k))
-        return mha_fail(err, err_len, bad, "x_q and x_k must not be NULL for a non-empty layer");
+        return clattn_fail_into(err, err_len, bad, "x_q and x_k must not be NULL for a non-empty layer");
     if (s.mask && !mask)
-        return mha_fail(err, err_len, bad, "mask_type is set but mask is NULL");
+        return clattn_fail_into(err, err_len, bad, "mask_type is set but mask is NULL");
     if (s.out == 0 || (!out && !weights))
         return CLATTN_SUCCESS;
     /* The heads' attention: Q, K, V [B,L,H*dh] are BSHD with head stride dh. A desc that passed
@@ -274,7 +260,7 @@ clattn_status clattn_mha_reference(const clattn_mha_desc *desc, const clattn_mha
         y = malloc(s.out * sizeof *y);
     }
     if (!Q || !K || (out && (!V || !cat || !y))) {
-        st = mha_fail(err, err_len, CLATTN_OUT_OF_MEMORY, "host allocation for the reference failed");
+        st = clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY, "host allocation for the reference failed");
         goto out;
     }
 
@@ -285,7 +271,7 @@ clattn_status clattn_mha_reference(const clattn_mha_desc *desc, const clattn_mha
 
     st = clattn_attention_reference_run(&p, CLATTN_REF_F64, Q, K, V, mask, cat, weights, NULL);
     if (st != CLATTN_SUCCESS) {
-        st = mha_fail(err, err_len, st, "host allocation for the reference failed");
+        st = clattn_fail_into(err, err_len, st, "host allocation for the reference failed");
         goto out;
     }
     if (out) {

@@ -27,20 +27,6 @@ static const unsigned char INK[3] = {32, 32, 32};
 static const unsigned char GREY[3] = {160, 160, 160};     /* masked (exactly 0) cells */
 static const unsigned char MAGENTA[3] = {255, 0, 255};    /* NaN cells */
 
-static clattn_status hm_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static clattn_status hm_fail(char *err, size_t err_len, clattn_status status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* ---- colour map --------------------------------------------------------------------------------- */
 
 /* viridis at t = 0, 1/8, ..., 1 (matplotlib's, as R's viridis(9) lists it): perceptually uniform and
@@ -262,16 +248,16 @@ static clattn_status do_layout(const clattn_heatmap_opts *o, const float *data, 
     clattn_heatmap_geometry *g = &L->g;
 
     if (!data || n_maps < 1 || rows < 1 || cols < 1)
-        return hm_fail(err, err_len, bad, "need data and n_maps, rows, cols >= 1 (got %d, %d, %d)",
+        return clattn_fail_into(err, err_len, bad, "need data and n_maps, rows, cols >= 1 (got %d, %d, %d)",
                        n_maps, rows, cols);
     if ((size_t)rows * (size_t)cols > SIZE_MAX / sizeof(float) / (size_t)n_maps)
-        return hm_fail(err, err_len, bad, "%d maps of %d x %d are too large", n_maps, rows, cols);
+        return clattn_fail_into(err, err_len, bad, "%d maps of %d x %d are too large", n_maps, rows, cols);
     if (o->cell_px < 0 || o->cell_px > 256 || o->font_scale < 0 || o->font_scale > 8 ||
         o->label_chars < 0 || o->label_chars > 200 || o->grid_cols < 0)
-        return hm_fail(err, err_len, bad, "opts: cell_px 0..256, font_scale 0..8, label_chars "
+        return clattn_fail_into(err, err_len, bad, "opts: cell_px 0..256, font_scale 0..8, label_chars "
                        "0..200, grid_cols >= 0");
     if (!isfinite(o->vmin) || !isfinite(o->vmax))
-        return hm_fail(err, err_len, bad, "opts: vmin and vmax must be finite");
+        return clattn_fail_into(err, err_len, bad, "opts: vmin and vmax must be finite");
 
     memset(L, 0, sizeof *L);
     g->rows = rows;
@@ -323,7 +309,7 @@ static clattn_status do_layout(const clattn_heatmap_opts *o, const float *data, 
             g->map_w = (int)(cols * f);
             g->map_h = (int)(rows * f);
             if (g->map_w < 16 || g->map_h < 16)
-                return hm_fail(err, err_len, bad, "%d maps with these labels do not fit in %d px",
+                return clattn_fail_into(err, err_len, bad, "%d maps with these labels do not fit in %d px",
                                n_maps, MAX_SIDE);
             g->cell_px = 0;
             place(o, captions, L);
@@ -433,7 +419,7 @@ clattn_status clattn_heatmap_render(const clattn_heatmap_opts *opts, const float
     char buf[256];
 
     if (!rgb)
-        return hm_fail(err, err_len, CLATTN_INVALID_ARGUMENT, "rgb must not be NULL");
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT, "rgb must not be NULL");
     *rgb = NULL;
     clattn_status st = do_layout(o, data, n_maps, rows, cols, captions, &L, err, err_len);
     if (st != CLATTN_SUCCESS)
@@ -441,7 +427,7 @@ clattn_status clattn_heatmap_render(const clattn_heatmap_opts *opts, const float
     const clattn_heatmap_geometry *g = &L.g;
     canvas cv = {malloc((size_t)g->width * (size_t)g->height * 3), g->width, g->height};
     if (!cv.px)
-        return hm_fail(err, err_len, CLATTN_OUT_OF_MEMORY, "no memory for a %d x %d image", g->width,
+        return clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY, "no memory for a %d x %d image", g->width,
                        g->height);
     rect(&cv, 0, 0, cv.w, cv.h, WHITE);
 
@@ -481,7 +467,7 @@ typedef struct {
 static void on_png_error(png_structp png, png_const_charp msg)
 {
     png_err_sink *sink = png_get_error_ptr(png);
-    hm_fail(sink->err, sink->err_len, CLATTN_IO_ERROR, "libpng: %s", msg);
+    clattn_fail_into(sink->err, sink->err_len, CLATTN_IO_ERROR, "libpng: %s", msg);
     png_longjmp(png, 1);
 }
 
@@ -529,7 +515,7 @@ static clattn_status write_png(const char *path, const unsigned char *rgb, int w
 {
 #ifndef CLATTN_HAVE_PNG
     (void)rgb, (void)w, (void)h;
-    return hm_fail(err, err_len, CLATTN_UNSUPPORTED, "%s: clattn was built without libpng", path);
+    return clattn_fail_into(err, err_len, CLATTN_UNSUPPORTED, "%s: clattn was built without libpng", path);
 #else
     png_err_sink sink = {err, err_len};
     png_buffer out = {NULL, 0, 0};
@@ -539,7 +525,7 @@ static clattn_status write_png(const char *path, const unsigned char *rgb, int w
     png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_png_error, on_png_warning);
     info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
-        hm_fail(err, err_len, CLATTN_OUT_OF_MEMORY, "libpng could not start");
+        clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY, "libpng could not start");
         st = CLATTN_OUT_OF_MEMORY;
         goto out;
     }
@@ -568,7 +554,7 @@ static clattn_status render_and_write(const clattn_heatmap_opts *opts, const flo
     unsigned char *rgb = NULL;
     clattn_heatmap_geometry g;
     if (!path)
-        return hm_fail(err, err_len, CLATTN_INVALID_ARGUMENT, "path must not be NULL");
+        return clattn_fail_into(err, err_len, CLATTN_INVALID_ARGUMENT, "path must not be NULL");
     clattn_status st = clattn_heatmap_render(opts, data, n_maps, rows, cols, captions, &rgb, &g, err,
                                              err_len);
     if (st != CLATTN_SUCCESS)
