@@ -220,7 +220,7 @@ static void test_log_and_warnings(void **state)
 
 typedef struct torn_state {
     clattn_context *ctx;
-    volatile int stop;
+    int stop;                     /* atomic: set by the main thread */
     char expected[MESSAGES][512];
     long reads, torn;
     char example[512];
@@ -236,7 +236,7 @@ static clattn_attention_desc failing_desc(int which)
 static void *failer(void *arg)
 {
     torn_state *s = arg;
-    for (long i = 0; !s->stop; i++) {
+    for (long i = 0; !__atomic_load_n(&s->stop, __ATOMIC_RELAXED); i++) {
         clattn_attention_desc d = failing_desc((int)(i & 1));
         clattn_attention(s->ctx, &d, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     }
@@ -246,7 +246,7 @@ static void *failer(void *arg)
 static void *reader(void *arg)
 {
     torn_state *s = arg;
-    while (!s->stop) {
+    while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
         const char *m = clattn_context_last_error(s->ctx);
         int whole = !strcmp(m, s->expected[0]) || !strcmp(m, s->expected[1]);
         __atomic_add_fetch(&s->reads, 1, __ATOMIC_RELAXED);
@@ -274,7 +274,7 @@ static void test_last_error_threads(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, failer, &s), 0);
     assert_int_equal(pthread_create(&t[FAILERS], NULL, reader, &s), 0);
     usleep(1500 * 1000);
-    s.stop = 1;
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
     for (int i = 0; i <= FAILERS; i++)
         pthread_join(t[i], NULL);
     printf("%ld reads of last_error while %d threads failed, %ld torn\n", s.reads, FAILERS, s.torn);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up, builds and tests a release build (unit and device suites, oclgrind,
-# the benchmark's smoke run), then the same suite in an address+undefined sanitizer build, then a
-# short fuzz run of the cache-file parser. Exits non-zero on any failure, and, in CI (CI=true), when a
-# device test skipped (PoCL is installed there, so nothing may skip).
+# the benchmark's smoke run), then the same suite in an address+undefined sanitizer build, the
+# threads tests under ThreadSanitizer, then a short fuzz run of the cache-file parser. Exits
+# non-zero on any failure, and, in CI (CI=true), when a device test skipped (PoCL is installed
+# there, so nothing may skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +74,25 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TIMEOUT_MULT=3 run_suite build-sanitize "sanitizer build"
 unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+
+# ThreadSanitizer on the tests whose point is threads: last_error read while other threads fail
+# (test_plan_log) and first contexts created from 8 threads at once (test_context_threads). The
+# longer test_threads runs the same way by hand: ninja -C build-tsan tests/test_threads, then
+# TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_threads.
+echo "== thread sanitizer: test_plan_log, test_context_threads"
+[ -f build-tsan/build.ninja ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false \
+    -Dbuildtype=debugoptimized >/dev/null
+ninja -C build-tsan tests/test_plan_log tests/test_context_threads >/dev/null
+for t in test_plan_log test_context_threads; do
+    if ! CLATTN_CACHE_DIR=$PWD/build-tsan/clattn-cache TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+            build-tsan/tests/$t >build-tsan/$t.log 2>&1; then
+        tail -60 build-tsan/$t.log
+        echo "== thread sanitizer: $t FAILED"
+        status=1
+    else
+        grep -E "PASSED|reads of last_error" build-tsan/$t.log || true
+    fi
+done
 
 if [ -f tests/fuzz_tune_cache.c ] && command -v clang >/dev/null; then
     echo "== fuzz smoke: tune-cache parser, ${FUZZ_SECONDS:-60} s"
