@@ -98,7 +98,7 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
 
 /* The parameters a user's call takes for family on this context and problem (clattn_plan_params,
-   plan.h, with provenance): the tuning cache if it has an entry (exact, then nearest shape class)
+   with provenance): the tuning cache if it has an entry (exact, then nearest shape class)
    whose every value is one of the family's candidates and which valid() accepts (an entry that is
    not is left unused, with a warning), else the device-class defaults, else the valid point nearest
    the defaults, else the first valid point of the space. */
@@ -121,8 +121,8 @@ extern const clattn_family clattn_family_qk;
 extern const clattn_family clattn_family_softmax;
 extern const clattn_family clattn_family_pv;
 
-/* The same with the score scratch of one chunk capped at chunk_bytes (clattn_unfused_enqueue uses
-   256 MiB; tests pass a small value to exercise the chunking). */
+/* The unfused path's plan and run for p, with the score scratch of one chunk capped at chunk_bytes
+   (a call's plan runs with 256 MiB; tests pass a small value to exercise the chunking). */
 clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
                                              cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
                                              cl_mem lse, size_t chunk_bytes);
@@ -132,8 +132,8 @@ clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_p
    "flash_split" decode-shaped ones (at most 16 query rows per KV head), split-KV or not. */
 extern const clattn_family clattn_family_flash;
 extern const clattn_family clattn_family_flash_split;
-/* The family clattn_flash_enqueue takes for p, and the split count it takes with params (1: none;
-   from the compute units, the family's SPLIT_OCC and Lk). */
+/* The family the fused path's plan takes for p (clattn_flash_plan), and the split count it takes
+   with params (1: none; from the compute units, the family's SPLIT_OCC and Lk). */
 const clattn_family *clattn_flash_family_for(const clattn_problem *p);
 int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *params);
 int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,

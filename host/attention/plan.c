@@ -51,6 +51,8 @@ clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, 
 clattn_status clattn_plan_step_kernel(clattn_context *ctx, const clattn_plan *plan, int i,
                                      cl_kernel *out)
 {
+    if (i < 0 || i >= plan->n_steps)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "step %d of a plan of %d", i, plan->n_steps);
     const clattn_plan_step *s = &plan->step[i];
     if (s->family == &clattn_family_flash || s->family == &clattn_family_flash_split)
         return clattn_flash_kernel(ctx, plan, out);

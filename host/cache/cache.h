@@ -95,10 +95,8 @@ struct clattn_caches {
     clattn_recorded_program *recorded;    /* programs met while recording (exports) */
     int record_programs;
 
-    /* CLATTN_AUTOTUNE=1: tune an untuned shape class after its first call */
-    int autotune;
+    /* options.autotune: the classes the after_call hook (tune/autotune.c) has tried */
     double autotune_budget_s;
-    int in_tuner;                         /* a private tuning context: never autotunes itself */
     clattn_autotune_class *autotuned;
 };
 

@@ -60,8 +60,6 @@ static void load_caches(clattn_context *ctx)
     const clattn_settings *set = &ctx->settings;
     c->tuning_enabled = set->tuning;
     c->store_binaries = !set->private_context;   /* a tuner's candidates are waste */
-    c->in_tuner = set->private_context;
-    c->autotune = set->autotune && !set->private_context;
     c->autotune_budget_s = set->autotune_budget_s;
     clattn_cache_identity(c->identity, sizeof c->identity, in->platform_name, in->platform_version,
                           in->vendor, in->name, in->driver_version, in->compute_units);

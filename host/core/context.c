@@ -14,8 +14,9 @@
    first clGetPlatformIDs/clGetDeviceIDs of a process without guarding against other threads doing
    the same, so threads creating their first contexts at once see no devices, or crash in
    clGetDeviceInfo on a device still half-built (tests/test_context_threads.c). What it guards is
-   the driver's process-wide state, so no per-context lock can: every enumeration and device query
-   clattn makes holds this lock. Context creation is rare; the cost is nil. */
+   the driver's process-wide state, so no per-context lock can: device enumeration and the query of
+   a context's device facts hold this lock (a caller's queue is wrapped outside it: whoever made the
+   queue has initialised the driver already). Context creation is rare; the cost is nil. */
 static pthread_mutex_t device_enumeration_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct candidate {

@@ -105,7 +105,8 @@ struct clattn_context {
 
     struct clattn_caches *caches; /* cache/: cache directory, tuning table (cache/cache.h) */
     /* Called after each successful clattn_attention with its plan, lock held: automatic tuning
-       (autotune.c) when the settings ask for it, else NULL. Set once, at creation. */
+       (tune/autotune.c) when the settings ask for it, else NULL. Set once, by api/context.c;
+       the library's private contexts never get one. */
     void (*after_call)(clattn_context *ctx, const clattn_plan *plan);
 };
 
@@ -283,10 +284,6 @@ void clattn_params_string(const clattn_family *family, const clattn_params *para
 clattn_status clattn_scratch_get(clattn_context *ctx, clattn_scratch_slot slot, size_t bytes,
                                  cl_mem *out);
 void clattn_scratch_release_all(clattn_context *ctx);
-/* A test seam, not API: while on, every clattn_scratch_get first fills the whole buffer it returns
-   with float NaN (enqueued, ordered before what the caller enqueues next), so that a test can show
-   that no call reads scratch it did not write (tests/test_scratch_poison.c). Takes ctx's lock. */
-void clattn_scratch_poison(clattn_context *ctx, int on);
 /* A test seam, not API: while on, every clattn_scratch_get first fills the whole buffer it returns
    with float NaN (enqueued, ordered before what the caller enqueues next), so that a test can show
    that no call reads scratch it did not write (tests/test_scratch_poison.c). Takes ctx's lock. */

@@ -4,7 +4,6 @@
  * like clattn_tune's. Each class is tried once per context, whatever comes of it; a failure is a
  * warning, never the call's. */
 #include "host/tune/tune.h"
-#include "host/tune/tune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +12,15 @@
 void clattn_autotune_after_call(clattn_context *ctx, const clattn_plan *plan)
 {
     clattn_caches *c = ctx->caches;
-    if (!c || !c->tuning_enabled || !clattn_plan_untuned(plan))
+    /* a private context (the tuner's own) never tunes: that would recurse */
+    if (ctx->settings.private_context || !c || !c->tuning_enabled || !clattn_plan_untuned(plan))
         return;
     /* the class as the path looks it up (a step may run a reshaped problem: the unfused decode
        fold); the tuner files its winners under that same reshaping */
     const clattn_plan_step *miss = NULL;
     for (int i = 0; i < plan->n_steps && !miss; i++)
-        if (plan->step[i].source != CLATTN_SOURCE_TUNED_EXACT)
+        if (plan->step[i].source != CLATTN_SOURCE_TUNED_EXACT &&
+            plan->step[i].source != CLATTN_SOURCE_FORCED)
             miss = &plan->step[i];
     clattn_tune_key key;
     if (!miss || clattn_tuning_key(NULL, &miss->p, &key))

@@ -3,7 +3,7 @@
  *
  * Where the search space comes from: each family's own table (clattn_param_def candidates and its
  * valid() constraints); nothing here knows a family by name. The families to tune are those the
- * shape's plan runs (host/plan.h), so a new kernel family is tuned as soon as its path plans it.
+ * shape's plan runs (host/attention/attention.h), so a new kernel family is tuned as soon as its path plans it.
  *
  * A candidate is a plan with its family's parameters forced (clattn_plan_config), then
  *   1. run on a smaller problem of the same shape class and compared with clattn_attention_reference,

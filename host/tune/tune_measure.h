@@ -58,7 +58,7 @@ typedef struct clattn_tune_rig {
     float *got;                   /* an output read back (room for either problem's) */
 } clattn_tune_rig;
 
-/* A configuration is a clattn_plan_config (plan.h): one family's parameters forced, the others from
+/* A configuration is a clattn_plan_config (attention.h): one family's parameters forced, the others from
    the private context's tuning table (the winners so far) or, with defaults_only, their defaults. */
 typedef clattn_plan_config clattn_tune_config;
 

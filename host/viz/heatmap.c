@@ -518,30 +518,34 @@ static clattn_status write_png(const char *path, const unsigned char *rgb, int w
     return clattn_fail_into(err, err_len, CLATTN_UNSUPPORTED, "%s: clattn was built without libpng", path);
 #else
     png_err_sink sink = {err, err_len};
-    png_buffer out = {NULL, 0, 0};
+    /* on the heap: libpng's write callback grows it between setjmp and a longjmp, after which a
+       non-volatile local's value would be indeterminate (C11 7.13.2.1) */
+    png_buffer *out = calloc(1, sizeof *out);
     png_structp png = NULL;
     png_infop info = NULL;
     volatile clattn_status st = CLATTN_IO_ERROR;
     png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_png_error, on_png_warning);
     info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
+    if (!info || !out) {
         clattn_fail_into(err, err_len, CLATTN_OUT_OF_MEMORY, "libpng could not start");
         st = CLATTN_OUT_OF_MEMORY;
         goto out;
     }
     if (setjmp(png_jmpbuf(png)))
         goto out;   /* on_png_error wrote the message */
-    png_set_write_fn(png, &out, on_png_write, on_png_flush);
+    png_set_write_fn(png, out, on_png_write, on_png_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
         png_write_row(png, rgb + (size_t)y * (size_t)w * 3);
     png_write_end(png, NULL);
-    st = clattn_cache_write_atomic(path, out.data, out.len, err, err_len);
+    st = clattn_cache_write_atomic(path, out->data, out->len, err, err_len);
 out:
     png_destroy_write_struct(&png, &info);
-    free(out.data);
+    if (out)
+        free(out->data);
+    free(out);
     return st;
 #endif
 }
