@@ -87,6 +87,8 @@ static clattn_status discover(tuner *t)
     if (st == CLATTN_SUCCESS) {
         pthread_mutex_lock(&pc->lock);
         st = clattn_plan_resolve(pc, &t->rig.timing.p, 0, &defaults, &t->plan);
+        if (st == CLATTN_SUCCESS)
+            st = clattn_plan_resolve(pc, &t->rig.check.p, 0, &defaults, &t->check_plan);
         pthread_mutex_unlock(&pc->lock);
     }
     if (st != CLATTN_SUCCESS)
@@ -106,15 +108,12 @@ static clattn_status discover(tuner *t)
     return CLATTN_SUCCESS;
 }
 
-/* The family named, and the problem the plan runs it on: what candidates are checked against and
-   what the winner is filed under. */
-static const clattn_family *plan_family(const tuner *t, const char *name, const clattn_problem **p)
+/* The step of plan that runs the family named, or NULL. */
+static const clattn_plan_step *plan_step(const clattn_plan *plan, const char *name)
 {
-    for (int i = 0; i < t->plan.n_steps; i++)
-        if (!strcmp(t->plan.step[i].family->name, name)) {
-            *p = &t->plan.step[i].p;
-            return t->plan.step[i].family;
-        }
+    for (int i = 0; i < plan->n_steps; i++)
+        if (!strcmp(plan->step[i].family->name, name))
+            return &plan->step[i];
     return NULL;
 }
 
@@ -191,7 +190,13 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     }
     for (int i = 0; i < rep->n_families; i++) {
         search *si = &s[i];
-        si->f = plan_family(&t, rep->families[i].family, &si->p);
+        /* the problems the two plans run the family on: what candidates must fit, and what the
+           winner is filed under (the timing one) */
+        const clattn_plan_step *ts = plan_step(&t.plan, rep->families[i].family);
+        const clattn_plan_step *cs = plan_step(&t.check_plan, rep->families[i].family);
+        si->f = ts->family;
+        si->p = &ts->p;
+        si->check_p = cs ? &cs->p : NULL;
         si->fr = &rep->families[i];
         si->index = i;
         si->max = t.opt.max_candidates;

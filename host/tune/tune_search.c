@@ -61,7 +61,7 @@ static int classify(const tuner *t, const search *s, const point *x)
     char why[256];
     to_params(f, x, &pr);
     if (!f->valid(&pr, &t->rig.pc->info, s->p, why, sizeof why) ||
-        !f->valid(&pr, &t->rig.pc->info, &t->rig.check.p, why, sizeof why))
+        (s->check_p && !f->valid(&pr, &t->rig.pc->info, s->check_p, why, sizeof why)))
         return INVALID;
     if (!f->canonical)
         return CANDIDATE;

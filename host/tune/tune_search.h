@@ -24,12 +24,15 @@ typedef struct clattn_tuner {
     double est_cost;                      /* seconds one candidate takes, running estimate */
     clattn_plan plan;                     /* the timing problem's plan at the defaults: the
                                              families to tune and the problems they run */
+    clattn_plan check_plan;               /* the check problem's, for the problems it runs */
 } clattn_tuner;
 
 /* The family being tuned and what is known of it. */
 typedef struct clattn_tune_search {
     const clattn_family *f;
     const clattn_problem *p;              /* the timing problem as the path looks f up for it */
+    const clattn_problem *check_p;        /* the check problem as its plan runs f; NULL: it does
+                                             not run f (say, no split there, so no merge) */
     clattn_tune_family_report *fr;
     int index;
     clattn_tune_point *valid;             /* the listed space, or NULL when sampled */
