@@ -246,53 +246,53 @@ static void test_lookup_fallback_order(void **state)
     assert_int_equal(clattn_problem_init(&c.desc, &p, NULL, 0), CLATTN_SUCCESS);
 
     clattn_context *ctx = new_context(f);
-    clattn_params_defaults(sm, ctx->info.cls, &def);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_params_defaults(sm, clattn_test_device(ctx)->cls, &def);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_memory_equal(&got, &def, sizeof got);          /* no file: the defaults */
     put_entry(ctx, sm, 1000, 1000, 16, (const int[]){4, 2});   /* Lq class large, Lk 1024 */
     put_entry(ctx, sm, 20, 37, 32, (const int[]){2, 1});       /* another d: never used */
     assert_true(save(ctx));
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
 
     ctx = new_context(f);                                   /* loaded from the file */
     assert_string_equal(clattn_context_last_error(ctx), "");
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_int_equal(got.v[0], 4);                         /* the nearest class */
     assert_int_equal(got.v[1], 2);
     put_entry(ctx, sm, 20, 37, 16, (const int[]){8, 4});   /* the exact class */
     assert_true(save(ctx));
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
 
     ctx = new_context(f);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_int_equal(got.v[0], 8);                         /* exact beats nearest */
     assert_int_equal(got.v[1], 4);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_set_tuning(ctx, 0);                     /* --no-tuning: the defaults */
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_memory_equal(&got, &def, sizeof got);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_set_tuning(ctx, 1);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     /* an entry the family's constraints refuse (SM_WG not a power of two): the defaults */
     put_entry(ctx, sm, 20, 37, 16, (const int[]){3, 4});
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_memory_equal(&got, &def, sizeof got);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
 
     f->opt.tuning = CLATTN_SWITCH_OFF;                     /* the same from the options */
     ctx = new_context(f);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, sm, &p, &got), CLATTN_SUCCESS);
     assert_memory_equal(&got, &def, sizeof got);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
     f->opt.tuning = CLATTN_SWITCH_DEFAULT;
 }
@@ -319,20 +319,20 @@ static void test_small_local_memory(void **state)
 
     clattn_context *ctx = new_context(f);
     clattn_context_set_tuning(ctx, 0);
-    ctx->info.local_mem_bytes = 48 * 1024;
-    clattn_params_defaults(fl, ctx->info.cls, &def);
-    assert_false(fl->valid(&def, &ctx->info, &p, why, sizeof why));
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_device(ctx)->local_mem_bytes = 48 * 1024;
+    clattn_params_defaults(fl, clattn_test_device(ctx)->cls, &def);
+    assert_false(fl->valid(&def, clattn_test_device(ctx), &p, why, sizeof why));
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, fl, &p, &got), CLATTN_SUCCESS);
-    pthread_mutex_unlock(&ctx->lock);
-    assert_true(fl->valid(&got, &ctx->info, &p, why, sizeof why));
+    clattn_test_unlock(ctx);
+    assert_true(fl->valid(&got, clattn_test_device(ctx), &p, why, sizeof why));
     assert_int_equal(got.v[vw], def.v[vw]);
     assert_true(got.v[bm] * got.v[bn] < def.v[bm] * def.v[bn]);
     tu_run_case(ctx, &c, &res);
     if (!res.ok)
         fail_msg("%s\n%s", res.msg, clattn_context_last_error(ctx));
 
-    ctx->info.local_mem_bytes = 1024;       /* not even one key row of d = 256 fits */
+    clattn_test_device(ctx)->local_mem_bytes = 1024;       /* not even one key row of d = 256 fits */
     tu_run_case(ctx, &c, &res);
     assert_int_equal(res.status, CLATTN_UNSUPPORTED);
     assert_non_null(strstr(clattn_context_last_error(ctx), "local memory"));
@@ -345,27 +345,22 @@ static void test_tuned_entry_used(void **state)
 {
     fixture *f = *state;
     clattn_context *ctx = new_context(f);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     put_entry(ctx, &clattn_family_qk, 20, 37, 16, (const int[]){32, 16, 8, 4, 4});
     put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
     put_entry(ctx, &clattn_family_pv, 20, 37, 16, (const int[]){16, 32, 8, 2, 8});
     assert_true(save(ctx));
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
 
     ctx = new_context(f);
-    ctx->caches->record_programs = 1;
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     const char *want[] = {"-DTILE_M=32 -DTILE_N=16 -DTILE_K=8 -DWPT_M=4 -DWPT_N=4",
                           "-DSM_WG=4 -DSM_VEC=2",
                           "-DTILE_M=16 -DTILE_N=32 -DTILE_K=8 -DWPT_M=2 -DWPT_N=8"};
-    for (int i = 0; i < 3; i++) {
-        int found = 0;
-        for (clattn_recorded_program *r = ctx->caches->recorded; r; r = r->next)
-            found |= strstr(r->options, want[i]) != NULL;
-        if (!found)
+    for (int i = 0; i < 3; i++)
+        if (!clattn_test_program_built(ctx, want[i]))
             fail_msg("no program was built with '%s'", want[i]);
-    }
     clattn_context_release(ctx);
 }
 
@@ -397,11 +392,11 @@ static void test_broken_tuning_files(void **state)
     fixture *f = *state;
     clattn_context *ctx = new_context(f);
     char path[CLATTN_CACHE_PATH_MAX];
-    snprintf(path, sizeof path, "%s", ctx->caches->tuning_path);
-    pthread_mutex_lock(&ctx->lock);
+    snprintf(path, sizeof path, "%s", info_of(ctx).tuning_file);
+    clattn_test_lock(ctx);
     put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
     assert_true(save(ctx));
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
     size_t good_len;
     char *good = read_file(path, &good_len);
@@ -434,10 +429,10 @@ static void test_broken_tuning_files(void **state)
         assert_string_equal(clattn_context_last_error(ctx), "");   /* a warning is no failure */
         assert_int_equal(info_of(ctx).tuning_entries, 0);
         assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));     /* on the defaults */
-        pthread_mutex_lock(&ctx->lock);
+        clattn_test_lock(ctx);
         put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
         assert_true(save(ctx));                                /* replaces the broken file */
-        pthread_mutex_unlock(&ctx->lock);
+        clattn_test_unlock(ctx);
         clattn_context_release(ctx);
         ctx = new_context(f);
         assert_string_equal(clattn_context_last_warning(ctx), "");
@@ -509,10 +504,10 @@ static void test_read_only_dir(void **state)
 {
     fixture *f = *state;
     clattn_context *ctx = new_context(f);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     put_entry(ctx, &clattn_family_softmax, 20, 37, 16, (const int[]){4, 2});
     assert_true(save(ctx));
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     clattn_context_release(ctx);
     int n = populate_binaries(f);
 
@@ -546,7 +541,7 @@ static void test_binary_of_other_driver(void **state)
     fixture *f = *state;
     int n = populate_binaries(f);
     clattn_context *ctx = new_context(f);
-    snprintf(ctx->info.driver_version, sizeof ctx->info.driver_version, "99.9-other-driver");
+    snprintf(clattn_test_device(ctx)->driver_version, sizeof clattn_test_device(ctx)->driver_version, "99.9-other-driver");
     assert_true(run_small(ctx, CLATTN_PATH_UNFUSED));
     clattn_cache_info info = info_of(ctx);
     assert_int_equal(info.programs_loaded, 0);
@@ -619,7 +614,7 @@ static void test_offline_binaries(void **state)
     for (int round = 0; round < 3; round++) {
         f->opt.binary_dir = round == 0 ? NULL : round == 1 ? empty_dir : out_dir;
         ctx = new_context(f);
-        ctx->info.compiler_available = 0;    /* as an FPGA reports it */
+        clattn_test_device(ctx)->compiler_available = 0;    /* as an FPGA reports it */
         tu_outcome res;
         clattn_status st = tu_run_case(ctx, &c, &res);
         if (round < 2) {

@@ -93,7 +93,7 @@ static void test_local_memory(void **state)
             clattn_problem p;
             char err[256];
             assert_int_equal(clattn_problem_init(&desc, &p, err, sizeof err), CLATTN_SUCCESS);
-            pthread_mutex_lock(&ctx->lock);
+            clattn_test_lock(ctx);
             clattn_plan plan;
             clattn_status st = clattn_plan_resolve(ctx, &p, 0, NULL, &plan);
             if (st != CLATTN_SUCCESS)
@@ -111,7 +111,7 @@ static void test_local_memory(void **state)
                     clattn_params_defaults(cfg.forced_family, (clattn_device_class)cls, &cfg.forced);
                     if (cfg.forced_family->fit_defaults)
                         cfg.forced_family->fit_defaults(&cfg.forced, &plan.step[i].p);
-                    if (!cfg.forced_family->valid(&cfg.forced, &ctx->info, &plan.step[i].p, why,
+                    if (!cfg.forced_family->valid(&cfg.forced, clattn_test_device(ctx), &plan.step[i].p, why,
                                                   sizeof why))
                         continue;
                     clattn_plan forced;
@@ -121,7 +121,7 @@ static void test_local_memory(void **state)
                              path == CLATTN_PATH_FUSED ? "fused" : "unfused", cls);
                     check_plan(ctx, &forced, what, &t);
                 }
-            pthread_mutex_unlock(&ctx->lock);
+            clattn_test_unlock(ctx);
         }
     }
     printf("%d kernels of %d families checked\n", t.steps, t.families_seen);

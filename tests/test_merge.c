@@ -500,9 +500,9 @@ static void test_tiled_staging(void **state)
         size_t budgets[] = {240, 3 * 240, 7 * 240, 15 * 240};
         for (int k = 0; k < 4; k++) {
             cl_mem o = upload(ctx, s.out_full, s.sizes.out), ls = upload(ctx, s.lse_full, s.sizes.lse);
-            pthread_mutex_lock(&ctx->lock);
+            clattn_test_lock(ctx);
             clattn_status st = clattn_merge_enqueue_staged(ctx, &p, 2, outs, lses, o, ls, budgets[k]);
-            pthread_mutex_unlock(&ctx->lock);
+            clattn_test_unlock(ctx);
             if (st != CLATTN_SUCCESS)
                 fail_msg("staged merge, budget %zu: %s", budgets[k], clattn_context_last_error(ctx));
             download(ctx, o, got, s.sizes.out);
@@ -554,9 +554,9 @@ static void test_out_of_order_queue(void **state)
         lses[i] = upload(ooo, s.lse[i], s.sizes.lse);
     }
     /* In place into outs[0] and lses[0], one query row per tile (3 parts x 4 heads x 24 x 4 bytes). */
-    pthread_mutex_lock(&ooo->lock);
+    clattn_test_lock(ooo);
     clattn_status st = clattn_merge_enqueue_staged(ooo, &p, 3, outs, lses, outs[0], lses[0], 3 * 4 * 24 * 4);
-    pthread_mutex_unlock(&ooo->lock);
+    clattn_test_unlock(ooo);
     expect_ok(ooo, st, "tiled merge on an out-of-order queue");
     download(ooo, outs[0], got, s.sizes.out);
     download(ooo, lses[0], got_lse, s.sizes.lse);
@@ -623,11 +623,11 @@ static void test_contiguous_partials(void **state)
     cl_mem pl = upload(ctx, part_lse, splits * rows * sizeof(float));
     cl_mem o = upload(ctx, want, p.bytes.out), l = upload(ctx, want_lse, p.bytes.lse);
     clattn_params merge_params;
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     clattn_status s = clattn_params_lookup(ctx, &clattn_family_merge, &p, &merge_params);
     if (s == CLATTN_SUCCESS)
         s = clattn_merge_enqueue_contiguous(ctx, &p, &merge_params, splits, po, pl, o, l);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     assert_int_equal(s, CLATTN_SUCCESS);
     download(ctx, o, got, p.bytes.out);
     download(ctx, l, got_lse, p.bytes.lse);

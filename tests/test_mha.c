@@ -296,7 +296,7 @@ static void test_f16(void **state)
     float *ref = tu_alloc(L.s.out * 4), *ref_w = tu_alloc(L.s.weights * 4);
     tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
     clattn_status st = clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, wts);
-    const int has_fp16 = ctx->info.has_fp16;
+    const int has_fp16 = clattn_test_device(ctx)->has_fp16;
     printf("  F16 on %s (cl_khr_fp16: %s): %s %s\n", clattn_context_device_name(ctx),
            has_fp16 ? "yes" : "no", clattn_status_string(st), clattn_context_last_error(ctx));
     if (!has_fp16) {

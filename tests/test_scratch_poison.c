@@ -79,9 +79,9 @@ static void take_and_expect_nan(clattn_context *ctx, size_t bytes, size_t check)
     float got[128];
     cl_mem m = NULL;
     assert_true(check <= sizeof got);
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     clattn_status st = clattn_scratch_get(ctx, CLATTN_SCRATCH_WORK3, bytes, &m);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     assert_int_equal(st, CLATTN_SUCCESS);
     download(ctx, m, got, check);
     for (size_t i = 0; i < check / sizeof(float); i++)
@@ -151,7 +151,7 @@ static void check_internal(clattn_context *ctx, const shape *sh, run_kind kind, 
 
     for (int rep = 0; rep < 2; rep++) {
         clattn_status st;
-        pthread_mutex_lock(&ctx->lock);   /* the internal entry points run with it held */
+        clattn_test_lock(ctx);   /* the internal entry points run with it held */
         if (kind == RUN_SPLITS) {
             clattn_params params;
             st = clattn_params_lookup(ctx, clattn_flash_family_for(&p), &p, &params);
@@ -160,7 +160,7 @@ static void check_internal(clattn_context *ctx, const shape *sh, run_kind kind, 
         } else {
             st = clattn_unfused_enqueue_chunked(ctx, &p, bq, bk, bv, NULL, bo, bp, bl, arg);
         }
-        pthread_mutex_unlock(&ctx->lock);
+        clattn_test_unlock(ctx);
         if (st != CLATTN_SUCCESS)
             fail_msg("%s: %s: %s", label, clattn_status_string(st), clattn_context_last_error(ctx));
         download(ctx, bo, out, p.bytes.out);
@@ -361,9 +361,9 @@ static void test_merge(void **state)
                 if (stages[si] == 0) {
                     st = clattn_merge_partials(ctx, parts, outs, lses, &d, bo, bl);
                 } else {
-                    pthread_mutex_lock(&ctx->lock);
+                    clattn_test_lock(ctx);
                     st = clattn_merge_enqueue_staged(ctx, &p, parts, outs, lses, bo, bl, stages[si]);
-                    pthread_mutex_unlock(&ctx->lock);
+                    clattn_test_unlock(ctx);
                 }
                 if (st != CLATTN_SUCCESS)
                     fail_msg("merge case %zu, stage %zu: %s", ci, stages[si], clattn_context_last_error(ctx));

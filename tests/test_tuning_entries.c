@@ -218,11 +218,11 @@ static void expect_refused(clattn_context *ctx, const scenario *sc, const clattn
     params_text(f, entry, text, sizeof text);
     snprintf(what, sizeof what, "%s entry%s", f->name, text);
 
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_tuning_put(ctx, f, p, entry, 1.0, 2.0), CLATTN_SUCCESS);
     clattn_clear_messages(ctx);
     clattn_status st = clattn_params_lookup(ctx, f, p, &got);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     if (st != CLATTN_SUCCESS)
         fail_msg("%s: lookup %s (%s)", what, clattn_status_string(st), clattn_context_last_error(ctx));
     if (memcmp(&got, ref, sizeof got) != 0) {
@@ -291,16 +291,16 @@ static void run_scenario(const scenario *sc)
     assert_int_equal(clattn_problem_init(&sc->desc, &p, NULL, 0), CLATTN_SUCCESS);
     clattn_context *ctx = new_context(1);
 
-    pthread_mutex_lock(&ctx->lock);
+    clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, f, &p, &ref), CLATTN_SUCCESS);
-    pthread_mutex_unlock(&ctx->lock);
+    clattn_test_unlock(ctx);
     if (f == &clattn_family_flash_split || f == &clattn_family_merge) {
         /* the decode call only consults merge when it splits the keys */
         clattn_params split_ref;
-        pthread_mutex_lock(&ctx->lock);
+        clattn_test_lock(ctx);
         assert_int_equal(clattn_params_lookup(ctx, &clattn_family_flash_split, &p, &split_ref),
                          CLATTN_SUCCESS);
-        pthread_mutex_unlock(&ctx->lock);
+        clattn_test_unlock(ctx);
         assert_true(clattn_flash_splits(ctx, &p, &split_ref) > 1);
     } else if (f == &clattn_family_flash) {
         assert_ptr_equal(clattn_flash_family_for(&p), f);
@@ -318,7 +318,7 @@ static void run_scenario(const scenario *sc)
             expect_refused(ctx, sc, &p, &ref, &entry);
         }
         entry = ref;
-        entry.v[i] = off_list_value(f, &ctx->info, &p, &ref, i);
+        entry.v[i] = off_list_value(f, clattn_test_device(ctx), &p, &ref, i);
         expect_refused(ctx, sc, &p, &ref, &entry);
     }
     /* products of two parameters that wrap a 32-bit int to 0 (65536 * 65536) or past INT_MAX */
@@ -416,7 +416,7 @@ static void test_entries_from_file(void **state)
         clattn_params ref, entry;
         char err[512];
         int saved = 0;
-        pthread_mutex_lock(&ctx->lock);
+        clattn_test_lock(ctx);
         assert_int_equal(clattn_params_lookup(ctx, f, &p, &ref), CLATTN_SUCCESS);
         entry = ref;
         for (int k = 0; k < 2; k++)
@@ -424,7 +424,7 @@ static void test_entries_from_file(void **state)
         assert_int_equal(clattn_tuning_put(ctx, f, &p, &entry, 1.0, 2.0), CLATTN_SUCCESS);
         assert_int_equal(clattn_tuning_save(ctx, &saved, err, sizeof err), CLATTN_SUCCESS);
         assert_true(saved);
-        pthread_mutex_unlock(&ctx->lock);
+        clattn_test_unlock(ctx);
         clattn_context_release(ctx);
 
         ctx = new_context_in(dir);             /* loads the file */

@@ -44,6 +44,9 @@ void clattn_programs_release(clattn_context *ctx);
 clattn_status clattn_kernel_get(clattn_context *ctx, const char *file, const char *options,
                                 const char *kernel_name, cl_kernel *out);
 
+/* Test seam: 1 when a program ctx holds was built with options containing part (say "-DSM_WG=4"). */
+int clattn_test_program_built(const clattn_context *ctx, const char *part);
+
 /* ---- the caches (caches.c) ------------------------------------------------------------------- */
 
 /* *out NULL when the binary cache has no usable program (then the caller compiles the source). */

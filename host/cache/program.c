@@ -172,6 +172,14 @@ static clattn_program_entry *find_program(clattn_context *ctx, const char *file,
     return NULL;
 }
 
+int clattn_test_program_built(const clattn_context *ctx, const char *part)
+{
+    for (const clattn_program_entry *e = ctx->programs; e; e = e->next)
+        if (strstr(e->options, part))
+            return 1;
+    return 0;
+}
+
 clattn_status clattn_program_get(clattn_context *ctx, const char *file, const char *options,
                                  cl_program *out)
 {

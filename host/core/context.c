@@ -259,3 +259,18 @@ size_t clattn_context_scratch_bytes(const clattn_context *ctx)
 {
     return ctx ? ctx->scratch.high_water : 0;
 }
+
+void clattn_test_lock(clattn_context *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+}
+
+void clattn_test_unlock(clattn_context *ctx)
+{
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+clattn_device_info *clattn_test_device(clattn_context *ctx)
+{
+    return &ctx->info;
+}

@@ -298,6 +298,15 @@ clattn_status clattn_set_arg(clattn_context *ctx, cl_kernel kernel, cl_uint inde
 clattn_status clattn_launch(clattn_context *ctx, cl_kernel kernel, cl_uint dims, const size_t *global,
                             const size_t *local, const char *what);
 
+/* ---- test seams (tests/ only; the library never calls these) -------------------------------- */
+
+/* The context's lock, for tests that call the internal functions documented "lock held". */
+void clattn_test_lock(clattn_context *ctx);
+void clattn_test_unlock(clattn_context *ctx);
+/* The device facts the context plans with, writable: tests fake another device's limits (less
+   local memory, no compiler, another driver) on the one they have. */
+clattn_device_info *clattn_test_device(clattn_context *ctx);
+
 #include "host/core/buffer_check.h"
 
 #endif /* CLATTN_CORE_H */
