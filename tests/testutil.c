@@ -161,7 +161,7 @@ void tu_keep_add(tu_keep *k, cl_mem mem)
 void tu_keep_scratch(tu_keep *k, const clattn_context *ctx)
 {
     for (int i = 0; i < CLATTN_SCRATCH_COUNT; i++)
-        tu_keep_add(k, ctx->scratch.buf[i]);
+        tu_keep_add(k, clattn_test_scratch(ctx, (clattn_scratch_slot)i));
 }
 
 void tu_keep_release(tu_keep *k)

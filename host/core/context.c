@@ -274,3 +274,8 @@ clattn_device_info *clattn_test_device(clattn_context *ctx)
 {
     return &ctx->info;
 }
+
+cl_mem clattn_test_scratch(const clattn_context *ctx, clattn_scratch_slot slot)
+{
+    return ctx->scratch.buf[slot];
+}

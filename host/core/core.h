@@ -306,6 +306,8 @@ void clattn_test_unlock(clattn_context *ctx);
 /* The device facts the context plans with, writable: tests fake another device's limits (less
    local memory, no compiler, another driver) on the one they have. */
 clattn_device_info *clattn_test_device(clattn_context *ctx);
+/* The scratch buffer the context holds in slot now (NULL: none yet). */
+cl_mem clattn_test_scratch(const clattn_context *ctx, clattn_scratch_slot slot);
 
 #include "host/core/buffer_check.h"
 
