@@ -31,9 +31,15 @@
  * never takes). Hence no -cl-no-signed-zeros either.
  *
  * SPLIT 1: get_group_id(2) picks a chunk of `chunk` keys; the group writes its normalised partial
- * output (float) and natural-log lse to part_out [splits][B*Hq*Lq][dv] and part_lse
- * [splits][B*Hq*Lq], row (b*Hq + h)*Lq + i, for the merge kernel (cl/merge.cl) to combine. A chunk
- * that a row cannot see gives that row out 0 and lse -inf, which the merge skips.
+ * output (float) to part_out [splits][B*Hq*Lq][dv], and its row max (base 2) and softmax sum apart
+ * to part_lse [2][splits][B*Hq*Lq] (row (b*Hq + h)*Lq + i), for the merge kernel (cl/merge.cl,
+ * PART_ML) to combine. Kept apart because m + log2(l) loses l where m is -FLT_MAX (a row of keys
+ * masked with -FLT_MAX), and the merge needs every chunk's l to weigh it. A chunk that a row cannot
+ * see gives that row out 0, m -inf and l 0, which the merge skips.
+ *
+ * Finite masks: a mask value of -FLT_MAX is FLT_MAX*log2(e) in base 2, past the float range: it is
+ * held at -FLT_MAX, so a row whose keys are all masked that way is the plain softmax of equal
+ * scores (as in PyTorch), and its lse, whose true value float cannot hold either, is -FLT_MAX.
  */
 #ifndef HEAD_D
 #define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
@@ -401,8 +407,13 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                 const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
                 for (int t = 0; t < KEYS_PER_ITEM; t++) {
                     const int j = w + WPR * t;
-                    if (j0 + j < n_hi)
-                        Sl[j * SLD + rb + r] += mask_term(mrow, j) * LOG2E;
+                    if (j0 + j < n_hi) {
+                        /* A finite mask value stays finite in base 2: -FLT_MAX (PyTorch's
+                           finfo.min, as Hugging Face pads) times log2(e) would overflow to -inf
+                           and hide a key that PyTorch keeps. */
+                        const float mt = mask_term(mrow, j), t = mt * LOG2E;
+                        Sl[j * SLD + rb + r] += isinf(t) && !isinf(mt) ? copysign(FLT_MAX, t) : t;
+                    }
                 }
             }
 #endif
@@ -543,12 +554,20 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     }
 
     /* out = O / l, lse = m + log(l); a row that saw no key has l = 0: out 0, lse -inf. A NaN l
-       (a NaN input) stays NaN in both. */
+       (a NaN input) stays NaN in both. A row at the -FLT_MAX floor has lse -FLT_MAX (above). */
 #pragma unroll
     for (int rm = 0; rm < RM; rm++) {
         const floatv inv = select((floatv)(1.0f) / l[rm], (floatv)(0.0f), l[rm] == (floatv)(0.0f));
-        const floatv lse_v = select((m[rm] + log2(l[rm])) * LN2, (floatv)(-INFINITY),
-                                    l[rm] == (floatv)(0.0f));
+#if SPLIT
+        const floatv lse_v = select(m[rm], (floatv)(-INFINITY), l[rm] == (floatv)(0.0f));
+        float sb[VW];
+        VSTOREV(l[rm], sb);
+        const long l_at = get_num_groups(2) * lse_split;   /* the sums follow the maxima */
+#else
+        const floatv lse_v = select(select((m[rm] + log2(l[rm])) * LN2, (floatv)(-FLT_MAX),
+                                           m[rm] <= (floatv)(-FLT_MAX)),
+                                    (floatv)(-INFINITY), l[rm] == (floatv)(0.0f));
+#endif
         float ob[VW], lb[VW];
         long obase[VW];
         VSTOREV(lse_v, lb);
@@ -556,8 +575,12 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
             const int row = blk + rb + rm * VW + x;
             const int i = row / G, h = hk * G + row - i * G;
             obase[x] = row < rows ? b * o_bs + h * o_hs + i * o_rs : -1;
-            if (w == 0 && lse && row < rows)
+            if (w == 0 && lse && row < rows) {
                 lse[((long)b * Hq + h) * Lq + i] = lb[x];
+#if SPLIT
+                lse[l_at + ((long)b * Hq + h) * Lq + i] = sb[x];
+#endif
+            }
         }
         UNROLL_ACC
         for (int t = 0; t < COLS_PER_ITEM; t++) {

@@ -31,6 +31,10 @@
 #ifndef PART_F16
 #define PART_F16 USE_F16   /* 1: parts are half in memory (the public call on F16 data) */
 #endif
+#ifndef PART_ML
+#define PART_ML 0   /* 1: split-KV partials: part_lse holds each part's row max in base 2, then,
+                       from parts * l_ps on, its softmax sum (cl/flash_attention.cl, SPLIT) */
+#endif
 
 #if PART_F16
 typedef half part_t;
@@ -104,7 +108,11 @@ void merge_parts(const int parts, const int Hq, const int Lq, const int dv, cons
             if (l == -INFINITY)
                 continue;
             /* exp(NaN - NaN) is NaN, so a NaN lse anywhere in the row reaches sum and acc. */
+#if PART_ML
+            const float w = exp2(l - m) * part_lse[(parts + p) * l_ps + row];
+#else
             const float w = exp(l - m);
+#endif
             sum += w;
             const __global part_t *src = part_out + p * p_ps + p_off;
             if (whole) {
@@ -136,6 +144,12 @@ void merge_parts(const int parts, const int Hq, const int Lq, const int dv, cons
             STORE(dst, v, t[v]);
 #endif
     }
+#if PART_ML
+    /* back to natural log; at the -FLT_MAX floor of a row of finitely masked keys, -FLT_MAX */
+    const float row_lse = m <= -FLT_MAX ? m : (m + log2(sum)) * M_LN2_F;
+#else
+    const float row_lse = m + log(sum);
+#endif
     if (lse && c0 == 0)
-        lse[lse_base + b * lse_bs + h * lse_hs + i] = m == -INFINITY ? -INFINITY : m + log(sum);
+        lse[lse_base + b * lse_bs + h * lse_hs + i] = m == -INFINITY ? -INFINITY : row_lse;
 }

@@ -27,6 +27,9 @@
  *   mask_row_stride must be 0): a key-padding mask [B,Lk] is mask_batch_stride = Lk,
  *   mask_head_stride = 0, mask_rows_broadcast = 1, with no [B,Lq,Lk] copy.
  *   Additive masks (F32 or F16) are added to the scaled scores; -inf is allowed and hides the key.
+ *   A finite value, however negative, does not hide it: a row whose keys all carry -FLT_MAX
+ *   (torch.finfo(float32).min, as Hugging Face builds padding masks) is the softmax of equal
+ *   scores, as in PyTorch, on every path; its lse is -FLT_MAX.
  *   Bool masks (one byte per element): nonzero means "attend", zero hides the key.
  *   A mask and a causal mode may be combined.
  *

@@ -620,7 +620,14 @@ static void test_contiguous_partials(void **state)
                      CLATTN_SUCCESS);
 
     cl_mem po = upload(ctx, part_out, splits * rows * dv * sizeof(float));
-    cl_mem pl = upload(ctx, part_lse, splits * rows * sizeof(float));
+    /* the split path's form: each part's row max in base 2, then its sum (here 1: the parts are
+       whole lses) */
+    float *part_ml = tu_alloc(2 * splits * rows * sizeof(float));
+    for (size_t r = 0; r < (size_t)splits * rows; r++) {
+        part_ml[r] = part_lse[r] * (float)M_LOG2E;
+        part_ml[(size_t)splits * rows + r] = 1.0f;
+    }
+    cl_mem pl = upload(ctx, part_ml, 2 * splits * rows * sizeof(float));
     cl_mem o = upload(ctx, want, p.bytes.out), l = upload(ctx, want_lse, p.bytes.lse);
     clattn_params merge_params;
     clattn_test_lock(ctx);
@@ -646,6 +653,7 @@ static void test_contiguous_partials(void **state)
         free(outs_h[q]);
     free(part_out);
     free(part_lse);
+    free(part_ml);
     free(want);
     free(got);
     free(want_lse);

@@ -93,7 +93,8 @@ clattn_status clattn_unfused_kernel(clattn_context *ctx, const clattn_plan_step 
                                     cl_kernel *out);
 clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, cl_kernel *out);
 clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
-                                 const clattn_params *params, int part_f16, cl_kernel *out);
+                                 const clattn_params *params, int part_f16, int part_ml,
+                                 cl_kernel *out);
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
 
@@ -148,9 +149,11 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
 
 extern const clattn_family clattn_family_merge;
 
-/* Split-KV: combines float32 partials part_out [splits][B*Hq*Lq][dv] and part_lse [splits][B*Hq*Lq]
-   (row (b*Hq + h)*Lq + i) into out (p's storage type, strides o_bs/o_hs/o_rs) and lse (float32
-   [B,Hq,Lq], may be NULL). Splits with lse -inf are skipped. Lock held, arguments checked. */
+/* Split-KV: combines float32 partials part_out [splits][B*Hq*Lq][dv] (normalised) and part_lse
+   [2][splits][B*Hq*Lq]: each split's row max in base 2, then its softmax sum (row
+   (b*Hq + h)*Lq + i; cl/flash_attention.cl, SPLIT) into out (p's storage type, strides
+   o_bs/o_hs/o_rs) and lse (float32 [B,Hq,Lq], may be NULL). Splits with max -inf are skipped.
+   Lock held, arguments checked. */
 clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p,
                                               const clattn_params *params, int splits, cl_mem part_out,
                                               cl_mem part_lse, cl_mem out, cl_mem lse);

@@ -211,7 +211,8 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     cl_mem dst = out, dst_lse = lse;
     long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs, o_split = 0, lse_split = 0;
     if (split) {
-        /* Partials: float [splits][B*Hq*Lq][dv] and [splits][B*Hq*Lq], as the merge reads them. */
+        /* Partials: float [splits][B*Hq*Lq][dv], and [2][splits][B*Hq*Lq] (row maxima, then
+           sums), as the merge reads them. */
         const long all_rows = (long)p->B * p->Hq * p->Lq;
         o_rs = p->dv;
         o_hs = (long)p->Lq * p->dv;
@@ -222,7 +223,7 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
                                 (size_t)splits * (size_t)o_split * sizeof(float), &dst);
         if (st == CLATTN_SUCCESS)
             st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
-                                    (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
+                                    2 * (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
         if (st != CLATTN_SUCCESS)
             return st;
     }

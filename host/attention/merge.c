@@ -59,17 +59,19 @@ typedef struct merge_tile {
     int parts, b0, nb, i0, ni;
     cl_mem part_out;
     int part_f16;
+    int part_ml;        /* part_lse holds split-KV maxima (base 2) and sums, not lses */
     long p_ps, p_bs, p_hs, p_rs;
     cl_mem part_lse;
     long l_ps;
 } merge_tile;
 
 clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
-                                 const clattn_params *params, int part_f16, cl_kernel *out)
+                                 const clattn_params *params, int part_f16, int part_ml,
+                                 cl_kernel *out)
 {
     char options[256];
-    snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d", p->dtype == CLATTN_F16,
-             part_f16);
+    snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d -DPART_ML=%d",
+             p->dtype == CLATTN_F16, part_f16, part_ml);
     if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
     return clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", out);
@@ -80,7 +82,7 @@ static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
                                   cl_mem lse)
 {
     cl_kernel k;
-    clattn_status st = clattn_merge_kernel(ctx, p, params, t->part_f16, &k);
+    clattn_status st = clattn_merge_kernel(ctx, p, params, t->part_f16, t->part_ml, &k);
     if (st != CLATTN_SUCCESS)
         return st;
 
@@ -134,7 +136,7 @@ clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_
     long row_elems = (long)p->Lq * p->dv;
     merge_tile t = {
         .parts = splits, .b0 = 0, .nb = p->B, .i0 = 0, .ni = p->Lq,
-        .part_out = part_out, .part_f16 = 0,
+        .part_out = part_out, .part_f16 = 0, .part_ml = 1,
         .p_ps = (long)p->B * p->Hq * row_elems, .p_bs = (long)p->Hq * row_elems, .p_hs = row_elems,
         .p_rs = p->dv,
         .part_lse = part_lse, .l_ps = (long)p->B * p->Hq * p->Lq,

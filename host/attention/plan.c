@@ -57,7 +57,7 @@ clattn_status clattn_plan_step_kernel(clattn_context *ctx, const clattn_plan *pl
     if (s->family == &clattn_family_flash || s->family == &clattn_family_flash_split)
         return clattn_flash_kernel(ctx, plan, out);
     if (s->family == &clattn_family_merge)
-        return clattn_merge_kernel(ctx, &plan->p, &s->params, 0, out);   /* float partials */
+        return clattn_merge_kernel(ctx, &plan->p, &s->params, 0, 1, out);   /* split partials */
     return clattn_unfused_kernel(ctx, s, out);
 }
 
