@@ -559,13 +559,17 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     for (int rm = 0; rm < RM; rm++) {
         const floatv inv = select((floatv)(1.0f) / l[rm], (floatv)(0.0f), l[rm] == (floatv)(0.0f));
 #if SPLIT
-        const floatv lse_v = select(m[rm], (floatv)(-INFINITY), l[rm] == (floatv)(0.0f));
+        /* a NaN row (a NaN input: m -inf, l NaN) writes a NaN max, so the merge passes it on */
+        const floatv lse_v = select(select(m[rm], (floatv)(NAN), isnan(l[rm])), (floatv)(-INFINITY),
+                                    l[rm] == (floatv)(0.0f));
         float sb[VW];
         VSTOREV(l[rm], sb);
         const long l_at = get_num_groups(2) * lse_split;   /* the sums follow the maxima */
 #else
+        /* m is exactly -FLT_MAX at the floor (a score added to -FLT_MAX rounds back to it);
+           a NaN row (m -inf, l NaN) must stay NaN */
         const floatv lse_v = select(select((m[rm] + log2(l[rm])) * LN2, (floatv)(-FLT_MAX),
-                                           m[rm] <= (floatv)(-FLT_MAX)),
+                                           m[rm] == (floatv)(-FLT_MAX)),
                                     (floatv)(-INFINITY), l[rm] == (floatv)(0.0f));
 #endif
         float ob[VW], lb[VW];

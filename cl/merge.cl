@@ -146,7 +146,7 @@ void merge_parts(const int parts, const int Hq, const int Lq, const int dv, cons
     }
 #if PART_ML
     /* back to natural log; at the -FLT_MAX floor of a row of finitely masked keys, -FLT_MAX */
-    const float row_lse = m <= -FLT_MAX ? m : (m + log2(sum)) * M_LN2_F;
+    const float row_lse = m == -FLT_MAX ? m : (m + log2(sum)) * M_LN2_F;
 #else
     const float row_lse = m + log(sum);
 #endif

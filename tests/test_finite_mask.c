@@ -4,7 +4,7 @@
  * paths, prefill and split-KV decode (whose chunks differ in size, so the merge must weigh them by
  * their sums), F32 and F16 storage, against the double-precision reference, and the mean of V
  * checked directly. A fully masked row's lse is -FLT_MAX (its true value, -FLT_MAX + log Lk, is
- * the same float).
+ * the same float). A NaN in one query row must still make that row NaN, split or not.
  */
 #include "testutil.h"
 
@@ -57,6 +57,8 @@ static void run_shape(clattn_context *ctx, int B, int Hq, int Hkv, int Lq, int L
     tu_fill_normal(q, dtype, sz.q / es, 1.0f, &rng);
     tu_fill_normal(k, dtype, sz.k / es, 1.0f, &rng);
     tu_fill_normal(v, dtype, sz.v / es, 1.0f, &rng);
+    /* a NaN in one query row of batch 1: its row stays NaN through the split chunks' merge */
+    tu_set(q, dtype, ((size_t)1 * Hq * Lq) * d, NAN);
     float *mask = padding_mask(B, Lk), *lse = tu_alloc(sz.lse), *ref_lse = tu_alloc(sz.lse);
 
     /* the reference on the inputs widened to float (exact), in F32 */
@@ -97,7 +99,8 @@ static void run_shape(clattn_context *ctx, int B, int Hq, int Hkv, int Lq, int L
     for (size_t r = 0; r < sz.lse / sizeof(float); r++) {
         const int fully_masked = r < (size_t)Hq * Lq;   /* batch 0 */
         if (fully_masked ? lse[r] != -FLT_MAX || ref_lse[r] != -FLT_MAX
-                         : fabs(lse[r] - ref_lse[r]) > 1e-5 * fmax(1.0, fabs(ref_lse[r])))
+            : isnan(ref_lse[r]) ? !isnan(lse[r])
+                                : !(fabs(lse[r] - ref_lse[r]) <= 1e-5 * fmax(1.0, fabs(ref_lse[r]))))
             fail_msg("%s: lse row %zu is %.9g, the reference's %.9g", what, r, lse[r], ref_lse[r]);
     }
     free(q), free(k), free(v), free(out), free(mask), free(lse), free(ref_lse);
