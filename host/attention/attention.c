@@ -3,20 +3,31 @@
 #include "host/core/buffer_check.h"
 #include "host/attention/attention.h"
 
-clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention_desc *desc, cl_mem q,
-                                     cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
-                                     cl_mem lse, clattn_problem *p)
+/* The desc resolved into p, and refused where it asks for probs of a path that has none: what a
+   call and a description of its plan both check before the buffers. */
+static clattn_status check_desc(clattn_context *ctx, const clattn_attention_desc *desc, int with_probs,
+                                clattn_problem *p)
 {
     char err[512];
     if (clattn_problem_init(desc, p, err, sizeof err) != CLATTN_SUCCESS)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
-    if (p->mask_type == CLATTN_MASK_NONE && mask)
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                           "mask buffer given but desc->mask_type is CLATTN_MASK_NONE");
-    if (probs && p->path == CLATTN_PATH_FUSED)
+    if (with_probs && p->path == CLATTN_PATH_FUSED)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
                            "probs requested with CLATTN_PATH_FUSED, which never stores scores; use "
                            "CLATTN_PATH_UNFUSED or CLATTN_PATH_AUTO");
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention_desc *desc, cl_mem q,
+                                     cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
+                                     cl_mem lse, clattn_problem *p)
+{
+    clattn_status st = check_desc(ctx, desc, probs != NULL, p);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    if (p->mask_type == CLATTN_MASK_NONE && mask)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
+                           "mask buffer given but desc->mask_type is CLATTN_MASK_NONE");
     /* With no query row nothing is read or written, so no buffer is required; any given is checked.
        Outputs may share memory with nothing: scores would overwrite what P·V still reads. */
     int empty = p->B == 0 || p->Lq == 0;
@@ -43,16 +54,23 @@ static void log_plan(clattn_context *ctx, const clattn_plan *plan)
     clattn_log(ctx, CLATTN_LOG_PLAN, text);
 }
 
+/* Resolves p's plan into *plan, logs it and executes it. Lock held. */
+static clattn_status run(clattn_context *ctx, const clattn_problem *p, cl_mem q, cl_mem k, cl_mem v,
+                         cl_mem mask, cl_mem out, cl_mem probs, cl_mem lse, clattn_plan *plan)
+{
+    clattn_status st = clattn_plan_resolve(ctx, p, probs != NULL, NULL, plan);
+    if (st != CLATTN_SUCCESS)
+        return st;
+    log_plan(ctx, plan);
+    return clattn_plan_enqueue(ctx, plan, q, k, v, mask, out, probs, lse);
+}
+
 clattn_status clattn_attention_enqueue_locked(clattn_context *ctx, const clattn_problem *p, cl_mem q,
                                               cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem probs,
                                               cl_mem lse)
 {
     clattn_plan plan;
-    clattn_status st = clattn_plan_resolve(ctx, p, probs != NULL, NULL, &plan);
-    if (st != CLATTN_SUCCESS)
-        return st;
-    log_plan(ctx, &plan);
-    return clattn_plan_enqueue(ctx, &plan, q, k, v, mask, out, probs, lse);
+    return run(ctx, p, q, k, v, mask, out, probs, lse, &plan);
 }
 
 clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc *desc, cl_mem q, cl_mem k,
@@ -65,11 +83,7 @@ clattn_status clattn_attention(clattn_context *ctx, const clattn_attention_desc 
     clattn_plan plan;
     clattn_status st = clattn_attention_check(ctx, desc, q, k, v, mask, out, probs, lse, &p);
     if (st == CLATTN_SUCCESS)
-        st = clattn_plan_resolve(ctx, &p, probs != NULL, NULL, &plan);
-    if (st == CLATTN_SUCCESS) {
-        log_plan(ctx, &plan);
-        st = clattn_plan_enqueue(ctx, &plan, q, k, v, mask, out, probs, lse);
-    }
+        st = run(ctx, &p, q, k, v, mask, out, probs, lse, &plan);
     /* automatic tuning, when the context was made with it, sees what ran and where from */
     if (st == CLATTN_SUCCESS && ctx->after_call)
         ctx->after_call(ctx, &plan);
@@ -84,16 +98,10 @@ clattn_status clattn_plan_describe(clattn_context *ctx, const clattn_attention_d
         return CLATTN_INVALID_ARGUMENT;
     if (!buf || !len)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "buf is NULL or len is 0");
-    char err[512];
     clattn_problem p;
     clattn_plan plan;
     pthread_mutex_lock(&ctx->lock);
-    clattn_status st = CLATTN_SUCCESS;
-    if (clattn_problem_init(desc, &p, err, sizeof err) != CLATTN_SUCCESS)
-        st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
-    else if (with_probs && p.path == CLATTN_PATH_FUSED)
-        st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
-                         "probs requested with CLATTN_PATH_FUSED, which never stores scores");
+    clattn_status st = check_desc(ctx, desc, with_probs, &p);
     if (st == CLATTN_SUCCESS)
         st = clattn_plan_resolve(ctx, &p, with_probs != 0, NULL, &plan);
     if (st == CLATTN_SUCCESS)

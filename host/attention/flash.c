@@ -160,17 +160,26 @@ static clattn_status add_merge(clattn_context *ctx, const clattn_plan_config *cf
     return clattn_plan_params(ctx, &clattn_family_merge, &plan->p, cfg, &plan->step[plan->n_steps++]);
 }
 
-clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
-                                const clattn_plan_config *cfg, clattn_plan *plan)
+/* The fused steps of plan under cfg, with splits key ranges (< 0: as many as the device calls
+   for with the step's parameters). */
+static clattn_status fill_plan(clattn_context *ctx, const clattn_problem *p,
+                               const clattn_plan_config *cfg, int splits, clattn_plan *plan)
 {
     clattn_plan_step *s = &plan->step[0];
     clattn_status st = clattn_plan_params(ctx, clattn_flash_family_for(p), p, cfg, s);
     if (st != CLATTN_SUCCESS)
         return st;
     plan->n_steps = 1;
-    split_ranges(p, &s->params, clattn_flash_splits_on(&ctx->info, p, &s->params), &plan->splits,
-                 &plan->split_keys);
+    if (splits < 0)
+        splits = clattn_flash_splits_on(&ctx->info, p, &s->params);
+    split_ranges(p, &s->params, splits, &plan->splits, &plan->split_keys);
     return add_merge(ctx, cfg, plan);
+}
+
+clattn_status clattn_flash_plan(clattn_context *ctx, const clattn_problem *p,
+                                const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    return fill_plan(ctx, p, cfg, -1, plan);
 }
 
 #define ARG(x)                                                                                    \
@@ -283,12 +292,8 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
     memset(&plan, 0, sizeof plan);
     plan.path = CLATTN_PATH_FUSED;
     plan.p = *p;
-    clattn_status st = clattn_plan_params(ctx, cfg.forced_family, p, &cfg, &plan.step[0]);
+    clattn_status st = fill_plan(ctx, p, &cfg, splits < 1 ? 1 : splits, &plan);
     if (st != CLATTN_SUCCESS)
-        return st;
-    plan.n_steps = 1;
-    split_ranges(p, params, splits, &plan.splits, &plan.split_keys);
-    if ((st = add_merge(ctx, NULL, &plan)) != CLATTN_SUCCESS)
         return st;
     return clattn_flash_run(ctx, &plan, q, k, v, mask, out, lse);
 }
