@@ -187,6 +187,10 @@ typedef enum { CLATTN_MASK_NONE = 0, CLATTN_MASK_ADDITIVE_F32, CLATTN_MASK_ADDIT
 /* AUTO picks the fused kernel unless probs are requested. UNFUSED: Q·Kᵀ, softmax, P·V as three
    kernels through a score matrix. FUSED: online softmax, never stores scores (no probs). */
 typedef enum { CLATTN_PATH_AUTO = 0, CLATTN_PATH_UNFUSED, CLATTN_PATH_FUSED } clattn_path;
+/* Who computes the multi-head layer's projection GEMMs: AUTO picks by measured speed (the tuning
+   file) or the device class's default; OWN is clattn's kernel (cl/proj_gemm.cl); CLBLAST is
+   CLBlast's Xgemm with the parameters clattn tuned for the device, if any. */
+typedef enum { CLATTN_PROJ_AUTO = 0, CLATTN_PROJ_OWN, CLATTN_PROJ_CLBLAST } clattn_projection_impl;
 
 typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "default" where noted */
     int batch;            /* B >= 0 */
@@ -311,11 +315,13 @@ typedef struct clattn_mha_desc {   /* zero-initialise, then set */
     clattn_causal causal; /* PyTorch's is_causal / square subsequent mask is CLATTN_CAUSAL_TOP_LEFT */
     clattn_mask_type mask_type;   /* addressed per query head as in the attention */
     long mask_batch_stride, mask_head_stride, mask_row_stride;
-    clattn_dtype dtype;   /* device storage of inputs, weights, biases and out. F16 needs a device
-                             with cl_khr_fp16 (CLBlast's HGEMM), else CLATTN_UNSUPPORTED. Host
-                             pointers are float32 either way; attention weights are float32. */
+    clattn_dtype dtype;   /* device storage of inputs, weights, biases and out. F16 runs on every
+                             device with clattn's own projections; CLBlast's (HGEMM) need
+                             cl_khr_fp16, else CLATTN_UNSUPPORTED. Host pointers are float32 either
+                             way; attention weights are float32. */
     clattn_path path;     /* of the attention inside the layer; AUTO: fused unless weights wanted */
     int mask_rows_broadcast;  /* 0 or 1, as in the attention: every query row reads mask row 0 */
+    clattn_projection_impl projections;   /* AUTO (0): the faster on this device and shape */
 } clattn_mha_desc;
 
 /* The layer's tensors in host memory, float32, as PyTorch's state_dict holds them. Either

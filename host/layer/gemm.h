@@ -1,0 +1,62 @@
+/* The multi-head layer's projection GEMMs (private to host/layer/).
+ *
+ * Every projection is C[rows, cols] = A[rows, inner]·W[cols, inner]ᵀ (+ bias[cols]), all row-major
+ * and dense, W read from element w_off of its buffer (the packed in_proj_weight), bias from
+ * bias_off. Read as [B, L, H, dh], C is the BSHD layout the attention takes, and the heads' output
+ * in BSHD is the out projection's A: no transposes anywhere.
+ *
+ * Two backends compute it: clattn's own kernel family "proj" (cl/proj_gemm.cl, gemm_own.c; bias
+ * fused, F16 storage through vload_half so no cl_khr_fp16 needed) and CLBlast's Xgemm
+ * (gemm_clblast.c; bias added by cl/mha_bias.cl), whose kernel parameters clattn tunes and applies
+ * with CLBlastOverrideParameters. gemm_choose.c picks one per device and shape: the faster of the
+ * tuned entries when both are in the tuning file, else the device class's default.
+ *
+ * Exports (files of host/layer/):
+ *   gemm_own.c      clattn_gemm_own, clattn_proj_family
+ *   gemm_clblast.c  clattn_gemm_clblast, clattn_clblast_family (absent without CLBlast: NULL)
+ *   gemm_choose.c   clattn_gemm_problem, clattn_gemm_choose
+ *   gemm_tune.c     clattn_gemm_tune
+ */
+#ifndef CLATTN_LAYER_GEMM_H
+#define CLATTN_LAYER_GEMM_H
+
+#include "host/core/core.h"
+
+typedef struct clattn_gemm {
+    const char *name;             /* for messages: "q", "k", "v", "out" */
+    clattn_dtype dtype;           /* of a, w, bias and c; arithmetic is float */
+    cl_mem a, w, bias, c;         /* bias NULL: none */
+    size_t w_off, bias_off;       /* elements */
+    size_t rows, cols, inner;
+} clattn_gemm;
+
+typedef struct clattn_gemm_backend {
+    const char *name;             /* "own", "clblast" */
+    const clattn_family *family;  /* its parameters, as the tuning file keeps them */
+    /* Refuses (CLATTN_UNSUPPORTED, with the reason) what this backend cannot do on ctx's device,
+       such as F16 without cl_khr_fp16 for CLBlast's HGEMM. */
+    clattn_status (*supports)(clattn_context *ctx, clattn_dtype dtype);
+    /* Bytes of temporary device buffer g needs at params (0: none). */
+    clattn_status (*temp_bytes)(clattn_context *ctx, const clattn_gemm *g, const clattn_params *params,
+                                size_t *bytes);
+    /* Enqueues g on ctx's queue at params (which valid() accepted for g's problem); temp holds at
+       least temp_bytes. Lock held. */
+    clattn_status (*enqueue)(clattn_context *ctx, const clattn_gemm *g, const clattn_params *params,
+                             cl_mem temp);
+} clattn_gemm_backend;
+
+extern const clattn_gemm_backend clattn_gemm_own;
+extern const clattn_gemm_backend *const clattn_gemm_clblast;   /* NULL in a build without CLBlast */
+
+/* The tuning class of a GEMM, as a problem the tuning table keys: d = inner, dv = cols,
+   Lq = Lk = rows, one head, no causality, group 1, dtype. Only the key's fields are meaningful. */
+void clattn_gemm_problem(clattn_dtype dtype, size_t rows, size_t cols, size_t inner, clattn_problem *p);
+
+/* The backend and parameters for g on ctx: `force` (clattn_mha_desc.projections) when not AUTO;
+   otherwise the faster of the backends' exact tuning entries for g's class, else the device class's
+   default backend (own on CPUs and accelerators, CLBlast on GPUs when built with it) at its defaults
+   or its nearest tuning entry. A parameter set valid() refuses falls back to the defaults. */
+clattn_status clattn_gemm_choose(clattn_context *ctx, const clattn_gemm *g, clattn_projection_impl force,
+                                 const clattn_gemm_backend **backend, clattn_params *params);
+
+#endif /* CLATTN_LAYER_GEMM_H */
