@@ -33,9 +33,10 @@ typedef struct clattn_gemm {
 typedef struct clattn_gemm_backend {
     const char *name;             /* "own", "clblast" */
     const clattn_family *family;  /* its parameters, as the tuning file keeps them */
-    /* Refuses (CLATTN_UNSUPPORTED, with the reason) what this backend cannot do on ctx's device,
-       such as F16 without cl_khr_fp16 for CLBlast's HGEMM. */
-    clattn_status (*supports)(clattn_context *ctx, clattn_dtype dtype);
+    /* CLATTN_UNSUPPORTED, with the reason in why, for what this backend cannot do on ctx's
+       device (F16 without cl_khr_fp16 for CLBlast's HGEMM); records no error on ctx, so that an
+       automatic choice can ask without leaving a failure message behind. */
+    clattn_status (*supports)(const clattn_context *ctx, clattn_dtype dtype, char *why, size_t why_len);
     /* Bytes of temporary device buffer g needs at params (0: none). */
     clattn_status (*temp_bytes)(clattn_context *ctx, const clattn_gemm *g, const clattn_params *params,
                                 size_t *bytes);
@@ -46,6 +47,7 @@ typedef struct clattn_gemm_backend {
 } clattn_gemm_backend;
 
 extern const clattn_gemm_backend clattn_gemm_own;
+extern const clattn_family clattn_proj_family;                  /* the own backend's parameters */
 extern const clattn_gemm_backend *const clattn_gemm_clblast;   /* NULL in a build without CLBlast */
 
 /* The tuning class of a GEMM, as a problem the tuning table keys: d = inner, dv = cols,
