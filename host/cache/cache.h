@@ -60,6 +60,9 @@ void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const
    out when found; 0 with tuning off. Reads only. Lock held. */
 int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const clattn_problem *p,
                          clattn_params *out, int *exact);
+/* The measured time (ms) of the exact tuning entry for family and p's shape class; -1 when there
+   is none, its time is unknown, or tuning is off. Lock held. */
+double clattn_tuning_time_ms(clattn_context *ctx, const clattn_family *family, const clattn_problem *p);
 
 
 #define CLATTN_IDENTITY_LEN 1024

@@ -369,6 +369,17 @@ int clattn_tuning_lookup(clattn_context *ctx, const clattn_family *family, const
     return e && params_from_entry(family, e, out) == 0;
 }
 
+double clattn_tuning_time_ms(clattn_context *ctx, const clattn_family *family, const clattn_problem *p)
+{
+    clattn_caches *c = ctx->caches;
+    clattn_tune_key key;
+    int exact = 0;
+    if (!c || !c->tuning || !c->tuning_enabled || clattn_tuning_key(family->name, p, &key))
+        return -1.0;
+    const clattn_tune_entry *e = clattn_tune_cache_lookup(c->tuning, &key, &exact);
+    return e && exact && e->time_ms >= 0 ? e->time_ms : -1.0;
+}
+
 clattn_status clattn_tuning_put(clattn_context *ctx, const clattn_family *family,
                                 const clattn_problem *p, const clattn_params *params, double time_ms,
                                 double default_ms)

@@ -1,35 +1,31 @@
 /* clattn_mha_forward: the multi-head attention layer on the device.
  *
  * X[B*L, in]·Wᵀ is [B*L, H*dh], which read as [B, L, H, dh] is exactly the BSHD layout the attention
- * kernels take, so each projection is one CLBlast GEMM written straight into context scratch (no
- * transpose pass): Q -> WORK0, K -> WORK1, V -> WORK2. The biases are added by cl/mha_bias.cl, the
- * attention runs on the internal enqueue path (this call holds the lock), writing the heads' output
- * to WORK3 in the same BSHD layout, which is the concatenation the output projection multiplies.
- * CLBlast's GEMM temporaries go to a slot that is idle at that moment: WORK3 during the input
- * projections (the heads' output is not written yet), WORK0 during the output projection (Q has
- * been consumed), so a steady stream of calls allocates nothing.
- * Everything the caller passes is checked before the first GEMM is enqueued.
+ * kernels take, so each projection is one GEMM written straight into context scratch (no transpose
+ * pass): Q -> WORK0, K -> WORK1, V -> WORK2, biases fused or added after (gemm.h: clattn's own
+ * kernel or CLBlast, chosen per device and shape). The attention runs on the internal enqueue path
+ * (this call holds the lock), writing the heads' output to WORK3 in the same BSHD layout, which is
+ * the concatenation the output projection multiplies. A backend's temporaries (CLBlast's padded
+ * copies) go to a slot that is idle at that moment: WORK3 during the input projections (the heads'
+ * output is not written yet), WORK0 during the output projection (Q has been consumed), so a steady
+ * stream of calls allocates nothing.
+ * Everything the caller passes is checked, and every projection's backend chosen, before the first
+ * kernel is enqueued.
  */
 #include "host/core/buffer_check.h"
 #include "host/attention/attention.h"
+#include "host/layer/gemm.h"
 #include "host/layer/layer.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#ifdef CLATTN_HAVE_CLBLAST
-#include <clblast_c.h>
-#endif
-
-#define BIAS_FILE "mha_bias.cl"
-
-/* One projection: C[rows, cols] = A[rows, inner]·W[cols, inner]ᵀ (+ bias), every matrix dense. */
+/* One projection and who computes it. */
 typedef struct projection {
-    const char *name;             /* for messages: "q", "k", "v", "out" */
-    cl_mem a, w, bias, c;
-    size_t w_off, bias_off;       /* elements: packed in_proj_weight and in_proj_bias */
-    size_t rows, cols, inner;
+    clattn_gemm g;
+    const clattn_gemm_backend *backend;
+    clattn_params params;
 } projection;
 
 /* A call after its checks: what to enqueue, in order. */
@@ -38,7 +34,7 @@ typedef struct mha_plan {
     projection proj[4];           /* q, k, v, out */
     clattn_problem attn;          /* the per-head attention, checked on the scratch buffers */
     cl_mem q, k, v, o, mask, attn_weights;
-    cl_mem temp_in, temp_out;     /* CLBlast's temporaries: WORK3 for q, k, v; WORK0 for out */
+    cl_mem temp_in, temp_out;     /* backends' temporaries: WORK3 for q, k, v; WORK0 for out */
 } mha_plan;
 
 /* n elements of es bytes, saturated so that an absurd size fails the CL_MEM_SIZE check. */
@@ -75,70 +71,15 @@ static clattn_status check_weight_set(clattn_context *ctx, const clattn_mha_desc
     return CLATTN_SUCCESS;
 }
 
-/* What the device and this build can serve, asked after the arguments are known to be valid. */
-static clattn_status check_support(clattn_context *ctx, clattn_dtype dtype)
-{
-#ifndef CLATTN_HAVE_CLBLAST
-    (void)dtype;
-    return clattn_fail(ctx, CLATTN_UNSUPPORTED,
-                       "the multi-head layer's projections are CLBlast GEMMs, and this build of "
-                       "clattn has no CLBlast (configure with -Dclblast=enabled)");
-#else
-    if (dtype == CLATTN_F16 && !ctx->info.has_fp16)
-        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
-                           "F16 storage: device '%s' lacks cl_khr_fp16, which CLBlast's HGEMM (the "
-                           "layer's projections) needs; use CLATTN_F32", ctx->info.name);
-    return CLATTN_SUCCESS;
-#endif
-}
-
-#ifdef CLATTN_HAVE_CLBLAST
-
-static clattn_status blas_fail(clattn_context *ctx, CLBlastStatusCode cs, const char *what,
-                               const char *name)
-{
-    char msg[96];
-    snprintf(msg, sizeof msg, "CLBlast %s (%s projection)", what, name);
-    if (cs == CLBlastNoHalfPrecision)
-        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s: the device has no half precision", msg);
-    if (cs < 0 && cs > -1000)   /* CLBlast passes OpenCL's own codes through */
-        return clattn_fail_cl(ctx, (cl_int)cs, msg);
-    return clattn_fail(ctx, CLATTN_OPENCL_ERROR, "%s: CLBlast status %d", msg, (int)cs);
-}
-
-/* Bytes of temporary buffer CLBlast wants for pr's GEMM (padded copies when its tiles do not divide
-   the sizes); 0 when its direct kernel serves the shape. */
-static clattn_status gemm_temp_bytes(clattn_context *ctx, clattn_dtype dtype, const projection *pr,
-                                     size_t *bytes)
-{
-    CLBlastStatusCode cs;
-    if (pr->rows == 0) {
-        *bytes = 0;
-        return CLATTN_SUCCESS;
-    }
-    if (dtype == CLATTN_F16)
-        cs = CLBlastHGemmTempBufferSize(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                        pr->rows, pr->cols, pr->inner, 0, pr->inner, pr->w_off,
-                                        pr->inner, 0, pr->cols, &ctx->queue, bytes);
-    else
-        cs = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                        pr->rows, pr->cols, pr->inner, 0, pr->inner, pr->w_off,
-                                        pr->inner, 0, pr->cols, &ctx->queue, bytes);
-    /* in bytes: the padded copies of A, B and C (measured: 14942208 for 2048 x 768 x 768 fp32) */
-    return cs == CLBlastSuccess ? CLATTN_SUCCESS : blas_fail(ctx, cs, "GEMM temporary size", pr->name);
-}
-
-#endif /* CLATTN_HAVE_CLBLAST */
-
-/* Scratch for Q, K, V and the heads' output, grown to also hold CLBlast's temporaries. */
+/* Scratch for Q, K, V and the heads' output, grown to also hold the backends' temporaries. */
 static clattn_status get_scratch(clattn_context *ctx, const clattn_mha_shape *s, mha_plan *plan)
 {
     size_t es = clattn_dtype_size(plan->dtype);
     size_t temp_in = 0, temp_out = 0;
-#ifdef CLATTN_HAVE_CLBLAST
     for (int i = 0; i < 4; i++) {
+        const projection *pr = &plan->proj[i];
         size_t t = 0;
-        clattn_status st = gemm_temp_bytes(ctx, plan->dtype, &plan->proj[i], &t);
+        clattn_status st = pr->backend->temp_bytes(ctx, &pr->g, &pr->params, &t);
         if (st != CLATTN_SUCCESS)
             return st;
         if (i < 3 && t > temp_in)
@@ -146,7 +87,6 @@ static clattn_status get_scratch(clattn_context *ctx, const clattn_mha_shape *s,
         if (i == 3)
             temp_out = t;
     }
-#endif
     const size_t q_bytes = bytes_of(s->x_q, es);   /* [B,Lq,E], as the heads' output */
     const size_t kv_bytes = bytes_of((size_t)s->B * (size_t)s->Lk * (size_t)s->kv_width, es);
     clattn_status st;
@@ -179,6 +119,9 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
         return clattn_fail(ctx, bad, "desc->dtype %d is not a clattn_dtype", (int)desc->dtype);
     if ((int)desc->path < CLATTN_PATH_AUTO || desc->path > CLATTN_PATH_FUSED)
         return clattn_fail(ctx, bad, "desc->path %d is not a clattn_path", (int)desc->path);
+    if ((int)desc->projections < CLATTN_PROJ_AUTO || desc->projections > CLATTN_PROJ_CLBLAST)
+        return clattn_fail(ctx, bad, "desc->projections %d is not a clattn_projection_impl",
+                           (int)desc->projections);
     if (attn_weights && desc->path == CLATTN_PATH_FUSED)
         return clattn_fail(ctx, bad, "attn_weights requested with CLATTN_PATH_FUSED, which never "
                            "stores them; use CLATTN_PATH_UNFUSED or CLATTN_PATH_AUTO");
@@ -225,8 +168,6 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
     };
     if ((st = clattn_buffers_check(ctx, bufs, (int)(sizeof bufs / sizeof bufs[0]))) != CLATTN_SUCCESS)
         return st;
-    if ((st = check_support(ctx, desc->dtype)) != CLATTN_SUCCESS)
-        return st;
 
     plan->dtype = desc->dtype;
     plan->mask = mask;
@@ -237,22 +178,27 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
     /* The projections, each reading its part of the packed weight and bias when packed. */
     cl_mem xk = x_k ? x_k : x_q, xv = x_v ? x_v : xk;
     const size_t rows_q = (size_t)s.B * (size_t)s.Lq, rows_kv = (size_t)s.B * (size_t)s.Lk;
-    plan->proj[0] = (projection){"q", x_q, packed ? w->in_proj_weight : w->q_proj_weight,
-                                 w->in_proj_bias, NULL, 0, 0, rows_q, E, E};
-    plan->proj[1] = (projection){"k", xk, packed ? w->in_proj_weight : w->k_proj_weight,
-                                 w->in_proj_bias, NULL, packed ? E * E : 0, E, rows_kv, kvw,
-                                 (size_t)s.kdim};
-    plan->proj[2] = (projection){"v", xv, packed ? w->in_proj_weight : w->v_proj_weight,
-                                 w->in_proj_bias, NULL, packed ? (E + kvw) * E : 0, E + kvw, rows_kv,
-                                 kvw, (size_t)s.vdim};
-    plan->proj[3] = (projection){"out", NULL, w->out_proj_weight, w->out_proj_bias, out, 0, 0, rows_q,
-                                 E, E};
+    const clattn_dtype dt = desc->dtype;
+    plan->proj[0].g = (clattn_gemm){"q", dt, x_q, packed ? w->in_proj_weight : w->q_proj_weight,
+                                    w->in_proj_bias, NULL, 0, 0, rows_q, E, E};
+    plan->proj[1].g = (clattn_gemm){"k", dt, xk, packed ? w->in_proj_weight : w->k_proj_weight,
+                                    w->in_proj_bias, NULL, packed ? E * E : 0, E, rows_kv, kvw,
+                                    (size_t)s.kdim};
+    plan->proj[2].g = (clattn_gemm){"v", dt, xv, packed ? w->in_proj_weight : w->v_proj_weight,
+                                    w->in_proj_bias, NULL, packed ? (E + kvw) * E : 0, E + kvw,
+                                    rows_kv, kvw, (size_t)s.vdim};
+    plan->proj[3].g = (clattn_gemm){"out", dt, NULL, w->out_proj_weight, w->out_proj_bias, out, 0, 0,
+                                    rows_q, E, E};
+    for (int i = 0; i < 4; i++)
+        if ((st = clattn_gemm_choose(ctx, &plan->proj[i].g, desc->projections, &plan->proj[i].backend,
+                                     &plan->proj[i].params)) != CLATTN_SUCCESS)
+            return st;
     if ((st = get_scratch(ctx, &s, plan)) != CLATTN_SUCCESS)
         return st;
-    plan->proj[0].c = plan->q;
-    plan->proj[1].c = plan->k;
-    plan->proj[2].c = plan->v;
-    plan->proj[3].a = plan->o;
+    plan->proj[0].g.c = plan->q;
+    plan->proj[1].g.c = plan->k;
+    plan->proj[2].g.c = plan->v;
+    plan->proj[3].g.a = plan->o;
 
     /* The attention on the scratch buffers: its own checks (mask strides against the mask buffer)
        run here too, before anything is enqueued. */
@@ -275,55 +221,12 @@ static clattn_status step_barrier(clattn_context *ctx, const char *what)
     return err == CL_SUCCESS ? CLATTN_SUCCESS : clattn_fail_cl(ctx, err, what);
 }
 
-static clattn_status add_bias(clattn_context *ctx, clattn_dtype dtype, const projection *pr)
+static clattn_status project(clattn_context *ctx, const projection *pr, cl_mem temp)
 {
-    char options[32];
-    cl_kernel kernel;
-    snprintf(options, sizeof options, " -DUSE_F16=%d", dtype == CLATTN_F16);
-    clattn_status st = clattn_kernel_get(ctx, BIAS_FILE, options, "mha_add_bias", &kernel);
-    const cl_long off = (cl_long)pr->bias_off;
-    const cl_int rows = (cl_int)pr->rows, cols = (cl_int)pr->cols;
-    if (st == CLATTN_SUCCESS)
-        st = clattn_set_arg(ctx, kernel, 0, sizeof(cl_mem), &pr->c);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_set_arg(ctx, kernel, 1, sizeof(cl_mem), &pr->bias);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_set_arg(ctx, kernel, 2, sizeof off, &off);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_set_arg(ctx, kernel, 3, sizeof rows, &rows);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_set_arg(ctx, kernel, 4, sizeof cols, &cols);
-    const size_t global[2] = {pr->cols, pr->rows};
-    if (st == CLATTN_SUCCESS)
-        st = clattn_launch(ctx, kernel, 2, global, NULL, "mha_add_bias");
-    return st;
-}
-
-#ifdef CLATTN_HAVE_CLBLAST
-
-static clattn_status project(clattn_context *ctx, clattn_dtype dtype, const projection *pr,
-                             cl_mem temp)
-{
-    CLBlastStatusCode cs;
-    if (pr->rows == 0)
+    if (pr->g.rows == 0)
         return CLATTN_SUCCESS;   /* no key tokens: the attention sees Lk == 0 */
-    if (dtype == CLATTN_F16)
-        cs = CLBlastHgemmWithTempBuffer(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                        pr->rows, pr->cols, pr->inner, clattn_float_to_half(1.0f),
-                                        pr->a, 0, pr->inner, pr->w, pr->w_off, pr->inner,
-                                        clattn_float_to_half(0.0f), pr->c, 0, pr->cols, &ctx->queue,
-                                        NULL, temp);
-    else
-        cs = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                                        pr->rows, pr->cols, pr->inner, 1.0f, pr->a, 0, pr->inner,
-                                        pr->w, pr->w_off, pr->inner, 0.0f, pr->c, 0, pr->cols,
-                                        &ctx->queue, NULL, temp);
-    if (cs != CLBlastSuccess)
-        return blas_fail(ctx, cs, "GEMM", pr->name);
-    clattn_status st = step_barrier(ctx, "barrier after a projection");
-    if (st == CLATTN_SUCCESS && pr->bias)
-        st = add_bias(ctx, dtype, pr);
-    return st;
+    clattn_status st = pr->backend->enqueue(ctx, &pr->g, &pr->params, temp);
+    return st == CLATTN_SUCCESS ? step_barrier(ctx, "barrier after a projection") : st;
 }
 
 static clattn_status mha_enqueue_locked(clattn_context *ctx, const mha_plan *plan)
@@ -332,28 +235,16 @@ static clattn_status mha_enqueue_locked(clattn_context *ctx, const mha_plan *pla
        previous call's last reads of the scratch reused here. */
     clattn_status st = step_barrier(ctx, "barrier before the layer");
     for (int i = 0; i < 3 && st == CLATTN_SUCCESS; i++)
-        st = project(ctx, plan->dtype, &plan->proj[i], plan->temp_in);
+        st = project(ctx, &plan->proj[i], plan->temp_in);
     if (st == CLATTN_SUCCESS)
         st = clattn_attention_enqueue_locked(ctx, &plan->attn, plan->q, plan->k, plan->v, plan->mask,
                                              plan->o, plan->attn_weights, NULL);
     if (st == CLATTN_SUCCESS)
         st = step_barrier(ctx, "barrier after the attention");
     if (st == CLATTN_SUCCESS)
-        st = project(ctx, plan->dtype, &plan->proj[3], plan->temp_out);
+        st = project(ctx, &plan->proj[3], plan->temp_out);
     return st;
 }
-
-#else /* !CLATTN_HAVE_CLBLAST: check_support() has refused every call before this point */
-
-static clattn_status mha_enqueue_locked(clattn_context *ctx, const mha_plan *plan)
-{
-    (void)plan;
-    (void)add_bias;
-    (void)step_barrier;
-    return clattn_fail(ctx, CLATTN_UNSUPPORTED, "this build of clattn has no CLBlast");
-}
-
-#endif
 
 clattn_status clattn_mha_forward(clattn_context *ctx, const clattn_mha_desc *desc,
                                  const clattn_mha_weight_buffers *w, cl_mem x_q, cl_mem x_k,
@@ -364,7 +255,7 @@ clattn_status clattn_mha_forward(clattn_context *ctx, const clattn_mha_desc *des
     mha_plan plan;
     pthread_mutex_lock(&ctx->lock);
     clattn_status st = mha_check(ctx, desc, w, x_q, x_k, x_v, mask, out, attn_weights, &plan);
-    if (st == CLATTN_SUCCESS && plan.proj[0].rows > 0)
+    if (st == CLATTN_SUCCESS && plan.proj[0].g.rows > 0)
         st = mha_enqueue_locked(ctx, &plan);
     pthread_mutex_unlock(&ctx->lock);
     return st;
