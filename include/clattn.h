@@ -350,13 +350,14 @@ typedef struct clattn_mha_weight_buffers {
    [B,Hq,Lq,Lk] (the unfused path computes them). out and attn_weights may overlap no input (x_q,
    x_k, x_v, mask, the weights) nor each other, judged by memory as for clattn_attention
    (sub-buffers included); the inputs may share memory.
-   The projections are CLBlast GEMMs on the context's queue, written straight into the BSHD layout
-   the attention reads; Q, K, V and the heads' output live in the context's scratch, reused by the
-   next call. Every argument, including each buffer's CL_MEM_SIZE, is checked before anything is
-   enqueued; then the call enqueues and returns without waiting (on a caller's out-of-order queue
-   it starts behind the commands enqueued before it and orders its own steps with barriers).
-   CLATTN_UNSUPPORTED: the library was built without CLBlast, or F16 on a device without
-   cl_khr_fp16. */
+   The projections are GEMMs on the context's queue (desc->projections: clattn's own kernel, with
+   the bias fused, or CLBlast's), written straight into the BSHD layout the attention reads; Q, K,
+   V and the heads' output live in the context's scratch, reused by the next call. Every argument,
+   including each buffer's CL_MEM_SIZE, is checked before anything is enqueued; then the call
+   enqueues and returns without waiting (on a caller's out-of-order queue it starts behind the
+   commands enqueued before it and orders its own steps with barriers).
+   CLATTN_UNSUPPORTED: CLATTN_PROJ_CLBLAST in a build without CLBlast, or with F16 storage on a
+   device without cl_khr_fp16. */
 CLATTN_API clattn_status clattn_mha_forward(clattn_context *ctx, const clattn_mha_desc *desc,
                                             const clattn_mha_weight_buffers *w, cl_mem x_q,
                                             cl_mem x_k, cl_mem x_v, cl_mem mask, cl_mem out,
