@@ -124,6 +124,14 @@ typedef enum clattn_switch {
     CLATTN_SWITCH_OFF
 } clattn_switch;
 
+/* Whose default kernel parameters and search spaces a context plans with. */
+typedef enum {
+    CLATTN_DEVICE_CLASS_REPORTED = 0,   /* the device's own CL_DEVICE_TYPE */
+    CLATTN_DEVICE_CLASS_CPU,
+    CLATTN_DEVICE_CLASS_GPU,
+    CLATTN_DEVICE_CLASS_ACCELERATOR
+} clattn_device_class_choice;
+
 typedef struct clattn_context_options {
     int ignore_environment;      /* 1: no CLATTN_* (nor XDG_CACHE_HOME/HOME) variable is read */
     clattn_switch cache;         /* the on-disk caches (tuning file, program binaries); default on
@@ -143,6 +151,15 @@ typedef struct clattn_context_options {
     void *log_user;
     clattn_switch log_plans;     /* describe each attention call's plan to log; default off
                                     ($CLATTN_LOG=plan, which with no log callback writes to stderr) */
+    /* Testing and misreporting devices. device_class: plan with another class's defaults and
+       search space ($CLATTN_DEVICE_CLASS=cpu|gpu|accelerator): GPU mappings run on a CPU, say, or
+       a device that calls itself a CPU gets the GPU's. max_local_mem_bytes, max_work_group_size
+       (> 0): plan as if the device had at most this much local memory and at most this many
+       work-items per group and per dimension ($CLATTN_MAX_LOCAL_MEM, $CLATTN_MAX_WORK_GROUP),
+       to exercise the fallbacks of small devices on a large one. Each keys its own tuning file. */
+    clattn_device_class_choice device_class;
+    unsigned long max_local_mem_bytes;
+    unsigned long max_work_group_size;
 } clattn_context_options;
 
 /* clattn_context_create and clattn_context_create_from_queue with options (NULL: all default).

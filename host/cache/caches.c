@@ -63,6 +63,15 @@ static void load_caches(clattn_context *ctx)
     c->autotune_budget_s = set->autotune_budget_s;
     clattn_cache_identity(c->identity, sizeof c->identity, in->platform_name, in->platform_version,
                           in->vendor, in->name, in->driver_version, in->compute_units);
+    /* A context planning for another class or smaller limits tunes for those: its own file. */
+    const size_t used = strlen(c->identity);
+    if (set->device_class >= 0 || set->max_local_mem || set->max_work_group)
+        snprintf(c->identity + used, sizeof c->identity - used, " / as %s, local %lu, work-group %lu",
+                 set->device_class == CLATTN_CLASS_GPU           ? "gpu"
+                 : set->device_class == CLATTN_CLASS_ACCELERATOR ? "accelerator"
+                 : set->device_class == CLATTN_CLASS_CPU         ? "cpu"
+                                                                 : "reported",
+                 (unsigned long)in->local_mem_bytes, (unsigned long)in->max_work_group);
     sources_hash(ctx, c->sources_sha256);
     if (clattn_tune_cache_create(c->identity, c->sources_sha256, CLATTN_VERSION_STRING,
                                  &c->tuning) != CLATTN_SUCCESS) {

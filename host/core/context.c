@@ -114,6 +114,23 @@ static int select_device(const candidate *c, int n, const char *sel)
     return -1;
 }
 
+/* The options that make a context plan for another device than the one it has (testing, and
+   devices that misreport): another class's defaults, less local memory, smaller work-groups. */
+static void apply_device_overrides(const clattn_settings *s, clattn_device_info *info)
+{
+    if (s->device_class >= 0)
+        info->cls = (clattn_device_class)s->device_class;
+    if (s->max_local_mem && s->max_local_mem < info->local_mem_bytes)
+        info->local_mem_bytes = s->max_local_mem;
+    if (s->max_work_group) {
+        if (s->max_work_group < info->max_work_group)
+            info->max_work_group = s->max_work_group;
+        for (int i = 0; i < 3; i++)
+            if (s->max_work_group < info->max_work_item[i])
+                info->max_work_item[i] = s->max_work_group;
+    }
+}
+
 /* A context with its settings and locks, before any OpenCL object. */
 static clattn_status context_alloc(const char *selector, const clattn_context_options *opts,
                                    int private_context, clattn_context **out)
@@ -211,6 +228,8 @@ clattn_status clattn_context_open(const char *selector, cl_command_queue queue,
         st = clattn_device_query(ctx, ctx->platform, ctx->device, &ctx->info);
         pthread_mutex_unlock(&device_enumeration_lock);
     }
+    if (st == CLATTN_SUCCESS)
+        apply_device_overrides(&ctx->settings, &ctx->info);
     if (st != CLATTN_SUCCESS) {
         clattn_context_close(ctx);
         return st;

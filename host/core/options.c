@@ -2,8 +2,10 @@
  * nowhere else, once, when a context is created; after that a context's behaviour is its settings. */
 #include "host/core/options.h"
 
+#include "host/core/core.h"
 #include "host/core/error_text.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +87,40 @@ static int dup_or_null(const char *src, char **dst)
     return *dst == NULL;
 }
 
+/* The class an option or variable names: -1 (as reported) for REPORTED, an unknown word or an
+   out-of-range enum value. */
+static int device_class_value(clattn_device_class_choice opt, const char *env)
+{
+    switch (opt) {
+    case CLATTN_DEVICE_CLASS_CPU: return CLATTN_CLASS_CPU;
+    case CLATTN_DEVICE_CLASS_GPU: return CLATTN_CLASS_GPU;
+    case CLATTN_DEVICE_CLASS_ACCELERATOR: return CLATTN_CLASS_ACCELERATOR;
+    default: break;
+    }
+    if (!env)
+        return -1;
+    if (!strcasecmp(env, "cpu"))
+        return CLATTN_CLASS_CPU;
+    if (!strcasecmp(env, "gpu"))
+        return CLATTN_CLASS_GPU;
+    if (!strcasecmp(env, "accelerator"))
+        return CLATTN_CLASS_ACCELERATOR;
+    return -1;
+}
+
+/* A positive decimal count, or 0 for anything else (unset, empty, junk, zero, negative). */
+static unsigned long positive_value(const char *text)
+{
+    if (!text || !*text)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end || errno || text[0] == '-' || v > (unsigned long long)(unsigned long)-1)
+        return 0;
+    return (unsigned long)v;
+}
+
 clattn_status clattn_settings_resolve(const char *selector, const clattn_context_options *opts,
                                       clattn_settings *s)
 {
@@ -128,6 +164,12 @@ clattn_status clattn_settings_resolve(const char *selector, const clattn_context
         s->log_to_stderr = !o->log;
     }
 
+    s->device_class = device_class_value(o->device_class, ENV("CLATTN_DEVICE_CLASS"));
+    s->max_local_mem = o->max_local_mem_bytes ? o->max_local_mem_bytes
+                                              : positive_value(ENV("CLATTN_MAX_LOCAL_MEM"));
+    s->max_work_group = o->max_work_group_size ? o->max_work_group_size
+                                               : positive_value(ENV("CLATTN_MAX_WORK_GROUP"));
+
     if (!selector || !*selector)
         selector = ENV("CLATTN_DEVICE");
     int oom = dup_or_null(selector, &s->selector) ||
@@ -158,6 +200,12 @@ void clattn_settings_as_options(const clattn_settings *s, clattn_context_options
     o->log = s->log;
     o->log_user = s->log_user;
     o->log_plans = s->log_plans ? CLATTN_SWITCH_ON : CLATTN_SWITCH_OFF;
+    o->device_class = s->device_class == CLATTN_CLASS_CPU           ? CLATTN_DEVICE_CLASS_CPU
+                      : s->device_class == CLATTN_CLASS_GPU         ? CLATTN_DEVICE_CLASS_GPU
+                      : s->device_class == CLATTN_CLASS_ACCELERATOR ? CLATTN_DEVICE_CLASS_ACCELERATOR
+                                                                    : CLATTN_DEVICE_CLASS_REPORTED;
+    o->max_local_mem_bytes = s->max_local_mem;
+    o->max_work_group_size = s->max_work_group;
 }
 
 void clattn_settings_free(clattn_settings *s)

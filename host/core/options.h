@@ -23,6 +23,9 @@ typedef struct clattn_settings {
     void *log_user;
     int log_plans;
     int log_to_stderr;            /* CLATTN_LOG=plan without a callback: the one switch that prints */
+    int device_class;             /* -1: as reported, else a clattn_device_class */
+    unsigned long max_local_mem;  /* 0: the device's; else a cap on it */
+    unsigned long max_work_group; /* 0: the device's; else a cap on it */
 
     /* for contexts the library makes for itself (the tuner's, exports'); never from options */
     int private_context;          /* no tuning table loaded, never autotunes, stores no binaries */
