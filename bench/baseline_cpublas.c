@@ -3,7 +3,9 @@
  *   S = scale · Q·Kᵀ (cblas_sgemm), a plain C row softmax with the causal mask, O = P·V (cblas_sgemm).
  * As in the clblast baseline, the query heads sharing a kv head make one (group·Lq) × d matrix;
  * the loop runs over (b, kv head), so the score scratch is one block (group·Lq·Lk floats) on the
- * host, and the device's allocation limit does not apply. The softmax runs on one thread. */
+ * host, and the device's allocation limit does not apply. The softmax runs on one thread.
+ * bench_cpublas_attention is also the attention of the layer entry's cpu-blas layer (mha_cpublas.c),
+ * which reads Q, K, V in BSHD as its projections write them. */
 #include "bench/bench.h"
 
 #include <math.h>
@@ -18,7 +20,6 @@ typedef struct cpublas_run {
     const bench_shape *s;
     const float *q, *k, *v;
     float *out, *scores;
-    float scale;
 } cpublas_run;
 
 static void softmax_rows(float *s, int rows, int Lq, int Lk, int causal)
@@ -46,30 +47,43 @@ static void softmax_rows(float *s, int rows, int Lq, int Lk, int causal)
     }
 }
 
+void bench_cpublas_attention(const bench_shape *s, clattn_layout layout, const float *q,
+                             const float *k, const float *v, float *out, float *scores)
+{
+    const int group = s->Hq / s->Hkv, d = s->d, n = s->Lk;
+    const float scale = 1.0f / sqrtf((float)d);
+    /* BHSD: a kv head's query heads are one (group·Lq) × d matrix, one GEMM pair. BSHD: rows of a
+       head are Hq·d apart and the heads of a group interleave, so each query head is its own pair. */
+    const int bhsd = layout == CLATTN_LAYOUT_BHSD, per_gemm = bhsd ? group : 1, m = per_gemm * s->Lq;
+    const size_t ldq = bhsd ? (size_t)d : (size_t)s->Hq * d, ldk = bhsd ? (size_t)d : (size_t)s->Hkv * d;
+    for (int b = 0; b < s->B; b++) {
+        for (int g = 0; g < s->Hkv; g++) {
+            const size_t kv_off = bhsd ? ((size_t)b * s->Hkv + g) * (size_t)n * d
+                                       : (size_t)b * n * ldk + (size_t)g * d;
+            for (int j = 0; j < group; j += per_gemm) {
+                const int h = g * group + j;
+                const size_t q_off = bhsd ? ((size_t)b * s->Hq + h) * (size_t)s->Lq * d
+                                          : (size_t)b * s->Lq * ldq + (size_t)h * d;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, scale, q + q_off,
+                            (int)ldq, k + kv_off, (int)ldk, 0.0f, scores, n);
+                softmax_rows(scores, m, s->Lq, n, s->causal);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, scores, n,
+                            v + kv_off, (int)ldk, 0.0f, out + q_off, (int)ldq);
+            }
+        }
+    }
+}
+
 static bench_outcome run_once(void *state, double *kernel_s, double *wall_s, char *note,
                               size_t note_len)
 {
     cpublas_run *run = state;
-    const bench_shape *s = run->s;
-    const int group = s->Hq / s->Hkv, d = s->d, m = group * s->Lq, n = s->Lk;
     (void)note;
     (void)note_len;
 
     double t0 = bench_now();
-    for (int b = 0; b < s->B; b++) {
-        for (int g = 0; g < s->Hkv; g++) {
-            const size_t blk = (size_t)b * s->Hkv + g;
-            const float *q = run->q + blk * (size_t)m * d;
-            const float *k = run->k + blk * (size_t)n * d;
-            const float *v = run->v + blk * (size_t)n * d;
-            float *o = run->out + blk * (size_t)m * d;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, run->scale, q, d, k, d,
-                        0.0f, run->scores, n);
-            softmax_rows(run->scores, m, s->Lq, n, s->causal);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, run->scores, n, v,
-                        d, 0.0f, o, d);
-        }
-    }
+    bench_cpublas_attention(run->s, CLATTN_LAYOUT_BHSD, run->q, run->k, run->v, run->out,
+                            run->scores);
     /* No device work: the host clock is both figures. */
     *kernel_s = *wall_s = bench_now() - t0;
     return BENCH_OK;
@@ -93,7 +107,6 @@ bench_outcome bench_run_cpublas(const bench_device *dev, bench_data *data,
     run.k = data->k;
     run.v = data->v;
     run.out = data->out;
-    run.scale = 1.0f / sqrtf((float)s->d);
     const size_t block = (size_t)(s->Hq / s->Hkv) * s->Lq * s->Lk;
     run.scores = malloc(block * sizeof(float));
     if (!run.scores) {

@@ -168,12 +168,61 @@ bench_outcome bench_run_cpublas(const bench_device *dev, bench_data *data,
 /* The row softmax kernel of the clblast baseline (OpenCL C source, -DWG=work-group size). */
 extern const char bench_row_softmax_source[];
 
-/* ---- the multi-head layer entry (mha.c) ------------------------------------------------------ */
+/* The attention of the cpu-blas baseline on the host (baseline_cpublas.c, built with OpenBLAS only):
+   Q·Kᵀ·scale, a row softmax with s's causal mask, P·V, per (batch, kv head); q, k, v and out in
+   layout (BHSD or BSHD, dv = d), scores: (Hq/Hkv)·Lq·Lk floats of scratch. */
+void bench_cpublas_attention(const bench_shape *s, clattn_layout layout, const float *q,
+                             const float *k, const float *v, float *out, float *scores);
 
-/* B=4, L=512, E=768, 12 heads: clattn_mha_forward against the same layer from CLBlast GEMMs and
-   the baseline attention pipeline, split into projections and attention; prints its own table.
-   Returns 0 when clattn's layer ran and met its tolerance. */
-int bench_mha_entry(const bench_device *dev, const bench_options *opt);
+/* ---- reference rates (peak.c) ---------------------------------------------------------------- */
+
+typedef struct bench_rate {
+    bench_outcome outcome;
+    char note[256];              /* on success what was measured, else why not */
+    double gflops;
+} bench_rate;
+
+/* The device's fp32 FMA rate: independent fma chains on vector accumulators over every compute
+   unit, timed with events; the best of a few vector widths. */
+void bench_fma_peak(const bench_device *dev, bench_rate *rate);
+/* OpenBLAS SGEMM C[m,n] = A[m,k]·W[n,k]ᵀ on the host, with the device's compute units as threads
+   (host clock, median); BENCH_SKIPPED in a build without OpenBLAS. */
+void bench_openblas_sgemm_nt(const bench_device *dev, int m, int n, int k, const bench_options *opt,
+                             bench_rate *rate);
+
+/* ---- the multi-head layer entry (mha.c and mha_*.c) ------------------------------------------ */
+
+#define BENCH_MHA_MAX_ROWS 16
+
+/* One timed row of the layer entry: a whole layer or a part of one. */
+typedef struct bench_mha_row {
+    const char *key;             /* stable name for --json: "clattn-tuned-auto", "cpu-blas-layer" */
+    const char *label;           /* as the table prints it */
+    const char *part;            /* "layer", "attention", "q,k,v projections", "out projection" */
+    double flops;                /* of what the row times */
+    bench_result r;              /* gflops from the median; the check on whole layers */
+    /* whole layers: the projections (clattn: layer - its attention timed alone on the same
+       context; baselines: their projection parts), the attention's share of the layer, and the
+       layer's speedup over the two baselines' layers (baseline median / this median; 0: n/a) */
+    double proj_s, proj_gflops, attention_share, over_cpublas, over_clblast;
+} bench_mha_row;
+
+typedef struct bench_mha_report {
+    int ran;                     /* the entry ran (not skipped for want of CLBlast) */
+    int B, L, E, heads;
+    double proj_flops, attention_flops;
+    int n_rows;
+    bench_mha_row rows[BENCH_MHA_MAX_ROWS];
+    bench_rate fma_peak;         /* the device's */
+    bench_rate sgemm;            /* OpenBLAS on one projection's GEMM shape (B·L x E x E) */
+} bench_mha_report;
+
+/* B=4, L=512, E=768, 12 heads: clattn_mha_forward with each projection backend, on a tuned context
+   and one with tuning off, against the same layer from CLBlast alone and from OpenBLAS; the
+   attention alone, the device's FMA peak and OpenBLAS's SGEMM on the projection shape. Prints its
+   own tables and fills rep. Returns 0 when every clattn layer that ran met its tolerance and no
+   row failed. */
+int bench_mha_entry(const bench_device *dev, const bench_options *opt, bench_mha_report *rep);
 
 /* ---- output (report.c, report_json.c) -------------------------------------------------------- */
 
@@ -189,7 +238,9 @@ void bench_report_row(const bench_entry *e, bench_method m);
 void bench_report_speedups(const bench_entry *e);
 /* baseline median / clattn median, or 0 when either did not run. */
 double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline);
+/* mha: the layer entry's report, NULL when it did not run. */
 int bench_report_json(const char *path, const bench_device *dev, const bench_options *opt,
-                      const bench_entry *entries, int n, int passed, char *err, size_t err_len);
+                      const bench_entry *entries, int n, const bench_mha_report *mha, int passed,
+                      char *err, size_t err_len);
 
 #endif /* CLATTN_BENCH_H */

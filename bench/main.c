@@ -172,6 +172,7 @@ int main(int argc, char **argv)
     bench_options opt;
     bench_device dev;
     bench_entry *entries = NULL;
+    bench_mha_report *mha = NULL;
     char err[512];
     int rc = 1, n = 0, passed = 1;
     memset(&opt, 0, sizeof opt);
@@ -231,14 +232,20 @@ int main(int argc, char **argv)
     }
 
     /* The multi-head layer (mha.c) prints its own table: its methods are whole layers. */
-    if (opt.mha_only || (!opt.has_custom && !opt.quick))
-        passed &= bench_mha_entry(&dev, &opt) == 0;
+    if (opt.mha_only || (!opt.has_custom && !opt.quick)) {
+        if (!(mha = calloc(1, sizeof *mha))) {
+            fprintf(stderr, "clattn-bench: out of host memory\n");
+            goto out;
+        }
+        passed &= bench_mha_entry(&dev, &opt, mha) == 0;
+    }
 
     printf("\n%s\n", passed ? "all measured errors within tolerance"
                             : "FAILED: a clattn error exceeded its tolerance, or a method failed");
     rc = passed ? 0 : 1;
     if (opt.json_path) {
-        if (bench_report_json(opt.json_path, &dev, &opt, entries, n, passed, err, sizeof err)) {
+        if (bench_report_json(opt.json_path, &dev, &opt, entries, n, mha, passed, err,
+                              sizeof err)) {
             fprintf(stderr, "clattn-bench: %s\n", err);
             rc = 1;
         } else {
@@ -246,6 +253,7 @@ int main(int argc, char **argv)
         }
     }
 out:
+    free(mha);
     free(entries);
     bench_device_close(&dev);
     return rc;

@@ -135,8 +135,72 @@ static void put_entry(FILE *f, const bench_entry *e)
     fputs("}}", f);
 }
 
+static void put_positive(FILE *f, double x)
+{
+    if (x > 0.0)
+        put_number(f, x);
+    else
+        fputs("null", f);
+}
+
+static void put_rate(FILE *f, const char *key, const bench_rate *r)
+{
+    fprintf(f, "\"%s\": {\"status\": \"%s\", \"gflops\": ", key, status_word(r->outcome));
+    put_positive(f, r->outcome == BENCH_OK ? r->gflops : 0.0);
+    fputs(", \"note\": ", f);
+    put_string(f, r->note);
+    fputs("}", f);
+}
+
+/* The layer entry: its shape, every row (whole layers with their derived figures), the rates. */
+static void put_mha(FILE *f, const bench_mha_report *m)
+{
+    fprintf(f, "  \"mha\": {\"B\": %d, \"L\": %d, \"E\": %d, \"heads\": %d, \"dtype\": \"f32\", "
+               "\"projection_flops\": ", m->B, m->L, m->E, m->heads);
+    put_number(f, m->proj_flops);
+    fputs(", \"attention_flops\": ", f);
+    put_number(f, m->attention_flops);
+    fputs(",\n    ", f);
+    put_rate(f, "fma_peak", &m->fma_peak);
+    fputs(",\n    ", f);
+    put_rate(f, "openblas_sgemm", &m->sgemm);
+    fputs(",\n    \"rows\": {", f);
+    for (int i = 0; i < m->n_rows; i++) {
+        const bench_mha_row *row = &m->rows[i];
+        fprintf(f, "%s\n      ", i ? "," : "");
+        put_string(f, row->key);
+        fputs(": {\"part\": ", f);
+        put_string(f, row->part);
+        fputs(", \"flops\": ", f);
+        put_number(f, row->flops);
+        fputs(", \"result\": ", f);
+        put_result(f, &row->r);
+        if (row->r.outcome == BENCH_OK && strcmp(row->part, "layer") == 0) {
+            fputs(", \"projections_s\": ", f);
+            put_positive(f, row->proj_s);
+            fputs(", \"projections_gflops\": ", f);
+            put_positive(f, row->proj_gflops);
+            fputs(", \"projections_share_of_fma_peak\": ", f);
+            put_positive(f, m->fma_peak.outcome == BENCH_OK && m->fma_peak.gflops > 0
+                                ? row->proj_gflops / m->fma_peak.gflops : 0.0);
+            fputs(", \"projections_over_openblas_sgemm\": ", f);
+            put_positive(f, m->sgemm.outcome == BENCH_OK && m->sgemm.gflops > 0
+                                ? row->proj_gflops / m->sgemm.gflops : 0.0);
+            fputs(", \"attention_share\": ", f);
+            put_positive(f, row->attention_share);
+            fputs(", \"speedup_over_cpu_blas\": ", f);
+            put_positive(f, row->over_cpublas);
+            fputs(", \"speedup_over_clblast\": ", f);
+            put_positive(f, row->over_clblast);
+        }
+        fputs("}", f);
+    }
+    fputs("\n    }},\n", f);
+}
+
 int bench_report_json(const char *path, const bench_device *dev, const bench_options *opt,
-                      const bench_entry *entries, int n, int passed, char *err, size_t err_len)
+                      const bench_entry *entries, int n, const bench_mha_report *mha, int passed,
+                      char *err, size_t err_len)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -196,7 +260,10 @@ int bench_report_json(const char *path, const bench_device *dev, const bench_opt
         put_entry(f, &entries[i]);
         fputs(i + 1 < n ? ",\n" : "\n", f);
     }
-    fprintf(f, "  ],\n  \"passed\": %s\n}\n", passed ? "true" : "false");
+    fputs("  ],\n", f);
+    if (mha && mha->ran)
+        put_mha(f, mha);
+    fprintf(f, "  \"passed\": %s\n}\n", passed ? "true" : "false");
     if (fclose(f) != 0) {
         snprintf(err, err_len, "writing %s: %s", path, strerror(errno));
         return -1;
