@@ -61,6 +61,17 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
                  dev->max_work_group);
         return 0;
     }
+    /* Under a loop-iteration cap (llvmpipe, host/core/loop_cap.c) vector lanes and 8-key steps
+       leave the kernel's loops rolled and reach the cap within a few tiles (d = 64: VW 16 wrong
+       past 96 keys, VW 4 past 288; d = 128, VW 1: UNROLL 8 past 176), where scalar lanes with
+       UNROLL 4 unroll and run past 860 keys at d = 128; the split count then bounds the keys per
+       work-group. */
+    if ((vw > 1 || unroll > 4) && clattn_device_loop_cap(dev)) {
+        snprintf(why, why_len, "VW=%d UNROLL=%d: this implementation ends loops after %ld "
+                 "iterations, which these reach; VW 1 and UNROLL up to 4 only", vw, unroll,
+                 clattn_device_loop_cap(dev));
+        return 0;
+    }
     size_t local = flash_local_bytes(pr, p);
     if (local > dev->local_mem_bytes) {
         snprintf(why, why_len, "tiles need %zu bytes of local memory, the device has %llu", local,
@@ -121,6 +132,14 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
 {
     long groups = row_groups(p, pr);
     long target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
+    /* Under a loop-iteration cap, enough splits that no work-group walks more keys than it can
+       (whole tiles of them); more than MAX_SPLITS leaves the plan to refuse the problem. */
+    const int capped = clattn_flash_keys_under_cap(dev, p->d, p->dv, pr->v[P_RM]);
+    const int tile = pr->v[P_BLOCK_N] > 0 ? pr->v[P_BLOCK_N] : 1;
+    const long cap_keys = capped ? (capped >= tile ? capped / tile * tile : tile) : 0;
+    const long needed = capped ? (p->Lk + cap_keys - 1) / cap_keys : 1;
+    if (needed > 1)
+        return needed < MAX_SPLITS ? (int)needed : MAX_SPLITS;
     if (groups <= 0 || groups >= target)
         return 1;
     long splits = (target + groups - 1) / groups;
@@ -173,6 +192,13 @@ static clattn_status fill_plan(clattn_context *ctx, const clattn_problem *p,
     if (splits < 0)
         splits = clattn_flash_splits_on(&ctx->info, p, &s->params);
     split_ranges(p, &s->params, splits, &plan->splits, &plan->split_keys);
+    const int cap_keys = clattn_flash_keys_under_cap(&ctx->info, p->d, p->dv, s->params.v[P_RM]);
+    if (cap_keys && plan->split_keys > cap_keys)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "fused path: %d keys per work-group (Lk = %d in %d splits) exceed the %d "
+                           "that %s runs correctly (it ends loops after %ld iterations); use the "
+                           "unfused path or fewer keys", plan->split_keys, p->Lk, plan->splits,
+                           cap_keys, ctx->info.name, clattn_device_loop_cap(&ctx->info));
     return add_merge(ctx, cfg, plan);
 }
 

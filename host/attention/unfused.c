@@ -421,6 +421,13 @@ clattn_status clattn_unfused_plan(clattn_context *ctx, const clattn_problem *p,
     if ((long)p->B * p->Hq > INT_MAX)
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "batch*heads_q = %ld exceeds the unfused path's limit %d",
                            (long)p->B * p->Hq, INT_MAX);
+    /* llvmpipe ends loops early (host/core/loop_cap.c): refuse what it would cut short. */
+    const int cap_keys = clattn_unfused_keys_under_cap(&ctx->info);
+    if (cap_keys && p->Lk > cap_keys)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "unfused path: Lk = %d exceeds the %d keys that %s runs correctly (it ends "
+                           "loops after %ld iterations)", p->Lk, cap_keys, ctx->info.name,
+                           clattn_device_loop_cap(&ctx->info));
     for (int i = 0; i < 3; i++) {
         clattn_status st = clattn_plan_params(ctx, families[i], p, cfg, &plan->step[i]);
         if (st != CLATTN_SUCCESS)

@@ -143,6 +143,17 @@ void clattn_log(clattn_context *ctx, clattn_log_level level, const char *msg);
 clattn_status clattn_device_query(clattn_context *ctx, cl_platform_id platform, cl_device_id device,
                                   clattn_device_info *info);
 
+/* ---- loop-iteration caps (loop_cap.c) ---------------------------------------------------------- */
+
+/* Iterations after which the implementation ends a work-item's loops silently (llvmpipe: 65535 over
+   all loops together), 0 when it never does. */
+long clattn_device_loop_cap(const clattn_device_info *dev);
+/* On such a device, the most keys one fused work-group may walk (rows of rm vectors, head sizes d and
+   dv); 0 when there is no cap. */
+int clattn_flash_keys_under_cap(const clattn_device_info *dev, int d, int dv, int rm);
+/* On such a device, the longest key range the unfused path runs; 0 when there is no cap. */
+int clattn_unfused_keys_under_cap(const clattn_device_info *dev);
+
 /* ---- the problem, resolved (problem.c) ------------------------------------------------------- */
 
 /* A desc with defaults resolved and every stride spelled out, in elements. Shared by the reference,
