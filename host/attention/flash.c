@@ -61,14 +61,14 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
                  dev->max_work_group);
         return 0;
     }
-    /* Under a loop-iteration cap (llvmpipe, host/core/loop_cap.c) vector lanes and 8-key steps
-       leave the kernel's loops rolled and reach the cap within a few tiles (d = 64: VW 16 wrong
-       past 96 keys, VW 4 past 288; d = 128, VW 1: UNROLL 8 past 176), where scalar lanes with
-       UNROLL 4 unroll and run past 860 keys at d = 128; the split count then bounds the keys per
-       work-group. */
-    if ((vw > 1 || unroll > 4) && clattn_device_loop_cap(dev)) {
-        snprintf(why, why_len, "VW=%d UNROLL=%d: this implementation ends loops after %ld "
-                 "iterations, which these reach; VW 1 and UNROLL up to 4 only", vw, unroll,
+    /* Under a loop-iteration cap (llvmpipe, host/core/loop_cap.c) only VW 1, RM 1 and UNROLL 4
+       leave loops the compiler unrolls; every other point reaches the cap within a few tiles. Keys
+       one work-group walks correctly, measured: d = 64, VW 16: 96, VW 4: 288; d = 128, VW 1:
+       UNROLL 1: 208, 2: 432, 8: 176, RM 2: 144, and UNROLL 4, RM 1: 864 (3504 with WPR 4). The
+       split count then bounds the keys per work-group. */
+    if ((vw != 1 || rm != 1 || unroll != 4) && clattn_device_loop_cap(dev)) {
+        snprintf(why, why_len, "VW=%d RM=%d UNROLL=%d: this implementation ends loops after %ld "
+                 "iterations, which these reach; VW 1, RM 1, UNROLL 4 only", vw, rm, unroll,
                  clattn_device_loop_cap(dev));
         return 0;
     }

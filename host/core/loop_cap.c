@@ -22,9 +22,9 @@ int clattn_flash_keys_under_cap(const clattn_device_info *dev, int d, int dv, in
 {
     if (!clattn_device_loop_cap(dev))
         return 0;
-    /* With scalar lanes (VW 1, which flash_valid requires here) one work-group's keys ran correctly
-       up to 1728 at d = 64 and 864 at d = 128 (keys x d ~ 110 000, one row vector per work-item);
-       a third of that, per row vector. */
+    /* At the only point flash_valid accepts here (VW 1, RM 1, UNROLL 4) one work-group's keys ran
+       correctly up to 1728 at d = 64, 864 at d = 128 and 432 at d = 256 (keys x d ~ 110 000); a
+       third of that. */
     const int width = d > dv ? d : dv;
     const int keys = 32768 / (width > 0 ? width : 1) / (rm > 0 ? rm : 1);
     return keys > 0 ? keys : 1;
