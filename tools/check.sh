@@ -36,11 +36,33 @@ for line in open(sys.argv[1]):
 PY
 }
 
-run_suite() {  # run_suite BUILD_DIR LABEL
+# How many tests passed per device class the kernels planned for (the device's own, or the GPU and
+# accelerator classes' parameters through CLATTN_DEVICE_CLASS) and without a device.
+count_by_class() {
+    python3 - "$1" <<'PY'
+import json, sys, collections
+n = collections.Counter()
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t.get("result") != "OK":
+        continue
+    env = t.get("env") or {}
+    suites = t["name"].split(" / ")[0].split(":")[-1].split("+")   # "clattn:device+classes / name"
+    if "unit" in suites:
+        n["no device (unit)"] += 1
+    else:
+        n["device, planned as " + env.get("CLATTN_DEVICE_CLASS", "reported class")] += 1
+print(", ".join(f"{v} {k}" for k, v in sorted(n.items())))
+PY
+}
+
+run_suite() {  # run_suite BUILD_DIR LABEL [meson test arguments...]
     local dir=$1 label=$2
-    echo "== $label: meson test"
+    shift 2
+    echo "== $label: meson test $*"
     local rc=0 skipped
-    meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier "${TIMEOUT_MULT:-1}" || rc=$?
+    meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier "${TIMEOUT_MULT:-1}" "$@" || rc=$?
+    echo "== $label: passed: $(count_by_class "$dir/meson-logs/testlog.json")"
     skipped=$(skipped_device_tests "$dir/meson-logs/testlog.json")
     if [ -n "$skipped" ]; then
         echo "== $label: skipped tests: $skipped"
@@ -82,7 +104,9 @@ tools/setup.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -D
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-TIMEOUT_MULT=3 run_suite build-sanitize "sanitizer build"
+# The other device classes' runs repeat kernels the release stage already ran, on the same host
+# code: the sanitizers see that code in the main suite.
+TIMEOUT_MULT=3 run_suite build-sanitize "sanitizer build" --no-suite classes
 unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 
 # ThreadSanitizer on the tests whose point is threads: last_error read while other threads fail
