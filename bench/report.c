@@ -35,8 +35,8 @@ void bench_report_header(const bench_device *dev, const bench_options *opt)
         printf("times: WALL CLOCK for every method (this implementation's profiling events report "
                "0), enqueue to clFinish; median and wall columns agree\n");
     else
-        printf("times: median of kernel time from profiling events (host clock for cpu-blas); "
-               "wall = enqueue to clFinish\n");
+        printf("times: median of kernel time from profiling events (host clock for cpu-blas, and "
+               "wherever an event times nothing); wall = enqueue to clFinish\n");
 }
 
 void bench_report_shape(const bench_entry *e, const bench_options *opt)
