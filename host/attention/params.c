@@ -173,6 +173,24 @@ clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *fam
     return st;
 }
 
+/* The reason a build failed, from the message it left in last_error ("building F with 'OPTIONS'
+   failed (CODE):\n<log>"): the log's first error line, which is what a warning has room for. */
+static void build_failure(clattn_context *ctx, char *why, size_t len)
+{
+    char msg[CLATTN_ERROR_LEN];
+    clattn_context_last_error_copy(ctx, msg, sizeof msg);
+    const char *log = strchr(msg, '\n');
+    const char *err = log ? strstr(log, "error") : NULL;
+    if (!err) {
+        snprintf(why, len, "its build failed: %.1000s", msg);
+        return;
+    }
+    const char *start = err, *end = strchr(err, '\n');
+    while (start > log + 1 && start[-1] != '\n')
+        start--;
+    snprintf(why, len, "its build failed: %.*s", (int)(end ? end - start : (long)strlen(start)), start);
+}
+
 /* The kernel of a point that failed here is not built again, and one that fitted is not queried
    again: the verdict is the context's (cache/fit.c). */
 clattn_status clattn_params_try(clattn_context *ctx, const clattn_plan_step *step,
@@ -191,7 +209,7 @@ clattn_status clattn_params_try(clattn_context *ctx, const clattn_plan_step *ste
     clattn_status st = build(ctx, step, arg, kernel);
     int fits = 0;
     if (st == CLATTN_BUILD_FAILED) {
-        clattn_context_last_error_copy(ctx, why, sizeof why);
+        build_failure(ctx, why, sizeof why);
         clattn_fail(ctx, CLATTN_SUCCESS, "%s", saved);
     } else if (st != CLATTN_SUCCESS) {
         return st;   /* not the point's doing: no source, no host memory, a lost device */

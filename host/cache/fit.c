@@ -17,7 +17,7 @@ struct clattn_fit_entry {
     clattn_params params;
     int d, dv, dtype, mask_type, causal;
     int ok;
-    char why[512];              /* a rejection's reason */
+    char why[1024];             /* a rejection's reason */
     struct clattn_fit_entry *next;
 };
 
