@@ -93,17 +93,23 @@ static int nearest_valid(const clattn_context *ctx, const clattn_family *family,
     return 0;
 }
 
-/* The first valid point of the search space in odometer order: the last resort. */
+/* The first valid point of the search space in odometer order: the last resort. When there is
+   none, *min_local is the least local memory any point's tiles take (family->local_bytes; 0
+   without it), which is what a capped device most often lacks. */
 static int first_valid(const clattn_context *ctx, const clattn_family *family,
-                       const clattn_problem *p, clattn_params *out)
+                       const clattn_problem *p, clattn_params *out, size_t *min_local)
 {
     int idx[CLATTN_MAX_PARAMS] = {0};
     char why[256];
+    *min_local = 0;
     for (long step = 0; step < 1000000; step++) {
         for (int i = 0; i < family->n_params; i++)
             out->v[i] = family->params[i].candidates[idx[i]];
         if (usable(ctx, family, out, p, why, sizeof why))
             return 1;
+        size_t local = family->local_bytes ? family->local_bytes(out, p) : 0;
+        if (step == 0 || local < *min_local)
+            *min_local = local;
         int i = 0;
         while (i < family->n_params && ++idx[i] == family->params[i].n_candidates)
             idx[i++] = 0;
@@ -156,11 +162,18 @@ clattn_status clattn_plan_params(clattn_context *ctx, const clattn_family *famil
         return CLATTN_SUCCESS;
     step->source = CLATTN_SOURCE_FALLBACK;
     clattn_params defaults = *out;
-    if (nearest_valid(ctx, family, p, &defaults, out) || first_valid(ctx, family, p, out))
+    size_t min_local = 0;
+    if (nearest_valid(ctx, family, p, &defaults, out) || first_valid(ctx, family, p, out, &min_local))
         return CLATTN_SUCCESS;
+    if (min_local > ctx->info.local_mem_bytes)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "no %s kernel configuration fits device '%s' for d=%d dv=%d: its smallest "
+                           "tiles need %zu bytes of local memory, the device has %llu", family->name,
+                           ctx->info.name, p->d, p->dv, min_local,
+                           (unsigned long long)ctx->info.local_mem_bytes);
     return clattn_fail(ctx, CLATTN_UNSUPPORTED,
-                       "no %s kernel configuration fits device '%s' for d=%d dv=%d (%s)", family->name,
-                       ctx->info.name, p->d, p->dv, why);
+                       "no %s kernel configuration fits device '%s' for d=%d dv=%d (the defaults: %s)",
+                       family->name, ctx->info.name, p->d, p->dv, why);
 }
 
 clattn_status clattn_params_lookup(clattn_context *ctx, const clattn_family *family,
