@@ -508,6 +508,24 @@ typedef struct clattn_tune_report {
 CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_attention_desc *desc,
                                      const clattn_tune_options *opt, clattn_tune_report *report);
 
+/* Tunes the layer of desc on ctx's device: each distinct projection GEMM shape (q and out: B*Lq x E
+   x E; k: B*Lk x Hkv*dh x kdim; v: B*Lk x Hkv*dh x vdim) with every projection backend the build
+   and device have (clattn's own kernel, family "proj"; CLBlast's Xgemm, family "clblast_xgemm",
+   whose parameters are applied with CLBlastOverrideParameters), or only the one desc->projections
+   forces, then the layer's attention as clattn_tune would (BSHD, the layer's heads, mask type and
+   causality). Each GEMM candidate is checked against a double-precision GEMM on sampled entries
+   and timed (median); the winners are filed per shape class and backend, so that
+   CLATTN_PROJ_AUTO then takes the faster backend per shape. The budget (opt->budget_s, default
+   60 s) goes three quarters to the GEMMs, evenly, one quarter to the attention. report: one family
+   row per backend and shape, in the order tuned, then the attention's families
+   (CLATTN_TUNE_MAX_FAMILIES rows at most), and default_ms / best_ms for the layer summed from its
+   parts (four projections and the attention; before: the backend CLATTN_PROJ_AUTO chose before
+   this call, at its defaults). opt->families, when set, limits the families tuned. Saved to the
+   tuning file unless opt->no_save. opt and report may be NULL. CLATTN_INVALID_ARGUMENT for a NULL
+   or invalid desc. */
+CLATTN_API clattn_status clattn_mha_tune(clattn_context *ctx, const clattn_mha_desc *desc,
+                                         const clattn_tune_options *opt, clattn_tune_report *report);
+
 typedef struct clattn_cache_info {
     int enabled;                 /* 0: CLATTN_CACHE=off, or no directory could be named */
     int tuning_enabled;

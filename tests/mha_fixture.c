@@ -153,6 +153,16 @@ void fx_weights(const fixture *fx, const clattn_mha_shape *s, clattn_mha_weights
 
 /* ---- the layer on the device ----------------------------------------------------------------- */
 
+const char *fx_proj_name(clattn_projection_impl impl)
+{
+    switch (impl) {
+    case CLATTN_PROJ_AUTO: return "auto";
+    case CLATTN_PROJ_OWN: return "own";
+    case CLATTN_PROJ_CLBLAST: return "clblast";
+    }
+    return "?";
+}
+
 fx_err fx_compare(const float *got, const float *want, size_t n)
 {
     fx_err e = {0.0, 0.0, 0};
@@ -338,7 +348,7 @@ void fx_check_layer(clattn_context *ctx, const char *label, const fx_layer *L, i
     if (st != CLATTN_SUCCESS)
         fail_msg("%s: %s: %s", label, clattn_status_string(st), clattn_context_last_error(ctx));
     fx_err eo = fx_compare(out, ref, s->out), ew = fx_compare(wts, ref_w, s->weights);
-    printf("  %-40s out max|err| %.2e (max|ref| %.2f)  weights max|err| %.2e\n", label, eo.err, eo.ref,
+    printf("  %-52s out max|err| %.2e (max|ref| %.2f)  weights max|err| %.2e\n", label, eo.err, eo.ref,
            ew.err);
     assert_false(eo.nan || ew.nan);
     assert_true(eo.err <= FX_OUT_REL * fmax(1.0, eo.ref));

@@ -61,6 +61,9 @@ typedef struct fx_err {
     int nan;           /* a NaN where the reference has none */
 } fx_err;
 
+/* "auto", "own" or "clblast" (a value out of range: "?"), for labels */
+const char *fx_proj_name(clattn_projection_impl impl);
+
 /* max |got - want|, max |want|, and whether a NaN stands where the reference has none */
 fx_err fx_compare(const float *got, const float *want, size_t n);
 

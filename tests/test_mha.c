@@ -1,16 +1,33 @@
-/* The multi-head attention layer on the device (clattn_mha_forward, clattn_mha_forward_host):
- *   - every PyTorch fixture (tests/data/mha_*) reproduced, through host memory and device buffers;
- *   - grouped-query heads, causal modes and masks against the double-precision reference
- *     (clattn_mha_reference), on sizes that are not multiples of anything;
- *   - both attention paths, empty shapes, scratch reuse, a caller's out-of-order queue, and F16
- *     storage (CLATTN_UNSUPPORTED on a device without cl_khr_fp16).
- * Bad input is test_mha_bad_input.c's.
+/* The multi-head attention layer on the device (clattn_mha_forward, clattn_mha_forward_host),
+ * through each projection backend (clattn_mha_desc.projections):
+ *   - AUTO (what users get): every PyTorch fixture (tests/data/mha_*) reproduced, through host
+ *     memory and device buffers; grouped-query heads, causal modes and masks against the
+ *     double-precision reference (clattn_mha_reference); both attention paths;
+ *   - OWN (cl/proj_gemm.cl) and CLBLAST forced, and AUTO again: the fixtures whose projections
+ *     differ (self: packed with biases; cross: separate, kdim != vdim != E; masked: no biases),
+ *     and a grid against the reference (grid[] below): E not a multiple of any tile (36/4 heads,
+ *     50/5, 12/3, 100/5), kdim != vdim != E, GQA and MQA, cross-attention with Lk != Lq, B*L odd
+ *     (B 3, L 7), single-token decode (Lq 1), packed and separate weights, with and without each
+ *     bias, some through device buffers too;
+ *   - per backend: empty shapes (Lk 0: out is the bias; B 0), scratch reuse, a caller's
+ *     out-of-order queue, and F16 storage (F16 below).
+ * CLBLAST runs where the build has CLBlast; without it, CLBLAST answers CLATTN_UNSUPPORTED naming
+ * CLBlast (F32 and F16, nothing written) and every other case runs as above: the own kernel
+ * needs nothing but OpenCL 1.2. Bad input is test_mha_bad_input.c's.
  *
  * Tolerance, F32: mha_fixture.h (out 1e-5 * max(1, max |ref|), weights 1e-5).
- * F16 storage (run only where the device has cl_khr_fp16): out within 2e-2 * max(1, max |ref|)
- * (inputs and weights rounded to half, half GEMMs), weights within 5e-3.
- * The max errors are printed for every case. Without CLBlast in the build the layer answers
- * CLATTN_UNSUPPORTED, checked once, and the binary exits 77 (SKIP).
+ * F16 storage runs OWN and AUTO on every device (the own kernel reads and writes half through
+ * vload_half/vstore_half, no cl_khr_fp16 needed); CLBLAST (HGEMM) runs where the device has
+ * cl_khr_fp16 and must answer CLATTN_UNSUPPORTED naming cl_khr_fp16 elsewhere, writing nothing.
+ * Held to out within 2e-2 * max(1, max |ref|) and weights within 5e-3, as before the own kernel:
+ * the reference sees the same float32 tensors, the device rounds inputs, weights, biases, Q, K,
+ * V, the heads' output and out to half, each a relative error of at most 2^-11 (4.9e-4) on O(1)
+ * values (fx_layer scales weights by 1/sqrt(width)); the sums are short (inner width at most 36
+ * here), accumulated in float by the own kernel (vload_half) and in half by CLBlast's HGEMM. A
+ * chain of about ten such roundings stays near 5e-3 of max |ref|, and a score off by d moves a
+ * probability by at most d/2. Measured on PoCL (own): out 1.3e-3 at max |ref| 1.7-2.5, weights
+ * 4.4e-4, both over 10x inside.
+ * The max errors are printed for every case.
  */
 #include "mha_fixture.h"
 #include "testutil.h"
@@ -31,6 +48,24 @@
 #define SENTINEL 42.0f
 
 static const char *data_dir;
+
+/* The projection backends the reference comparisons run through: AUTO (what users get) and each
+   one forced; CLBLAST only where the build has CLBlast (test_clblast_absent otherwise). */
+static const clattn_projection_impl backends[] = {
+    CLATTN_PROJ_AUTO,
+    CLATTN_PROJ_OWN,
+#ifdef CLATTN_HAVE_CLBLAST
+    CLATTN_PROJ_CLBLAST,
+#endif
+};
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+/* "<backend>: what", the label a case prints under */
+static const char *label_of(char *buf, size_t len, clattn_projection_impl impl, const char *what)
+{
+    snprintf(buf, len, "%s: %s", fx_proj_name(impl), what);
+    return buf;
+}
 
 /* ---- PyTorch's fixtures ----------------------------------------------------------------------- */
 
@@ -58,7 +93,7 @@ static void check_fixture(clattn_context *ctx, const char *label, const fixture 
         if (st != CLATTN_SUCCESS)
             fail_msg("%s: %s: %s", label, clattn_status_string(st), clattn_context_last_error(ctx));
         fx_err eo = fx_compare(out, want_out, s.out), ew = fx_compare(wts, want_w, s.weights);
-        printf("  %-24s %-7s out max|err| %.2e (max|ref| %.2f, tol %.1e)  weights max|err| %.2e\n",
+        printf("  %-36s %-7s out max|err| %.2e (max|ref| %.2f, tol %.1e)  weights max|err| %.2e\n",
                label, via_buffers ? "buffers" : "host", eo.err, eo.ref, FX_OUT_REL * fmax(1.0, eo.ref),
                ew.err);
         assert_false(eo.nan || ew.nan);
@@ -69,12 +104,17 @@ static void check_fixture(clattn_context *ctx, const char *label, const fixture 
     free(wts);
 }
 
+/* Packed weights with biases: through every backend. */
 static void test_fixture_self(void **state)
 {
     fixture *fx = fx_load(data_dir, "self");
     clattn_mha_desc d;
+    char label[96];
     fx_desc(fx, &d);
-    check_fixture(*state, "self", fx, &d, NULL, 0);
+    for (size_t i = 0; i < N_BACKENDS; i++) {
+        d.projections = backends[i];
+        check_fixture(*state, label_of(label, sizeof label, backends[i], "self"), fx, &d, NULL, 0);
+    }
     fx_free(fx);
 }
 
@@ -95,17 +135,23 @@ static void test_fixture_causal(void **state)
     fx_free(fx);
 }
 
+/* Separate weights, kdim != vdim != E: through every backend. */
 static void test_fixture_cross(void **state)
 {
     fixture *fx = fx_load(data_dir, "cross");
     clattn_mha_desc d;
+    char label[96];
     fx_desc(fx, &d);
-    check_fixture(*state, "cross (kdim, vdim)", fx, &d, NULL, 0);
+    for (size_t i = 0; i < N_BACKENDS; i++) {
+        d.projections = backends[i];
+        check_fixture(*state, label_of(label, sizeof label, backends[i], "cross (kdim, vdim)"), fx, &d,
+                      NULL, 0);
+    }
     fx_free(fx);
 }
 
 /* PyTorch's bool attn_mask (true: hidden) and key_padding_mask folded into one clattn bool mask
-   [B,Lq,Lk] (nonzero: attend). */
+   [B,Lq,Lk] (nonzero: attend); a layer without biases, through every backend. */
 static void test_fixture_masked(void **state)
 {
     fixture *fx = fx_load(data_dir, "masked");
@@ -123,7 +169,12 @@ static void test_fixture_masked(void **state)
                     am[i * Lk + j] == 0.0f && kpm[b * Lk + j] == 0.0f;
     d.mask_type = CLATTN_MASK_BOOL_U8;
     d.mask_batch_stride = (long)Lq * Lk;
-    check_fixture(*state, "bool + key padding", fx, &d, m, (size_t)B * (size_t)Lq * (size_t)Lk);
+    char label[96];
+    for (size_t i = 0; i < N_BACKENDS; i++) {
+        d.projections = backends[i];
+        check_fixture(*state, label_of(label, sizeof label, backends[i], "bool + key padding, no bias"),
+                      fx, &d, m, (size_t)B * (size_t)Lq * (size_t)Lk);
+    }
     free(m);
     fx_free(fx);
 }
@@ -186,6 +237,70 @@ static void test_gqa_cross_causal_mask(void **state)
     fx_layer_free(&L);
 }
 
+/* ---- the projection backends on odd shapes ----------------------------------------------------- */
+
+/* Shapes whose projection GEMMs straddle every tile edge: rows B*L, columns E, Hkv*dh, inner E,
+   kdim, vdim; none a multiple of the own kernel's blocks (CPU: 24 x 16 per group, VK 16; GPU: 64 x
+   64, TILE_K 16) nor of CLBlast's. */
+typedef struct grid_case {
+    const char *label;
+    int batch, seq_q, seq_kv, embed_dim, kdim, vdim, heads_q, heads_kv;
+    int packed, in_bias, out_bias;
+    clattn_causal causal;
+    int via_buffers;   /* 1: through device buffers as well as host memory */
+} grid_case;
+
+#define TL CLATTN_CAUSAL_TOP_LEFT
+#define BR CLATTN_CAUSAL_BOTTOM_RIGHT
+static const grid_case grid[] = {
+    /* label                                      B  Lq  Lk    E  kd  vd  Hq Hkv pk ib ob causal buf */
+    {"E 36/4h self, packed, biases",              2,  5,  5,  36,  0,  0,  4, 0,  1, 1, 1, 0,  0},
+    {"E 36 GQA 4/2, B 3 L 7, separate, no bias",  3,  7,  7,  36,  0,  0,  4, 2,  0, 0, 0, TL, 1},
+    {"E 50/5h MQA cross kd 23 vd 17, in bias",    2,  4,  9,  50, 23, 17,  5, 1,  0, 1, 0, 0,  1},
+    {"E 12/3h self B 3 L 7, packed, out bias",    3,  7,  7,  12,  0,  0,  3, 0,  1, 0, 1, 0,  0},
+    {"decode Lq 1 Lk 13, E 48 GQA 6/2, kd 20 vd 11", 3, 1, 13, 48, 20, 11, 6, 2, 0, 1, 1, BR, 0},
+    {"E 40 GQA 8/2 (dh 5) self L 17, packed",     1, 17, 17,  40,  0,  0,  8, 2,  1, 1, 1, 0,  1},
+    {"E 100/5h cross kd 70 vd 45, L 29/31",       3, 29, 31, 100, 70, 45,  5, 5,  0, 1, 1, 0,  0},
+};
+#undef TL
+#undef BR
+
+static void run_grid(clattn_context *ctx, clattn_projection_impl impl)
+{
+    char label[96];
+    for (size_t i = 0; i < sizeof grid / sizeof grid[0]; i++) {
+        const grid_case *g = &grid[i];
+        clattn_mha_desc d = {0};
+        fx_layer L;
+        d.batch = g->batch, d.seq_q = g->seq_q, d.seq_kv = g->seq_kv, d.embed_dim = g->embed_dim;
+        d.kdim = g->kdim, d.vdim = g->vdim, d.heads_q = g->heads_q, d.heads_kv = g->heads_kv;
+        d.in_bias = g->in_bias, d.out_bias = g->out_bias, d.causal = g->causal;
+        d.projections = impl;
+        fx_layer_make(&L, &d, g->packed, 100 + i);
+        fx_check_layer(ctx, label_of(label, sizeof label, impl, g->label), &L, 0);
+        if (g->via_buffers)
+            fx_check_layer(ctx, label_of(label, sizeof label, impl, "  same through buffers"), &L, 1);
+        fx_layer_free(&L);
+    }
+}
+
+static void test_grid_auto(void **state)
+{
+    run_grid(*state, CLATTN_PROJ_AUTO);
+}
+
+static void test_grid_own(void **state)
+{
+    run_grid(*state, CLATTN_PROJ_OWN);
+}
+
+#ifdef CLATTN_HAVE_CLBLAST
+static void test_grid_clblast(void **state)
+{
+    run_grid(*state, CLATTN_PROJ_CLBLAST);
+}
+#endif
+
 /* A head width that is not a power of two and a longer sequence, through both attention paths.
    The fused path may refuse only a head width whose smallest tile overflows the device's local
    memory (tests/test_attention.c, may_refuse); at dh 24 that needs under 2 KiB, so it must serve. */
@@ -215,7 +330,8 @@ static void test_paths(void **state)
     fx_layer_free(&L);
 }
 
-/* No key tokens: every head gives 0, so out is the output bias; no batch: nothing is written. */
+/* No key tokens: every head gives 0, so out is the output bias; no batch: nothing is written.
+   Through every backend (a projection with no rows, then an out-projection of zeros). */
 static void test_empty(void **state)
 {
     clattn_context *ctx = *state;
@@ -225,22 +341,29 @@ static void test_empty(void **state)
     d.in_bias = d.out_bias = 1;
     fx_layer_make(&L, &d, 0, 14);
     float *out = tu_alloc(L.s.out * 4);
-    tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
-    clattn_status st = clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, L.xk, L.xv, NULL, out, NULL);
-    if (st != CLATTN_SUCCESS)
-        fail_msg("Lk = 0: %s: %s", clattn_status_string(st), clattn_context_last_error(ctx));
-    for (size_t i = 0; i < L.s.out; i++)
-        assert_float_equal(out[i], L.bo[i % 8], 1e-7);
-    L.d.batch = 0;
-    tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
-    assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, NULL, L.xk, L.xv, NULL, out, NULL),
-                     CLATTN_SUCCESS);   /* the tensors are empty: x_q may be NULL */
-    assert_true(out[0] == SENTINEL);
+    for (size_t k = 0; k < N_BACKENDS; k++) {
+        L.d.projections = backends[k];
+        L.d.batch = 2;
+        tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
+        clattn_status st = clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, L.xk, L.xv, NULL, out, NULL);
+        if (st != CLATTN_SUCCESS)
+            fail_msg("%s: Lk = 0: %s: %s", fx_proj_name(backends[k]), clattn_status_string(st),
+                     clattn_context_last_error(ctx));
+        for (size_t i = 0; i < L.s.out; i++)
+            assert_float_equal(out[i], L.bo[i % 8], 1e-7);
+        L.d.batch = 0;
+        tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
+        assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, NULL, L.xk, L.xv, NULL, out, NULL),
+                         CLATTN_SUCCESS);   /* the tensors are empty: x_q may be NULL */
+        assert_true(out[0] == SENTINEL);
+        printf("  %s: Lk 0 gives the output bias, B 0 writes nothing\n", fx_proj_name(backends[k]));
+    }
     free(out);
     fx_layer_free(&L);
 }
 
-/* The workspace belongs to the context: a second call of the same shape allocates nothing. */
+/* The workspace belongs to the context: a second call of the same shape allocates nothing, through
+   whichever backend. */
 static void test_scratch_reuse(void **state)
 {
     clattn_context *ctx = *state;
@@ -249,18 +372,22 @@ static void test_scratch_reuse(void **state)
     d.batch = 2, d.seq_q = d.seq_kv = 33, d.embed_dim = 64, d.heads_q = 4, d.in_bias = 1;
     fx_layer_make(&L, &d, 1, 15);
     float *out = tu_alloc(L.s.out * 4);
-    assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL),
-                     CLATTN_SUCCESS);
-    size_t first = clattn_context_scratch_bytes(ctx);
-    assert_true(first >= 4 * L.s.out * 4);   /* Q, K, V and the heads' output */
-    assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL),
-                     CLATTN_SUCCESS);
-    assert_int_equal(clattn_context_scratch_bytes(ctx), first);
+    for (size_t k = 0; k < N_BACKENDS; k++) {
+        L.d.projections = backends[k];
+        assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL),
+                         CLATTN_SUCCESS);
+        size_t first = clattn_context_scratch_bytes(ctx);
+        assert_true(first >= 4 * L.s.out * 4);   /* Q, K, V and the heads' output */
+        assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL),
+                         CLATTN_SUCCESS);
+        assert_int_equal(clattn_context_scratch_bytes(ctx), first);
+    }
     free(out);
     fx_layer_free(&L);
 }
 
-/* A caller's out-of-order queue: the layer orders its own steps with barriers. */
+/* A caller's out-of-order queue: the layer orders its own steps, each backend's GEMMs included,
+   with barriers. */
 static void test_out_of_order_queue(void **state)
 {
     clattn_context *base = *state, *ctx = NULL;
@@ -274,65 +401,119 @@ static void test_out_of_order_queue(void **state)
     assert_int_equal(clattn_context_create_from_queue(q, &ctx), CLATTN_SUCCESS);
     clattn_mha_desc d = {0};
     fx_layer L;
+    char label[96];
     d.batch = 2, d.seq_q = 37, d.seq_kv = 41, d.embed_dim = 48, d.kdim = 24, d.heads_q = 4;
     d.heads_kv = 2, d.in_bias = d.out_bias = 1, d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
     fx_layer_make(&L, &d, 0, 18);
-    for (int i = 0; i < 2; i++)   /* the second call reuses the scratch the first one used */
-        fx_check_layer(ctx, "out-of-order queue", &L, i);
+    for (size_t k = 0; k < N_BACKENDS; k++) {
+        L.d.projections = backends[k];
+        label_of(label, sizeof label, backends[k], "out-of-order queue");
+        for (int i = 0; i < 2; i++)   /* the second call reuses the scratch the first one used */
+            fx_check_layer(ctx, label, &L, i);
+    }
     fx_layer_free(&L);
     clattn_context_release(ctx);
     clReleaseCommandQueue(q);
 }
 
-static void test_f16(void **state)
+/* ---- F16 storage ---------------------------------------------------------------------------------- */
+
+/* Whether impl serves F16 storage on ctx's device: the own kernel everywhere, CLBlast's HGEMM
+   only with cl_khr_fp16, AUTO by picking one that does. */
+static int f16_served(clattn_context *ctx, clattn_projection_impl impl)
 {
-    clattn_context *ctx = *state;
-    clattn_mha_desc d = {0};
-    fx_layer L;
-    d.batch = 2, d.seq_q = d.seq_kv = 9, d.embed_dim = 32, d.heads_q = 4, d.in_bias = d.out_bias = 1;
-    d.dtype = CLATTN_F16;
-    fx_layer_make(&L, &d, 1, 17);
-    float *out = tu_alloc(L.s.out * 4), *wts = tu_alloc(L.s.weights * 4);
-    float *ref = tu_alloc(L.s.out * 4), *ref_w = tu_alloc(L.s.weights * 4);
-    tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
-    clattn_status st = clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, wts);
-    const int has_fp16 = clattn_test_device(ctx)->has_fp16;
-    printf("  F16 on %s (cl_khr_fp16: %s): %s %s\n", clattn_context_device_name(ctx),
-           has_fp16 ? "yes" : "no", clattn_status_string(st), clattn_context_last_error(ctx));
-    if (!has_fp16) {
+    return impl != CLATTN_PROJ_CLBLAST || clattn_test_device(ctx)->has_fp16;
+}
+
+/* One F16 layer through impl on the host API: within the F16 tolerance of the reference where
+   served, else CLATTN_UNSUPPORTED naming cl_khr_fp16 with out untouched. */
+static void check_f16(clattn_context *ctx, const char *what, fx_layer *L, clattn_projection_impl impl)
+{
+    char label[96];
+    label_of(label, sizeof label, impl, what);
+    L->d.projections = impl;
+    const float *xk = L->d.kdim || L->s.Lk != L->s.Lq ? L->xk : NULL;   /* NULL: self-attention */
+    const float *xv = xk ? L->xv : NULL;
+    float *out = tu_alloc(L->s.out * 4), *wts = tu_alloc(L->s.weights * 4);
+    float *ref = tu_alloc(L->s.out * 4), *ref_w = tu_alloc(L->s.weights * 4);
+    tu_fill_value(out, CLATTN_F32, L->s.out, SENTINEL);
+    clattn_status st = clattn_mha_forward_host(ctx, &L->d, &L->w, L->xq, xk, xv, NULL, out, wts);
+    if (!f16_served(ctx, impl)) {
+        printf("  %-46s unsupported, as it must be: %s\n", label, clattn_context_last_error(ctx));
         assert_int_equal(st, CLATTN_UNSUPPORTED);
         assert_non_null(strstr(clattn_context_last_error(ctx), "cl_khr_fp16"));
-        assert_true(out[0] == SENTINEL);
+        for (size_t i = 0; i < L->s.out; i++)
+            assert_true(out[i] == SENTINEL);
     } else {
-        assert_int_equal(st, CLATTN_SUCCESS);
-        assert_int_equal(clattn_mha_reference(&L.d, &L.w, L.xq, NULL, NULL, NULL, ref, ref_w, NULL, 0),
-                         CLATTN_SUCCESS);
-        fx_err eo = fx_compare(out, ref, L.s.out), ew = fx_compare(wts, ref_w, L.s.weights);
-        printf("  F16 out max|err| %.2e (max|ref| %.2f)  weights max|err| %.2e\n", eo.err, eo.ref,
-               ew.err);
+        if (st != CLATTN_SUCCESS)
+            fail_msg("%s: %s: %s", label, clattn_status_string(st), clattn_context_last_error(ctx));
+        char err[256] = "";
+        if (clattn_mha_reference(&L->d, &L->w, L->xq, xk, xv, NULL, ref, ref_w, err, sizeof err) !=
+            CLATTN_SUCCESS)
+            fail_msg("%s: reference: %s", label, err);
+        fx_err eo = fx_compare(out, ref, L->s.out), ew = fx_compare(wts, ref_w, L->s.weights);
+        printf("  %-46s out max|err| %.2e (max|ref| %.2f, tol %.1e)  weights max|err| %.2e\n", label,
+               eo.err, eo.ref, F16_OUT_REL * fmax(1.0, eo.ref), ew.err);
+        assert_false(eo.nan || ew.nan);
         assert_true(eo.err <= F16_OUT_REL * fmax(1.0, eo.ref));
         assert_true(ew.err <= F16_WEIGHTS_ABS);
     }
     free(out), free(wts), free(ref), free(ref_w);
-    fx_layer_free(&L);
+}
+
+static void test_f16(void **state)
+{
+    clattn_context *ctx = *state;
+    printf("  F16 on %s (cl_khr_fp16: %s)\n", clattn_context_device_name(ctx),
+           clattn_test_device(ctx)->has_fp16 ? "yes" : "no");
+    clattn_mha_desc d = {0};
+    fx_layer self, cross;
+    d.batch = 3, d.seq_q = d.seq_kv = 7, d.embed_dim = 36, d.heads_q = 4, d.in_bias = d.out_bias = 1;
+    d.dtype = CLATTN_F16;
+    fx_layer_make(&self, &d, 1, 17);
+    d = (clattn_mha_desc){0};
+    d.batch = 3, d.seq_q = 7, d.seq_kv = 5, d.embed_dim = 36, d.kdim = 20, d.vdim = 11;
+    d.heads_q = 4, d.heads_kv = 2, d.in_bias = 1, d.dtype = CLATTN_F16;
+    fx_layer_make(&cross, &d, 0, 20);
+    const clattn_projection_impl all[] = {CLATTN_PROJ_AUTO, CLATTN_PROJ_OWN, CLATTN_PROJ_CLBLAST};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+#ifndef CLATTN_HAVE_CLBLAST
+        if (all[k] == CLATTN_PROJ_CLBLAST)
+            continue;   /* test_clblast_absent */
+#endif
+        check_f16(ctx, "F16 E 36/4h self B 3 L 7, packed", &self, all[k]);
+        check_f16(ctx, "F16 E 36 GQA 4/2 cross kd 20 vd 11", &cross, all[k]);
+    }
+    fx_layer_free(&self);
+    fx_layer_free(&cross);
 }
 
 #ifndef CLATTN_HAVE_CLBLAST
-/* The build has no CLBlast: a valid layer is refused as unsupported, naming CLBlast. */
-static void test_without_clblast(void **state)
+/* The build has no CLBlast: CLATTN_PROJ_CLBLAST is refused as unsupported, naming CLBlast, in F32
+   and F16, through host memory and buffers, writing nothing (AUTO and OWN ran above). */
+static void test_clblast_absent(void **state)
 {
     clattn_context *ctx = *state;
     clattn_mha_desc d = {0};
     fx_layer L;
     d.batch = 1, d.seq_q = d.seq_kv = 3, d.embed_dim = 8, d.heads_q = 2;
+    d.projections = CLATTN_PROJ_CLBLAST;
     fx_layer_make(&L, &d, 1, 19);
     float *out = tu_alloc(L.s.out * 4);
-    tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
-    assert_int_equal(clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL),
-                     CLATTN_UNSUPPORTED);
-    printf("  without CLBlast: %s\n", clattn_context_last_error(ctx));
-    assert_non_null(strstr(clattn_context_last_error(ctx), "CLBlast"));
-    assert_true(out[0] == SENTINEL);
+    for (int f16 = 0; f16 < 2; f16++) {
+        L.d.dtype = f16 ? CLATTN_F16 : CLATTN_F32;
+        for (int via_buffers = 0; via_buffers < 2 - f16; via_buffers++) {   /* buffers: F32 only */
+            tu_fill_value(out, CLATTN_F32, L.s.out, SENTINEL);
+            clattn_status st = via_buffers
+                ? fx_forward_buffers(ctx, &L.d, &L.s, &L.w, L.xq, NULL, NULL, NULL, 0, out, NULL)
+                : clattn_mha_forward_host(ctx, &L.d, &L.w, L.xq, NULL, NULL, NULL, out, NULL);
+            printf("  CLBLAST without CLBlast, %s, %s: %s\n", f16 ? "F16" : "F32",
+                   via_buffers ? "buffers" : "host", clattn_context_last_error(ctx));
+            assert_int_equal(st, CLATTN_UNSUPPORTED);
+            assert_non_null(strstr(clattn_context_last_error(ctx), "CLBlast"));
+            assert_true(out[0] == SENTINEL);
+        }
+    }
     free(out);
     fx_layer_free(&L);
 }
@@ -348,20 +529,18 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_masked),
         cmocka_unit_test(test_fixture_additive),
         cmocka_unit_test(test_gqa_cross_causal_mask),
+        cmocka_unit_test(test_grid_auto),
+        cmocka_unit_test(test_grid_own),
+#ifdef CLATTN_HAVE_CLBLAST
+        cmocka_unit_test(test_grid_clblast),
+#else
+        cmocka_unit_test(test_clblast_absent),
+#endif
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_scratch_reuse),
         cmocka_unit_test(test_out_of_order_queue),
         cmocka_unit_test(test_f16),
     };
-#ifdef CLATTN_HAVE_CLBLAST
     return cmocka_run_group_tests_name("mha", tests, tu_group_setup, tu_group_teardown);
-#else
-    const struct CMUnitTest without[] = {cmocka_unit_test(test_without_clblast)};
-    (void)tests;
-    int failed = cmocka_run_group_tests_name("mha_without_clblast", without, tu_group_setup,
-                                             tu_group_teardown);
-    printf("SKIP: this build has no CLBlast: the layer answers CLATTN_UNSUPPORTED\n");
-    return failed ? failed : 77;
-#endif
 }

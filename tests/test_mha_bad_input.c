@@ -1,10 +1,13 @@
 /* Bad input to the multi-head layer (clattn_mha_forward, clattn_mha_forward_host): mismatched E,
  * heads not dividing E, NULL and inconsistent weights, every buffer one element short, a buffer of
- * another OpenCL context, aliasing outputs, a fused path asked for weights. Each call returns
+ * another OpenCL context, aliasing outputs, a fused path asked for weights, a dtype or a
+ * `projections` out of its enum (7, -1; through both entry points). Each call returns
  * CLATTN_INVALID_ARGUMENT, clattn_context_last_error() names the argument, and nothing the caller
- * owns changes (outputs hold a sentinel, read back after the refused call). A valid call then still
- * passes; without CLBlast in the build it answers CLATTN_UNSUPPORTED instead, the checks above it
- * being the same. Each case's message is printed.
+ * owns changes (outputs hold a sentinel, read back after the refused call). A backend that cannot
+ * serve a valid call (CLATTN_PROJ_CLBLAST in a build without CLBlast, or with F16 storage on a
+ * device without cl_khr_fp16) answers CLATTN_UNSUPPORTED with the reason, writing nothing. A
+ * valid call then still passes and matches the reference, through every backend the build has
+ * (AUTO and OWN need no CLBlast). Each case's message is printed.
  */
 #include "mha_fixture.h"
 #include "testutil.h"
@@ -215,6 +218,32 @@ static void test_bad_input(void **state)
     d = d0;
     d.scale = NAN;
     CALL("NaN scale", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "scale");
+    d = d0;
+    d.projections = (clattn_projection_impl)7;
+    CALL("projections 7", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "projections");
+    d.projections = (clattn_projection_impl)-1;
+    CALL("projections -1", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "projections");
+    d.dtype = CLATTN_F16;   /* an argument error, whatever the backend could serve */
+    CALL("projections -1 with F16", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad,
+         "projections");
+
+    /* valid, but the backend cannot serve it: unsupported, with the reason */
+    d = d0;
+    d.projections = CLATTN_PROJ_CLBLAST;
+#ifndef CLATTN_HAVE_CLBLAST
+    CALL("CLBLAST in a build without it", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts,
+         CLATTN_UNSUPPORTED, "CLBlast");
+#endif
+    if (!clattn_test_device(f->ctx)->has_fp16) {
+        d.dtype = CLATTN_F16;   /* the F32 buffers hold more than F16 needs */
+#ifdef CLATTN_HAVE_CLBLAST
+        CALL("CLBLAST F16 without cl_khr_fp16", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts,
+             CLATTN_UNSUPPORTED, "cl_khr_fp16");
+#else
+        CALL("CLBLAST F16 without CLBlast", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts,
+             CLATTN_UNSUPPORTED, "CLBlast");
+#endif
+    }
 
     /* a buffer of another OpenCL context */
     cl_int e;
@@ -240,16 +269,46 @@ static void test_bad_input(void **state)
                                              out, NULL), bad);
     assert_true(out[0] == SENTINEL);
 
-    /* refusals did not poison the context: the valid call passes and matches the reference */
+    /* host API: projections out of range, refused before anything is copied either way */
+    const int bad_projections[] = {7, -1, CLATTN_PROJ_CLBLAST + 1};
+    float *wts = tu_alloc(f->L.s.weights * 4);
+    for (size_t k = 0; k < sizeof bad_projections / sizeof bad_projections[0]; k++) {
+        d = d0;
+        d.projections = (clattn_projection_impl)bad_projections[k];
+        tu_fill_value(out, CLATTN_F32, f->L.s.out, SENTINEL);
+        tu_fill_value(wts, CLATTN_F32, f->L.s.weights, SENTINEL);
+        clattn_status st = clattn_mha_forward_host(f->ctx, &d, &f->L.w, f->L.xq, f->L.xk, f->L.xv,
+                                                   f->L.mask, out, wts);
+        const char *msg = clattn_context_last_error(f->ctx);
+        printf("  host: projections %-16d -> %s: %s\n", bad_projections[k], clattn_status_string(st),
+               msg);
+        assert_int_equal(st, bad);
+        if (!strstr(msg, "projections"))
+            fail_msg("host projections %d: message \"%s\" does not name projections", bad_projections[k],
+                     msg);
+        for (size_t i = 0; i < f->L.s.out; i++)
+            assert_true(out[i] == SENTINEL);
+        for (size_t i = 0; i < f->L.s.weights; i++)
+            assert_true(wts[i] == SENTINEL);
+    }
+    free(wts);
+
+    /* refusals did not poison the context: the valid call passes and matches the reference,
+       through every backend this build has */
+    fx_layer valid = f->L;
+    const clattn_projection_impl served[] = {
+        CLATTN_PROJ_AUTO,
+        CLATTN_PROJ_OWN,
 #ifdef CLATTN_HAVE_CLBLAST
-    fx_check_layer(f->ctx, "valid call after the refusals", &f->L, 1);
-#else
-    assert_int_equal(clattn_mha_forward(f->ctx, &d0, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts),
-                     CLATTN_UNSUPPORTED);
-    printf("  valid call without CLBlast -> %s\n", clattn_context_last_error(f->ctx));
-    assert_non_null(strstr(clattn_context_last_error(f->ctx), "CLBlast"));
-    expect_untouched(f->ctx, f->out, f->L.s.out * 4);
+        CLATTN_PROJ_CLBLAST,
 #endif
+    };
+    char label[64];
+    for (size_t k = 0; k < sizeof served / sizeof served[0]; k++) {
+        valid.d.projections = served[k];
+        snprintf(label, sizeof label, "%s: valid call after the refusals", fx_proj_name(served[k]));
+        fx_check_layer(f->ctx, label, &valid, 1);
+    }
     free(out);
 #undef CALL
 }
@@ -328,7 +387,6 @@ static void test_shared_memory(void **state)
     /* disjoint: the legitimate case */
     clattn_status st = clattn_mha_forward(f->ctx, &L->d, &w, sub[XQ], sub[XK], sub[XV], sub[MASK],
                                           sub[OUT], sub[WTS]);
-#ifdef CLATTN_HAVE_CLBLAST
     if (st != CLATTN_SUCCESS)
         fail_msg("disjoint sub-buffers: %s (%s)", clattn_status_string(st),
                  clattn_context_last_error(f->ctx));
@@ -347,9 +405,6 @@ static void test_shared_memory(void **state)
     assert_true(eo.err <= FX_OUT_REL * fmax(1.0, eo.ref));
     assert_true(ew.err <= FX_WEIGHTS_ABS);
     free(ref), free(ref_w), free(out), free(wts);
-#else
-    assert_int_equal(st, CLATTN_UNSUPPORTED);
-#endif
 
     /* outputs over inputs and over each other, through sub-buffers at other origins */
     cl_mem m;
@@ -400,8 +455,6 @@ static void test_shared_memory(void **state)
         clReleaseMemObject(sub[i]);
     clReleaseMemObject(parent);
 }
-
-/* F16 storage: served where the device has cl_khr_fp16, else refused with the reason. */
 
 int main(void)
 {

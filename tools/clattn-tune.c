@@ -1,6 +1,7 @@
 /* clattn-tune: tunes clattn's kernels for this device on the benchmark's shape suite (the shapes of
- * bench/suite.c, shared) or on one shape, saves the winners in the device's tuning file, and prints
- * default vs tuned time per kernel family. Also lists and clears the caches, and exports the
+ * bench/suite.c, shared) and the benchmark's multi-head layer (its projection GEMMs with each
+ * backend, then its attention), or on one shape or one layer, saves the winners in the device's
+ * tuning file, and prints default vs tuned time per kernel family. Also lists and clears the caches, and exports the
  * program binaries a device needs (the FPGA flow). Public API only. */
 #include <clattn.h>
 
@@ -14,6 +15,8 @@
 typedef struct options {
     const char *device, *export_dir, *families;
     int quick, f16, list, clear, clear_binaries, no_save, has_shape, paths;
+    int has_mha, no_mha;
+    int mha[5];                   /* B, L, E, Hq, Hkv (0: Hq) */
     int max_candidates, repeats;
     double budget_s;
     unsigned long long seed;
@@ -29,10 +32,13 @@ static void usage(FILE *f)
           "its tuning file; then clattn (and clattn-bench) use them.\n"
           "  --device SELECTOR      as CLATTN_DEVICE: \"P:D\", gpu, cpu, accelerator, or a name part\n"
           "  --shape B,Hq,Hkv,Lq,Lk,d[,causal]   one shape instead of the suite (causal: bottom-right)\n"
+          "  --mha B,L,E,H[,Hkv]    one multi-head layer (self-attention, biases) instead of the suite:\n"
+          "                         its projection GEMMs with each backend, then its attention\n"
+          "  --no-mha               the suite without the benchmark's layer (B 4, L 512, E 768, 12 heads)\n"
           "  --quick                the benchmark's reduced suite (clattn-bench --quick)\n"
           "  --path fused|unfused|both   which path to tune (default both)\n"
           "  --f16                  F16 storage (the suite is fp32 otherwise)\n"
-          "  --budget SECONDS       per shape and path (default 60)\n"
+          "  --budget SECONDS       per shape and path (default 60), and per layer (default 90)\n"
           "  --max-candidates N     per kernel family, the default included\n"
           "  --repeats N            timed runs per candidate (median; default 5)\n"
           "  --families LIST        only these families (e.g. qk,pv)\n"
@@ -67,7 +73,8 @@ static int parse_args(int argc, char **argv, options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
         double num;
-        int takes = !strcmp(a, "--device") || !strcmp(a, "--shape") || !strcmp(a, "--path") ||
+        int takes = !strcmp(a, "--device") || !strcmp(a, "--shape") || !strcmp(a, "--mha") ||
+                    !strcmp(a, "--path") ||
                     !strcmp(a, "--budget") || !strcmp(a, "--max-candidates") ||
                     !strcmp(a, "--repeats") || !strcmp(a, "--families") || !strcmp(a, "--seed") ||
                     !strcmp(a, "--export-binaries");
@@ -90,6 +97,17 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             o->has_shape = 1;
+        } else if (!strcmp(a, "--mha")) {
+            int *m = o->mha, used = 0;
+            m[4] = 0;
+            if (sscanf(val, "%d,%d,%d,%d%n,%d%n", &m[0], &m[1], &m[2], &m[3], &used, &m[4], &used) < 4 ||
+                val[used] || m[0] < 1 || m[1] < 1 || m[2] < 1 || m[3] < 1 || m[4] < 0) {
+                fprintf(stderr, "clattn-tune: --mha \"%s\": want B,L,E,H[,Hkv], all positive\n", val);
+                return -1;
+            }
+            o->has_mha = 1;
+        } else if (!strcmp(a, "--no-mha")) {
+            o->no_mha = 1;
         } else if (!strcmp(a, "--path")) {
             o->paths = !strcmp(val, "fused") ? PATH_FUSED : !strcmp(val, "unfused") ? PATH_UNFUSED
                      : !strcmp(val, "both") ? PATH_FUSED | PATH_UNFUSED : 0;
@@ -256,6 +274,47 @@ static int tune_shape(clattn_context *ctx, const options *o, const bench_shape *
     return 0;
 }
 
+/* The layer: B tokens batches of L, width E, Hq query heads (Hkv key/value heads), self-attention
+   with biases, as clattn-bench --mha runs it. */
+static int tune_layer(clattn_context *ctx, const options *o, const int m[5], progress_state *ps)
+{
+    clattn_mha_desc desc;
+    clattn_tune_options topt;
+    clattn_tune_report rep;
+    memset(&desc, 0, sizeof desc);
+    desc.batch = m[0];
+    desc.seq_q = desc.seq_kv = m[1];
+    desc.embed_dim = m[2];
+    desc.heads_q = m[3];
+    desc.heads_kv = m[4];
+    desc.in_bias = desc.out_bias = 1;
+    desc.dtype = o->f16 ? CLATTN_F16 : CLATTN_F32;
+    memset(&topt, 0, sizeof topt);
+    topt.budget_s = o->budget_s > 0 ? o->budget_s : 90.0;
+    topt.max_candidates = o->max_candidates;
+    topt.repeats = o->repeats;
+    topt.seed = o->seed;
+    topt.families = o->families;
+    topt.no_save = o->no_save;
+    topt.progress = on_progress;
+    topt.progress_user = ps;
+    ps->path = "layer";
+    printf("layer B=%d L=%d E=%d Hq=%d Hkv=%d (%s, biases), budget %.0f s: projections (GEMM "
+           "backends), then attention:\n", m[0], m[1], m[2], m[3], m[4] ? m[4] : m[3],
+           o->f16 ? "f16" : "f32", topt.budget_s);
+    fflush(stdout);
+    clattn_status st = clattn_mha_tune(ctx, &desc, &topt, &rep);
+    clear_bar(ps);
+    if (st != CLATTN_SUCCESS) {
+        printf("    %s\n    %s\n", clattn_status_string(st), clattn_context_last_error(ctx));
+        return st == CLATTN_UNSUPPORTED ? 0 : 1;
+    }
+    print_report(&rep);
+    printf("    (whole call: the layer, summed from its projections and attention)\n");
+    fflush(stdout);
+    return 0;
+}
+
 static void list_caches(clattn_context *ctx)
 {
     clattn_cache_info info;
@@ -311,8 +370,13 @@ int main(int argc, char **argv)
 
     const bench_shape *shapes = &o.shape;
     int n = 1;
-    if (!o.has_shape)
+    if (o.has_mha && !o.has_shape)
+        n = 0;   /* the layer alone */
+    else if (!o.has_shape)
         shapes = bench_suite(o.quick, &n);
+    /* the benchmark's layer (clattn-bench --mha) comes with the suite */
+    static const int bench_layer[5] = {4, 512, 768, 12, 0};
+    const int *layer = o.has_mha ? o.mha : !o.has_shape && !o.no_mha ? bench_layer : NULL;
 
     if (o.export_dir) {
         for (int i = 0; i < n; i++) {
@@ -339,6 +403,10 @@ int main(int argc, char **argv)
             rc |= tune_shape(ctx, &o, &shapes[i], CLATTN_PATH_FUSED, &ps);
         if (o.paths & PATH_UNFUSED)
             rc |= tune_shape(ctx, &o, &shapes[i], CLATTN_PATH_UNFUSED, &ps);
+    }
+    if (layer) {
+        ps.shape = "layer";
+        rc |= tune_layer(ctx, &o, layer, &ps);
     }
     if (clattn_context_last_warning(ctx)[0])
         printf("last warning: %s\n", clattn_context_last_warning(ctx));

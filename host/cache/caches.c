@@ -390,6 +390,8 @@ double clattn_tuning_time_ms(clattn_context *ctx, const clattn_family *family, c
     return e && exact && e->time_ms >= 0 ? e->time_ms : -1.0;
 }
 
+_Static_assert(CLATTN_TUNE_MAX_PARAMS >= CLATTN_MAX_PARAMS, "a family's parameters must fit an entry");
+
 clattn_status clattn_tuning_put(clattn_context *ctx, const clattn_family *family,
                                 const clattn_problem *p, const clattn_params *params, double time_ms,
                                 double default_ms)

@@ -12,7 +12,8 @@
 #include <stddef.h>
 
 #define CLATTN_TUNE_CACHE_FORMAT 1          /* "clattn-tune-cache 1": bump on incompatible change */
-#define CLATTN_TUNE_MAX_PARAMS 8
+#define CLATTN_TUNE_MAX_PARAMS 16           /* CLATTN_MAX_PARAMS: CLBlast's Xgemm has 16 */
+#define CLATTN_TUNE_MAX_PARAMS_TEXT "16"    /* the same, for messages */
 #define CLATTN_TUNE_NAME_LEN 24             /* family and parameter names, with the NUL */
 #define CLATTN_TUNE_MAX_DIM 65536           /* d, dv, group */
 #define CLATTN_TUNE_MAX_LK_BUCKET (1 << 30)

@@ -187,7 +187,7 @@ static int parse_entry(span line, size_t ln, clattn_tune_entry *e, char *why, si
         span name = {t.p, eq ? (size_t)(eq - t.p) : 0}, val;
         clattn_tune_param *p = &e->params[e->n_params];
         if (e->n_params == CLATTN_TUNE_MAX_PARAMS)
-            return fail_line(why, why_len, ln, "more than 8 parameters");
+            return fail_line(why, why_len, ln, "more than " CLATTN_TUNE_MAX_PARAMS_TEXT " parameters");
         if (!eq || !clattn_tune_param_name_ok(name.p, name.n))
             return fail_line(why, why_len, ln, "expected NAME=<integer>");
         val.p = eq + 1;

@@ -211,7 +211,7 @@ extern const char clattn_kernel_sources_sha256[];   /* over every embedded file,
 
 /* ---- kernel families and their parameters (kernel_params.c) ------------------------------------------------------------ */
 
-#define CLATTN_MAX_PARAMS 8
+#define CLATTN_MAX_PARAMS 16   /* CLBlast's Xgemm has 16 (gemm_clblast.c) */
 /* No kernel parameter means anything above this (the largest candidate is 256). valid() refuses
    larger values before anything else, so that the products of parameters it forms stay far
    inside 64 bits. */

@@ -61,4 +61,14 @@ void clattn_gemm_problem(clattn_dtype dtype, size_t rows, size_t cols, size_t in
 clattn_status clattn_gemm_choose(clattn_context *ctx, const clattn_gemm *g, clattn_projection_impl force,
                                  const clattn_gemm_backend **backend, clattn_params *params);
 
+/* Tunes backend's family for the GEMM rows x cols x inner in dtype on ctx's device (gemm_tune.c):
+   each candidate checked against a double-precision GEMM on a sample of entries, timed (median),
+   within opt->budget_s (default 30 s); the winner (the defaults unless a candidate beats them by
+   3 %) goes into ctx's tuning table under clattn_gemm_problem's class with its time and the
+   defaults', and into the tuning file unless opt->no_save. fr says what was tried. Candidates run
+   on a private context on ctx's queue. Lock held. opt may be NULL. */
+clattn_status clattn_gemm_tune(clattn_context *ctx, const clattn_gemm_backend *backend, clattn_dtype dtype,
+                               size_t rows, size_t cols, size_t inner, const clattn_tune_options *opt,
+                               clattn_tune_family_report *fr);
+
 #endif /* CLATTN_LAYER_GEMM_H */
