@@ -33,6 +33,12 @@ static size_t flash_local_bytes(const clattn_params *pr, const clattn_problem *p
     return floats * sizeof(float) + sizeof(int);
 }
 
+/* One work-group serves BLOCK_M rows, VW*RM rows per work-item, WPR work-items per row. */
+static size_t flash_work_group_size(const clattn_params *pr)
+{
+    return (size_t)(pr->v[P_BLOCK_M] / (pr->v[P_VW] * pr->v[P_RM])) * (size_t)pr->v[P_WPR];
+}
+
 static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
                        const clattn_problem *p, char *why, size_t why_len)
 {
@@ -55,7 +61,7 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
         snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%lld", bn, keys_per_step);
         return 0;
     }
-    size_t wgs = (size_t)(bm / rows_per_item) * (size_t)wpr;
+    size_t wgs = flash_work_group_size(pr);
     if (wgs > dev->max_work_group || wgs > dev->max_work_item[0]) {
         snprintf(why, why_len, "work-group of %zu exceeds the device's limit %zu", wgs,
                  dev->max_work_group);
@@ -103,10 +109,11 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
 }
 
 const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, clattn_flash_params,
-                                           flash_valid, flash_canonical, NULL, flash_local_bytes};
+                                           flash_valid, flash_canonical, NULL, flash_local_bytes,
+                                           flash_work_group_size};
 const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
                                                  clattn_flash_split_params, flash_valid, flash_canonical,
-                                                 NULL, flash_local_bytes};
+                                                 NULL, flash_local_bytes, flash_work_group_size};
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {
@@ -296,7 +303,7 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     ARG(p->mask_hs);
     ARG(p->mask_rs);
 
-    const size_t wgs = (size_t)(bm / (pr->v[P_VW] * pr->v[P_RM]) * pr->v[P_WPR]);
+    const size_t wgs = flash_work_group_size(pr);
     const long rows = (long)p->group * p->Lq;
     const size_t global[3] = {(size_t)((rows + bm - 1) / bm) * wgs, (size_t)p->B * (size_t)p->Hkv,
                               (size_t)splits};

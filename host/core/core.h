@@ -267,6 +267,10 @@ typedef struct clattn_family {
        __local arrays; valid() holds it against the device. Checked against the compiled
        kernel's CL_KERNEL_LOCAL_MEM_SIZE by tests/test_local_memory.c. */
     size_t (*local_bytes)(const clattn_params *params, const clattn_problem *p);
+    /* Optional: the work-items of one work-group of the family's launch at params, which the
+       compiled kernel's CL_KERNEL_WORK_GROUP_SIZE must allow (cache/fit.c); the launch takes its
+       local size from the same function. NULL: not checked. */
+    size_t (*work_group_size)(const clattn_params *params);
 } clattn_family;
 
 /* 1 when every value of params is one of its parameter's candidates; else 0, and why says which. */
