@@ -98,6 +98,7 @@ typedef struct bench_device {
     cl_uint compute_units;
     cl_ulong max_alloc, global_mem;
     size_t max_work_group;
+    int events_report_zero;      /* profiling events time nothing: kernel times are wall times */
 } bench_device;
 
 /* Picks the device through clattn's own selector (so --device means what CLATTN_DEVICE means) and
@@ -132,6 +133,10 @@ uint16_t bench_float_to_half(float f);
 float bench_half_to_float(uint16_t h);
 
 /* ---- timing (timing.c) ----------------------------------------------------------------------- */
+
+/* 1 when the queue's profiling events report 0 for a command that has run (Mesa's rusticl 22.3):
+   bench_time_device then reports the wall clock as the kernel time. */
+int bench_events_report_zero(cl_command_queue queue);
 
 /* One execution of a method: kernel seconds and wall seconds. The note explains a failure. */
 typedef bench_outcome (*bench_run_fn)(void *state, double *kernel_s, double *wall_s, char *note,

@@ -63,6 +63,7 @@ clattn_status bench_device_open(const char *selector, bench_device *dev, char *e
         st = CLATTN_OPENCL_ERROR;
         goto out;
     }
+    dev->events_report_zero = bench_events_report_zero(dev->queue);
 
 out:
     clattn_context_release(probe);

@@ -31,8 +31,12 @@ void bench_report_header(const bench_device *dev, const bench_options *opt)
         printf("reps sized to %.2f s per entry (%d..%d)", opt->target_s, opt->min_reps,
                opt->max_reps);
     printf(", tuning %s\n", opt->no_tuning ? "off (--no-tuning)" : "on");
-    printf("times: median of kernel time from profiling events (host clock for cpu-blas); "
-           "wall = enqueue to clFinish\n");
+    if (dev->events_report_zero)
+        printf("times: WALL CLOCK for every method (this implementation's profiling events report "
+               "0), enqueue to clFinish; median and wall columns agree\n");
+    else
+        printf("times: median of kernel time from profiling events (host clock for cpu-blas, and "
+               "wherever an event times nothing); wall = enqueue to clFinish\n");
 }
 
 void bench_report_shape(const bench_entry *e, const bench_options *opt)

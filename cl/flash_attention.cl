@@ -27,8 +27,9 @@
  * in q, k, v or the mask reaches its row through p or the accumulator (the running max ignores
  * NaN, and exp2(NaN - m) is NaN), so no -cl-fast-relaxed-math is needed or assumed. An inf or NaN
  * in V at a key a row cannot see stays out of that row, as in the reference: once the group has
- * staged such a value, hidden keys get p = -0 and P·V skips them (a slower loop that finite V
- * never takes). Hence no -cl-no-signed-zeros either.
+ * staged such a value, hidden keys are stored with p = -1 (no probability is negative) and P·V
+ * skips them (a slower loop that finite V never takes). Not -0: llvmpipe (Mesa rusticl) does not
+ * keep the sign of a zero (docs/portability.md).
  *
  * SPLIT 1: get_group_id(2) picks a chunk of `chunk` keys; the group writes its normalised partial
  * output (float) to part_out [splits][B*Hq*Lq][dv], and its row max (base 2) and softmax sum apart
@@ -113,14 +114,12 @@ typedef float floatv;
 typedef int intv;
 #define VLOADV(p) (*(p))
 #define VSTOREV(x, p) (*(p) = (x))
-#define AS_INTV(x) as_int(x)
 #define LANES 0
 #else
 typedef CAT(float, VW) floatv;
 typedef CAT(int, VW) intv;
 #define VLOADV(p) CAT(vload, VW)(0, (p))
 #define VSTOREV(x, p) CAT(vstore, VW)((x), 0, (p))
-#define AS_INTV(x) CAT(as_int, VW)(x)
 #if VW == 2
 #define LANES ((int2)(0, 1))
 #elif VW == 4
@@ -475,10 +474,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                 for (int t = 0; t < KEYS_PER_ITEM; t++) {
                     const int j = w + WPR * t;
                     const floatv s = VLOADV(sp + j * SLD);
-                    floatv p = exp2(s - m_use);
-                    if (skip_hidden)
-                        p = select(p, (floatv)(-0.0f), s == (floatv)(-INFINITY));
-                    VSTOREV(p, sp + j * SLD);
+                    const floatv p = exp2(s - m_use);   /* 0 exactly where s is -inf */
+                    VSTOREV(skip_hidden ? select(p, (floatv)(-1.0f), s == (floatv)(-INFINITY)) : p,
+                            sp + j * SLD);
                     sum += p;
                 }
 #if WPR > 1
@@ -527,13 +525,13 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                                 acc[rm][u] = fma(pv[rm], (floatv)(vv), acc[rm][u]);
                         }
                     } else {
-                        /* V holds an inf or NaN: a key a row cannot see (p = -0) is skipped
+                        /* V holds an inf or NaN: a key a row cannot see (p = -1) is skipped
                            rather than weighted by 0, so that it stays out of the row, as in the
-                           reference. A visible key with p underflowed to +0 is still weighted. */
+                           reference. A visible key with p underflowed to 0 is still weighted. */
                         intv hidden[RM];
 #pragma unroll
                         for (int rm = 0; rm < RM; rm++)
-                            hidden[rm] = AS_INTV(pv[rm]) == (intv)(INT_MIN);
+                            hidden[rm] = pv[rm] < (floatv)(0.0f);
 #pragma unroll
                         for (int u = 0; u < UNROLL; u++) {
                             const float vv = vp[j * DVP + u * WPR];

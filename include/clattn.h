@@ -106,9 +106,11 @@ typedef enum clattn_log_level {
    duration of the callback only. */
 typedef void (*clattn_log_fn)(void *user, clattn_log_level level, const char *message);
 
-/* selector: NULL or "" reads $CLATTN_DEVICE; empty too -> first GPU, else accelerator, else CPU.
-   Accepts "P:D" (platform and device index), "gpu", "cpu", "accelerator", or a case-insensitive
-   substring of the device name. On failure *out is NULL. */
+/* selector: NULL or "" reads $CLATTN_DEVICE; empty too -> a GPU, else an accelerator, else a CPU;
+   among several of that type, the one with a compiler, then with fp64, then with the most local
+   memory, then the first in the ICD loader's order ("gpu", "cpu", "accelerator" choose the same
+   way within their type). Accepts "P:D" (platform and device index), "gpu", "cpu",
+   "accelerator", or a case-insensitive substring of the device name. On failure *out is NULL. */
 CLATTN_API clattn_status clattn_context_create(const char *selector, clattn_context **out);
 /* Wraps the caller's queue (retained, never released by us beyond our reference). Its context and
    device are used for every buffer and kernel; profiling need not be enabled on it. */

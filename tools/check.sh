@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up, builds and tests a release build (unit and device suites, oclgrind,
-# the benchmark's smoke run), then the same suite in an address+undefined sanitizer build, the
+# the benchmark's smoke run), the device tests' core on Mesa's rusticl (tools/check-rusticl.sh), then the same suite in an address+undefined sanitizer build, the
 # threads tests under ThreadSanitizer, then a short fuzz run of the cache-file parser. Exits
 # non-zero on any failure, and, in CI (CI=true), when a device test skipped (PoCL is installed
 # there, so nothing may skip).
@@ -88,6 +88,16 @@ run_suite() {  # run_suite BUILD_DIR LABEL [meson test arguments...]
 }
 
 run_suite build "release build"
+python3 - build/meson-logs/testlog.json <<'PY'
+import collections, json, sys
+tests = [json.loads(l) for l in open(sys.argv[1])]
+dev = [t for t in tests if any("device" in s for s in t.get("suite", []))]
+c = collections.Counter(t.get("result") for t in dev)
+print("== test count, PoCL (the default device): %d device tests, %d ok, %d skipped" % (len(dev), c["OK"], c["SKIP"]))
+PY
+
+# The same kernels on a second implementation (Mesa's rusticl), a subset; see the script.
+tools/check-rusticl.sh build || { [ $? -eq 77 ] || status=1; }
 
 echo "== sanitizer build (address,undefined)"
 tools/setup.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc pkg-config python3 meson ninja-build ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
+packages=(gcc pkg-config python3 meson ninja-build ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd mesa-opencl-icd
           clinfo oclgrind libclblast-dev libopenblas-dev libcmocka-dev libpng-dev clang)
 missing=()
 for p in "${packages[@]}"; do

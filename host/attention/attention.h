@@ -6,7 +6,9 @@
  *
  * Exports (files of host/attention/):
  *   plan.c            clattn_path_resolve (the AUTO rule), clattn_plan_resolve/enqueue/describe_text
- *   params.c          clattn_plan_params, clattn_params_lookup: parameters and their provenance
+ *   params.c          clattn_plan_params, clattn_params_lookup: parameters and their provenance;
+ *                     clattn_params_try, clattn_plan_params_built: only points whose kernels
+ *                     build and fit their launch here
  *   attention.c       clattn_attention_check, clattn_attention_enqueue_locked, the public
  *                     clattn_attention and clattn_plan_describe
  *   attention_host.c  the public clattn_attention_host
@@ -97,6 +99,34 @@ clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
                                  cl_kernel *out);
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
+
+/* ---- parameters that run (params.c, with cache/fit.c) ---------------------------------------- */
+
+/* How many points in a row one choice may find failing to build or fit before it gives up; each is
+   remembered, so that a later call goes on from where this one stopped. */
+#define CLATTN_MAX_REJECTIONS 16
+
+/* Builds the kernel a step launches (as its path would), into *out. CLATTN_BUILD_FAILED: the
+   point's kernel does not compile here. */
+typedef clattn_status (*clattn_step_build_fn)(clattn_context *ctx, const clattn_plan_step *step,
+                                              const void *arg, cl_kernel *out);
+/* Whether step's point runs on this device: its kernel built (by build, with arg) and held against
+   the launch (the family's work_group_size and local memory, cache/fit.c). *runs 0 when it failed
+   to build or does not fit: then the point is remembered as rejected, so clattn_plan_params passes
+   it over from now on, and a warning names family, parameters, provenance and reason. Other
+   failures (no source, no host memory) are the status. *kernel is set when *runs is 1. */
+clattn_status clattn_params_try(clattn_context *ctx, const clattn_plan_step *step,
+                                clattn_step_build_fn build, const void *arg, cl_kernel *kernel,
+                                int *runs);
+/* clattn_plan_params for a single-launch family, then clattn_params_try, choosing again while the
+   point does not run (forced parameters are not replaced: their failure is the status). The
+   kernel comes back in *kernel. The multi-step plans of plan.c do the same over a whole plan. */
+clattn_status clattn_plan_params_built(clattn_context *ctx, const clattn_family *family,
+                                       const clattn_problem *p, const clattn_plan_config *cfg,
+                                       clattn_step_build_fn build, const void *arg,
+                                       clattn_plan_step *step, cl_kernel *kernel);
+/* The failure of a choice that gave up on step's point (forced, or too many rejections). */
+clattn_status clattn_params_not_run(clattn_context *ctx, const clattn_plan_step *step);
 
 /* The parameters a user's call takes for family on this context and problem (clattn_plan_params,
    with provenance): the tuning cache if it has an entry (exact, then nearest shape class)

@@ -33,6 +33,12 @@ static size_t flash_local_bytes(const clattn_params *pr, const clattn_problem *p
     return floats * sizeof(float) + sizeof(int);
 }
 
+/* One work-group serves BLOCK_M rows, VW*RM rows per work-item, WPR work-items per row. */
+static size_t flash_work_group_size(const clattn_params *pr)
+{
+    return (size_t)(pr->v[P_BLOCK_M] / (pr->v[P_VW] * pr->v[P_RM])) * (size_t)pr->v[P_WPR];
+}
+
 static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
                        const clattn_problem *p, char *why, size_t why_len)
 {
@@ -55,10 +61,21 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
         snprintf(why, why_len, "BLOCK_N=%d is not a multiple of WPR*UNROLL=%lld", bn, keys_per_step);
         return 0;
     }
-    size_t wgs = (size_t)(bm / rows_per_item) * (size_t)wpr;
+    size_t wgs = flash_work_group_size(pr);
     if (wgs > dev->max_work_group || wgs > dev->max_work_item[0]) {
         snprintf(why, why_len, "work-group of %zu exceeds the device's limit %zu", wgs,
                  dev->max_work_group);
+        return 0;
+    }
+    /* Under a loop-iteration cap (llvmpipe, host/core/loop_cap.c) only VW 1, RM 1 and UNROLL 4
+       leave loops the compiler unrolls; every other point reaches the cap within a few tiles. Keys
+       one work-group walks correctly, measured: d = 64, VW 16: 96, VW 4: 288; d = 128, VW 1:
+       UNROLL 1: 208, 2: 432, 8: 176, RM 2: 144, and UNROLL 4, RM 1: 864 (3504 with WPR 4). The
+       split count then bounds the keys per work-group. */
+    if ((vw != 1 || rm != 1 || unroll != 4) && clattn_device_loop_cap(dev)) {
+        snprintf(why, why_len, "VW=%d RM=%d UNROLL=%d: this implementation ends loops after %ld "
+                 "iterations, which these reach; VW 1, RM 1, UNROLL 4 only", vw, rm, unroll,
+                 clattn_device_loop_cap(dev));
         return 0;
     }
     size_t local = flash_local_bytes(pr, p);
@@ -92,10 +109,11 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
 }
 
 const clattn_family clattn_family_flash = {"flash", "flash_attention.cl", P_COUNT, clattn_flash_params,
-                                           flash_valid, flash_canonical, NULL, flash_local_bytes};
+                                           flash_valid, flash_canonical, NULL, flash_local_bytes,
+                                           flash_work_group_size};
 const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention.cl", P_COUNT,
                                                  clattn_flash_split_params, flash_valid, flash_canonical,
-                                                 NULL, flash_local_bytes};
+                                                 NULL, flash_local_bytes, flash_work_group_size};
 
 const clattn_family *clattn_flash_family_for(const clattn_problem *p)
 {
@@ -121,6 +139,14 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
 {
     long groups = row_groups(p, pr);
     long target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
+    /* Under a loop-iteration cap, enough splits that no work-group walks more keys than it can
+       (whole tiles of them); more than MAX_SPLITS leaves the plan to refuse the problem. */
+    const int capped = clattn_flash_keys_under_cap(dev, p->d, p->dv, pr->v[P_RM]);
+    const int tile = pr->v[P_BLOCK_N] > 0 ? pr->v[P_BLOCK_N] : 1;
+    const long cap_keys = capped ? (capped >= tile ? capped / tile * tile : tile) : 0;
+    const long needed = capped ? (p->Lk + cap_keys - 1) / cap_keys : 1;
+    if (needed > 1)
+        return needed < MAX_SPLITS ? (int)needed : MAX_SPLITS;
     if (groups <= 0 || groups >= target)
         return 1;
     long splits = (target + groups - 1) / groups;
@@ -173,6 +199,13 @@ static clattn_status fill_plan(clattn_context *ctx, const clattn_problem *p,
     if (splits < 0)
         splits = clattn_flash_splits_on(&ctx->info, p, &s->params);
     split_ranges(p, &s->params, splits, &plan->splits, &plan->split_keys);
+    const int cap_keys = clattn_flash_keys_under_cap(&ctx->info, p->d, p->dv, s->params.v[P_RM]);
+    if (cap_keys && plan->split_keys > cap_keys)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "fused path: %d keys per work-group (Lk = %d in %d splits) exceed the %d "
+                           "that %s runs correctly (it ends loops after %ld iterations); use the "
+                           "unfused path or fewer keys", plan->split_keys, p->Lk, plan->splits,
+                           cap_keys, ctx->info.name, clattn_device_loop_cap(&ctx->info));
     return add_merge(ctx, cfg, plan);
 }
 
@@ -270,7 +303,7 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     ARG(p->mask_hs);
     ARG(p->mask_rs);
 
-    const size_t wgs = (size_t)(bm / (pr->v[P_VW] * pr->v[P_RM]) * pr->v[P_WPR]);
+    const size_t wgs = flash_work_group_size(pr);
     const long rows = (long)p->group * p->Lq;
     const size_t global[3] = {(size_t)((rows + bm - 1) / bm) * wgs, (size_t)p->B * (size_t)p->Hkv,
                               (size_t)splits};

@@ -40,6 +40,11 @@ static int merge_valid(const clattn_params *params, const clattn_device_info *de
     return 1;
 }
 
+static size_t merge_work_group_size(const clattn_params *params)
+{
+    return (size_t)params->v[P_WGS];
+}
+
 /* cl/merge.cl declares no local memory. */
 static size_t merge_local_bytes(const clattn_params *params, const clattn_problem *p)
 {
@@ -48,7 +53,8 @@ static size_t merge_local_bytes(const clattn_params *params, const clattn_proble
 }
 
 const clattn_family clattn_family_merge = {"merge", "merge.cl", CLATTN_MERGE_PARAMS, clattn_merge_params,
-                                           merge_valid, NULL, NULL, merge_local_bytes};
+                                           merge_valid, NULL, NULL, merge_local_bytes,
+                                           merge_work_group_size};
 
 /* ---- one launch ------------------------------------------------------------------------------ */
 
@@ -123,7 +129,7 @@ static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
 #undef ARG
     const int vec = params->v[P_VEC];
     size_t global = (size_t)rows * (size_t)((dv + vec - 1) / vec);
-    size_t local = (size_t)params->v[P_WGS];
+    size_t local = merge_work_group_size(params);
     return clattn_launch(ctx, k, 1, &global, &local, "merge_parts");
 }
 
@@ -251,6 +257,14 @@ static clattn_status stage_part(clattn_context *ctx, const clattn_problem *p, co
     return CLATTN_SUCCESS;
 }
 
+/* clattn_step_build_fn for the merge of staged parts (in the storage type, with lses). */
+static clattn_status build_staged_merge(clattn_context *ctx, const clattn_plan_step *step,
+                                        const void *arg, cl_kernel *out)
+{
+    (void)arg;
+    return clattn_merge_kernel(ctx, &step->p, &step->params, step->p.dtype == CLATTN_F16, 0, out);
+}
+
 clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_problem *p, int parts,
                                           const cl_mem *outs, const cl_mem *lses, cl_mem out, cl_mem lse,
                                           size_t stage_bytes)
@@ -258,7 +272,9 @@ clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_prob
     if (p->B == 0 || p->Lq == 0)
         return CLATTN_SUCCESS;
     clattn_plan_step merge;
-    clattn_status st = clattn_plan_params(ctx, &clattn_family_merge, p, NULL, &merge);
+    cl_kernel kernel;
+    clattn_status st = clattn_plan_params_built(ctx, &clattn_family_merge, p, NULL, build_staged_merge,
+                                                NULL, &merge, &kernel);
     if (st != CLATTN_SUCCESS)
         return st;
     /* Tiles of whole batch entries while one entry of every part fits the stage, else of query rows

@@ -24,7 +24,8 @@ clattn_path clattn_path_resolve(clattn_path requested, int want_probs)
     return want_probs ? CLATTN_PATH_UNFUSED : CLATTN_PATH_FUSED;
 }
 
-clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, int want_probs,
+/* The parameters alone, as the paths choose them. */
+static clattn_status resolve_once(clattn_context *ctx, const clattn_problem *p, int want_probs,
                                   const clattn_plan_config *cfg, clattn_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
@@ -36,6 +37,38 @@ clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, 
     if (plan->path == CLATTN_PATH_FUSED)
         return clattn_flash_plan(ctx, p, cfg, plan);
     return clattn_unfused_plan(ctx, p, cfg, plan);
+}
+
+/* clattn_step_build_fn for a step of the plan arg. */
+static clattn_status build_plan_step(clattn_context *ctx, const clattn_plan_step *step,
+                                     const void *arg, cl_kernel *out)
+{
+    const clattn_plan *plan = arg;
+    return clattn_plan_step_kernel(ctx, plan, (int)(step - plan->step), out);
+}
+
+/* A plan is resolved only from points whose kernels build and fit their launches here: each step's
+   kernel is built and checked now (once per point and context: the verdict is remembered), and a
+   step whose point does not run sends the whole plan back to be chosen again, as its parameters
+   can change the others' (the fused step's block sets the split count, hence the merge). */
+clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, int want_probs,
+                                  const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    for (int tries = 0;; tries++) {
+        clattn_status st = resolve_once(ctx, p, want_probs, cfg, plan);
+        int failed = -1;
+        for (int i = 0; st == CLATTN_SUCCESS && i < plan->n_steps && failed < 0; i++) {
+            cl_kernel kernel;
+            int runs = 0;
+            st = clattn_params_try(ctx, &plan->step[i], build_plan_step, plan, &kernel, &runs);
+            if (st == CLATTN_SUCCESS && !runs)
+                failed = i;
+        }
+        if (st != CLATTN_SUCCESS || failed < 0)
+            return st;
+        if (plan->step[failed].source == CLATTN_SOURCE_FORCED || tries == CLATTN_MAX_REJECTIONS)
+            return clattn_params_not_run(ctx, &plan->step[failed]);
+    }
 }
 
 clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,

@@ -141,6 +141,17 @@ static void fit_rows(clattn_params *pr, const clattn_problem *p)
         pr->v[P_TILE_M] /= 2;
 }
 
+/* qk and pv: a work-item per WPT_M x WPT_N outputs of the TILE_M x TILE_N tile. */
+static size_t gemm_work_group_size(const clattn_params *pr)
+{
+    return (size_t)(pr->v[P_TILE_N] / pr->v[P_WPT_N]) * (size_t)(pr->v[P_TILE_M] / pr->v[P_WPT_M]);
+}
+
+static size_t softmax_work_group_size(const clattn_params *pr)
+{
+    return (size_t)pr->v[P_SM_WG];
+}
+
 /* For the tuner: a row tile taller than fit_rows() would make only adds rows of zeros, so the
    fitted height stands for it (timing it would be time spent on a point known to be worse). */
 static void tile_rows_canonical(clattn_params *pr, const clattn_params *ref,
@@ -151,12 +162,14 @@ static void tile_rows_canonical(clattn_params *pr, const clattn_params *ref,
 }
 
 const clattn_family clattn_family_qk = {"qk", "qk_scores.cl", CLATTN_GEMM_PARAMS, clattn_qk_params,
-                                        qk_valid, tile_rows_canonical, fit_rows, qk_local_bytes};
+                                        qk_valid, tile_rows_canonical, fit_rows, qk_local_bytes,
+                                        gemm_work_group_size};
 const clattn_family clattn_family_softmax = {"softmax", "softmax.cl", CLATTN_SOFTMAX_PARAMS,
                                              clattn_softmax_params, softmax_valid, NULL, NULL,
-                                             softmax_local_bytes};
+                                             softmax_local_bytes, softmax_work_group_size};
 const clattn_family clattn_family_pv = {"pv", "pv.cl", CLATTN_GEMM_PARAMS, clattn_pv_params,
-                                        pv_valid, tile_rows_canonical, fit_rows, pv_local_bytes};
+                                        pv_valid, tile_rows_canonical, fit_rows, pv_local_bytes,
+                                        gemm_work_group_size};
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 
@@ -172,26 +185,6 @@ clattn_status clattn_unfused_kernel(clattn_context *ctx, const clattn_plan_step 
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s kernel options do not fit %zu bytes",
                            step->family->name, sizeof options);
     return clattn_kernel_get(ctx, step->family->file, options, kernel_name, out);
-}
-
-/* The work-group size is fixed by reqd_work_group_size; a compiler that needs more registers than
-   that many work-items can have reports a smaller limit, and the launch would fail. */
-static clattn_status check_work_group(clattn_context *ctx, cl_kernel kernel, const size_t *local, int dims,
-                                      const char *name)
-{
-    size_t limit = 0, wg = 1;
-    cl_int err = clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof limit,
-                                          &limit, NULL);
-    if (err != CL_SUCCESS)
-        return clattn_fail_cl(ctx, err, "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
-    for (int i = 0; i < dims; i++)
-        wg *= local[i];
-    if (wg > limit)
-        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
-                           "%s: the compiled kernel allows %zu work-items per group on '%s', its tiles "
-                           "need %zu",
-                           name, limit, ctx->info.name, wg);
-    return CLATTN_SUCCESS;
 }
 
 /* Sets a run of kernel arguments from first on; stops at the first failure. */
@@ -245,10 +238,9 @@ static clattn_status prepare_kernels(clattn_context *ctx, const clattn_plan *pla
     uk->pv_local[0] = (size_t)(pv_pr.v[P_TILE_N] / pv_pr.v[P_WPT_N]);
     uk->pv_local[1] = (size_t)(pv_pr.v[P_TILE_M] / pv_pr.v[P_WPT_M]);
     uk->pv_local[2] = 1;
-    if ((st = check_work_group(ctx, uk->qk, uk->qk_local, 3, "qk_scores")) != CLATTN_SUCCESS ||
-        (st = check_work_group(ctx, uk->sm, uk->sm_local, 2, "softmax_rows")) != CLATTN_SUCCESS)
-        return st;
-    return check_work_group(ctx, uk->pv, uk->pv_local, 3, "pv");
+    /* Each kernel's CL_KERNEL_WORK_GROUP_SIZE was held against these when the plan was resolved
+       (clattn_params_try). */
+    return CLATTN_SUCCESS;
 }
 
 /* Arguments that are the same for every chunk. A NULL mask, lse or (Lk == 0) score buffer is passed
@@ -421,6 +413,13 @@ clattn_status clattn_unfused_plan(clattn_context *ctx, const clattn_problem *p,
     if ((long)p->B * p->Hq > INT_MAX)
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "batch*heads_q = %ld exceeds the unfused path's limit %d",
                            (long)p->B * p->Hq, INT_MAX);
+    /* llvmpipe ends loops early (host/core/loop_cap.c): refuse what it would cut short. */
+    const int cap_keys = clattn_unfused_keys_under_cap(&ctx->info);
+    if (cap_keys && p->Lk > cap_keys)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED,
+                           "unfused path: Lk = %d exceeds the %d keys that %s runs correctly (it ends "
+                           "loops after %ld iterations)", p->Lk, cap_keys, ctx->info.name,
+                           clattn_device_loop_cap(&ctx->info));
     for (int i = 0; i < 3; i++) {
         clattn_status st = clattn_plan_params(ctx, families[i], p, cfg, &plan->step[i]);
         if (st != CLATTN_SUCCESS)

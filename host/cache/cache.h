@@ -8,6 +8,7 @@
  *                  clattn_context_cache_info, clattn_context_set_tuning, clattn_tuning_entry_string,
  *                  clattn_cache_clear
  *   program.c      clattn_program_source, clattn_program_get, clattn_kernel_get
+ *   fit.c          clattn_kernel_fits, clattn_fit_lookup/record/release: what fits this device
  *   tune_cache.c, tune_file.c   the tuning table and its file format (tune_cache.h)
  *   binary_cache.c the binary cache's files (binary_cache.h)
  *   cache_file.c   safe file reads and atomic writes, locks (cache_file.h)
@@ -43,6 +44,29 @@ void clattn_programs_release(clattn_context *ctx);
    kernel name). Must be called with ctx->lock held; the kernel stays owned by the context. */
 clattn_status clattn_kernel_get(clattn_context *ctx, const char *file, const char *options,
                                 const char *kernel_name, cl_kernel *out);
+
+/* ---- what fits this device (fit.c) ----------------------------------------------------------- */
+
+typedef enum { CLATTN_FIT_UNKNOWN = 0, CLATTN_FIT_OK, CLATTN_FIT_REJECTED } clattn_fit;
+typedef struct clattn_fit_entry clattn_fit_entry;
+
+/* What this context learnt of family at params for p's compile-time shape (head sizes, storage
+   type, mask, causality): nothing yet, that its kernel built and fitted its launch, or that it
+   did not (then why, if not NULL, says why). Lock held. */
+clattn_fit clattn_fit_lookup(const clattn_context *ctx, const clattn_family *family,
+                             const clattn_problem *p, const clattn_params *params, char *why,
+                             size_t why_len);
+/* Remembers the verdict (ok 1: fits; 0: rejected for why) for the context's life. 0 when it
+   cannot (no host memory, or a context without caches). Lock held. */
+int clattn_fit_record(clattn_context *ctx, const clattn_family *family, const clattn_problem *p,
+                      const clattn_params *params, int ok, const char *why);
+void clattn_fit_release(clattn_caches *c);
+/* Holds a built kernel against its launch: work_group work-items per group (0: not checked)
+   against the kernel's CL_KERNEL_WORK_GROUP_SIZE, its CL_KERNEL_LOCAL_MEM_SIZE against the
+   device's local memory as the context sees it (capped by options.max_local_mem_bytes). *fits 0
+   and why when it does not fit; a failed query is the status. */
+clattn_status clattn_kernel_fits(clattn_context *ctx, cl_kernel kernel, size_t work_group,
+                                 int *fits, char *why, size_t why_len);
 
 /* Test seam: 1 when a program ctx holds was built with options containing part (say "-DSM_WG=4"). */
 int clattn_test_program_built(const clattn_context *ctx, const char *part);
@@ -104,6 +128,9 @@ struct clattn_caches {
     /* options.autotune: the classes the after_call hook (tune/autotune.c) has tried */
     double autotune_budget_s;
     clattn_autotune_class *autotuned;
+
+    /* fit.c: parameter points whose kernels built and fitted their launch here, or did not */
+    clattn_fit_entry *fits;
 };
 
 /* The tuning key for family and p (family NULL: "any", the shape class alone). 0 on success. */

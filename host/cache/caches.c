@@ -115,6 +115,7 @@ static void free_caches(clattn_context *ctx)
         return;
     clattn_tune_cache_release(c->tuning);
     clattn_recorded_programs_free(c);
+    clattn_fit_release(c);
     while (c->autotuned) {
         clattn_autotune_class *next = c->autotuned->next;
         free(c->autotuned);

@@ -25,6 +25,9 @@ typedef struct candidate {
     int platform_index, device_index;
     cl_device_type type;
     char name[256];
+    cl_ulong local_mem;          /* tie-breaks among devices of one type (best_of_type) */
+    cl_bool compiler;
+    int fp64;
 } candidate;
 
 static int list_devices(candidate *out, int max)
@@ -50,6 +53,15 @@ static int list_devices(candidate *out, int max)
             c->name[0] = '\0';
             clGetDeviceInfo(devs[d], CL_DEVICE_NAME, sizeof c->name, c->name, NULL);
             c->name[sizeof c->name - 1] = '\0';
+            c->local_mem = 0;
+            clGetDeviceInfo(devs[d], CL_DEVICE_LOCAL_MEM_SIZE, sizeof c->local_mem, &c->local_mem,
+                            NULL);
+            c->compiler = CL_FALSE;
+            clGetDeviceInfo(devs[d], CL_DEVICE_COMPILER_AVAILABLE, sizeof c->compiler, &c->compiler,
+                            NULL);
+            cl_device_fp_config fp64 = 0;
+            clGetDeviceInfo(devs[d], CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL);
+            c->fp64 = fp64 != 0;
         }
     }
     return n;
@@ -76,23 +88,39 @@ static int icontains(const char *hay, const char *needle)
     return nl == 0;
 }
 
-static int first_of_type(const candidate *c, int n, cl_device_type type)
+/* 1 when a is the better of two devices of one type, by what clattn uses: a compiler (binary-only
+   devices run only what was built for them), then fp64 (a fuller implementation: Mesa's llvmpipe,
+   which also ends long loops early, has none), then local memory (larger tiles fit; 32 KiB does not
+   hold the CPU defaults at d = 64). Equal devices keep the ICD loader's order, which is the order
+   its vendor files happen to be listed in, so not something to rely on: between PoCL and rusticl's
+   llvmpipe this picks PoCL whatever the order. */
+static int better(const candidate *a, const candidate *b)
 {
+    if (a->compiler != b->compiler)
+        return a->compiler == CL_TRUE;
+    if (a->fp64 != b->fp64)
+        return a->fp64;
+    return a->local_mem > b->local_mem;
+}
+
+static int best_of_type(const candidate *c, int n, cl_device_type type)
+{
+    int best = -1;
     for (int i = 0; i < n; i++)
-        if (c[i].type & type)
-            return i;
-    return -1;
+        if ((c[i].type & type) && (best < 0 || better(&c[i], &c[best])))
+            best = i;
+    return best;
 }
 
 /* The index of the candidate the selector names, or -1. */
 static int select_device(const candidate *c, int n, const char *sel)
 {
     if (!sel || !*sel) {
-        int i = first_of_type(c, n, CL_DEVICE_TYPE_GPU);
+        int i = best_of_type(c, n, CL_DEVICE_TYPE_GPU);
         if (i < 0)
-            i = first_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
+            i = best_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
         if (i < 0)
-            i = first_of_type(c, n, CL_DEVICE_TYPE_CPU);
+            i = best_of_type(c, n, CL_DEVICE_TYPE_CPU);
         return i < 0 && n > 0 ? 0 : i;
     }
     int pi, di, used = 0;
@@ -103,11 +131,11 @@ static int select_device(const candidate *c, int n, const char *sel)
         return -1;
     }
     if (ieq(sel, "gpu"))
-        return first_of_type(c, n, CL_DEVICE_TYPE_GPU);
+        return best_of_type(c, n, CL_DEVICE_TYPE_GPU);
     if (ieq(sel, "cpu"))
-        return first_of_type(c, n, CL_DEVICE_TYPE_CPU);
+        return best_of_type(c, n, CL_DEVICE_TYPE_CPU);
     if (ieq(sel, "accelerator"))
-        return first_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
+        return best_of_type(c, n, CL_DEVICE_TYPE_ACCELERATOR);
     for (int i = 0; i < n; i++)
         if (icontains(c[i].name, sel))
             return i;

@@ -143,6 +143,17 @@ void clattn_log(clattn_context *ctx, clattn_log_level level, const char *msg);
 clattn_status clattn_device_query(clattn_context *ctx, cl_platform_id platform, cl_device_id device,
                                   clattn_device_info *info);
 
+/* ---- loop-iteration caps (loop_cap.c) ---------------------------------------------------------- */
+
+/* Iterations after which the implementation ends a work-item's loops silently (llvmpipe: 65535 over
+   all loops together), 0 when it never does. */
+long clattn_device_loop_cap(const clattn_device_info *dev);
+/* On such a device, the most keys one fused work-group may walk (rows of rm vectors, head sizes d and
+   dv); 0 when there is no cap. */
+int clattn_flash_keys_under_cap(const clattn_device_info *dev, int d, int dv, int rm);
+/* On such a device, the longest key range the unfused path runs; 0 when there is no cap. */
+int clattn_unfused_keys_under_cap(const clattn_device_info *dev);
+
 /* ---- the problem, resolved (problem.c) ------------------------------------------------------- */
 
 /* A desc with defaults resolved and every stride spelled out, in elements. Shared by the reference,
@@ -256,6 +267,10 @@ typedef struct clattn_family {
        __local arrays; valid() holds it against the device. Checked against the compiled
        kernel's CL_KERNEL_LOCAL_MEM_SIZE by tests/test_local_memory.c. */
     size_t (*local_bytes)(const clattn_params *params, const clattn_problem *p);
+    /* Optional: the work-items of one work-group of the family's launch at params, which the
+       compiled kernel's CL_KERNEL_WORK_GROUP_SIZE must allow (cache/fit.c); the launch takes its
+       local size from the same function. NULL: not checked. */
+    size_t (*work_group_size)(const clattn_params *params);
 } clattn_family;
 
 /* 1 when every value of params is one of its parameter's candidates; else 0, and why says which. */

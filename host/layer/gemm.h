@@ -20,7 +20,7 @@
 #ifndef CLATTN_LAYER_GEMM_H
 #define CLATTN_LAYER_GEMM_H
 
-#include "host/core/core.h"
+#include "host/attention/attention.h"
 
 typedef struct clattn_gemm {
     const char *name;             /* for messages: "q", "k", "v", "out" */
@@ -44,6 +44,11 @@ typedef struct clattn_gemm_backend {
        least temp_bytes. Lock held. */
     clattn_status (*enqueue)(clattn_context *ctx, const clattn_gemm *g, const clattn_params *params,
                              cl_mem temp);
+    /* Optional: builds the kernel a step of the family launches for the clattn_gemm at arg, so
+       that a point that does not build or fit its launch on this driver is passed over before the
+       call is committed (host/attention/params.c, clattn_plan_params_built). NULL for a backend
+       whose kernels are not clattn's (CLBlast builds its own). */
+    clattn_step_build_fn build;
 } clattn_gemm_backend;
 
 extern const clattn_gemm_backend clattn_gemm_own;

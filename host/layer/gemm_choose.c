@@ -66,9 +66,13 @@ clattn_status clattn_gemm_choose(clattn_context *ctx, const clattn_gemm *g, clat
     if (st != CLATTN_SUCCESS)
         return clattn_fail(ctx, st, "%s projection: %s", g->name, why);
     /* The tuning entry if it fits this device, else the defaults or the valid point nearest them
-       (with a warning for a rejected entry), exactly as for the attention's families. */
+       (with a warning for a rejected entry), exactly as for the attention's families; with the
+       kernel built and held against its launch where the backend's kernels are clattn's. */
     clattn_plan_step step;
-    if ((st = clattn_plan_params(ctx, b->family, &p, NULL, &step)) != CLATTN_SUCCESS)
+    cl_kernel kernel;
+    st = b->build ? clattn_plan_params_built(ctx, b->family, &p, NULL, b->build, g, &step, &kernel)
+                  : clattn_plan_params(ctx, b->family, &p, NULL, &step);
+    if (st != CLATTN_SUCCESS)
         return st;
     *backend = b;
     *params = step.params;

@@ -50,6 +50,11 @@ static size_t proj_local_bytes(const clattn_params *pr, const clattn_problem *p)
     return (block_m + block_n) * (tk + vk) * sizeof(float);   /* as[] and ws[], rows padded by VK */
 }
 
+static size_t proj_work_group_size(const clattn_params *pr)
+{
+    return (size_t)pr->v[P_WG_M] * (size_t)pr->v[P_WG_N];
+}
+
 static int proj_valid(const clattn_params *pr, const clattn_device_info *dev, const clattn_problem *p,
                       char *why, size_t why_len)
 {
@@ -90,6 +95,7 @@ const clattn_family clattn_proj_family = {
     .params = proj_params,
     .valid = proj_valid,
     .local_bytes = proj_local_bytes,
+    .work_group_size = proj_work_group_size,
 };
 
 static clattn_status own_supports(const clattn_context *ctx, clattn_dtype dtype, char *why,
@@ -108,6 +114,24 @@ static clattn_status own_temp_bytes(clattn_context *ctx, const clattn_gemm *g, c
     return CLATTN_SUCCESS;
 }
 
+/* The kernel for g at params (built once per context and options). */
+static clattn_status own_kernel(clattn_context *ctx, const clattn_gemm *g, const clattn_params *pr,
+                                cl_kernel *kernel)
+{
+    char options[256];
+    snprintf(options, sizeof options, " -DUSE_F16=%d -DHAS_BIAS=%d", g->dtype == CLATTN_F16,
+             g->bias != NULL);
+    if (clattn_params_defines(&clattn_proj_family, pr, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "proj kernel options too long");
+    return clattn_kernel_get(ctx, PROJ_FILE, options, "proj_gemm", kernel);
+}
+
+static clattn_status own_build(clattn_context *ctx, const clattn_plan_step *step, const void *arg,
+                               cl_kernel *out)
+{
+    return own_kernel(ctx, arg, &step->params, out);
+}
+
 static clattn_status own_enqueue(clattn_context *ctx, const clattn_gemm *g, const clattn_params *pr,
                                  cl_mem temp)
 {
@@ -118,14 +142,8 @@ static clattn_status own_enqueue(clattn_context *ctx, const clattn_gemm *g, cons
     if (g->rows > INT_MAX || g->cols > INT_MAX || g->inner > INT_MAX)
         return clattn_fail(ctx, CLATTN_UNSUPPORTED, "%s projection: %zu x %zu x %zu exceeds the kernel's "
                            "int sizes", g->name, g->rows, g->cols, g->inner);
-    char options[256];
-    snprintf(options, sizeof options, " -DUSE_F16=%d -DHAS_BIAS=%d", g->dtype == CLATTN_F16,
-             g->bias != NULL);
-    if (clattn_params_defines(&clattn_proj_family, pr, options, sizeof options))
-        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "proj kernel options too long");
-
     cl_kernel kernel;
-    clattn_status st = clattn_kernel_get(ctx, PROJ_FILE, options, "proj_gemm", &kernel);
+    clattn_status st = own_kernel(ctx, g, pr, &kernel);
     const cl_long w_off = (cl_long)g->w_off, bias_off = (cl_long)g->bias_off;
     const cl_int rows = (cl_int)g->rows, cols = (cl_int)g->cols, inner = (cl_int)g->inner;
     /* Without a bias the kernel never reads its bias argument; any valid buffer stands in. */
@@ -152,4 +170,5 @@ const clattn_gemm_backend clattn_gemm_own = {
     .supports = own_supports,
     .temp_bytes = own_temp_bytes,
     .enqueue = own_enqueue,
+    .build = own_build,
 };
