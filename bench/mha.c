@@ -160,7 +160,16 @@ static bench_outcome measure_clattn(mha_layer *m, const row_def *d, clattn_conte
     } else if (mha_layer_poison(m, r->note, sizeof r->note)) {
         return BENCH_FAILED;
     }
-    if ((o = bench_measure(clattn_once, &c, opt, r)) != BENCH_OK || c.attention_only)
+    /* A warning this row raised (a tuning entry not used, a point passed over) explains a tuned
+       row that runs as the defaults do; the row goes on, with the warning in its note. The
+       context keeps its last warning, so only a changed one is this row's. */
+    char before[sizeof r->note];
+    snprintf(before, sizeof before, "%s", clattn_context_last_warning(c.ctx));
+    o = bench_measure(clattn_once, &c, opt, r);
+    const char *warning = clattn_context_last_warning(c.ctx);
+    if (o == BENCH_OK && warning[0] && strcmp(warning, before) != 0)
+        snprintf(r->note, sizeof r->note, "warning: %.490s", warning);
+    if (o != BENCH_OK || c.attention_only)
         return o;
     char err[256];
     if (mha_layer_check_device(m, TOL_MHA, r, err, sizeof err)) {
@@ -213,6 +222,8 @@ static void print_row(const bench_mha_row *row)
     if (r->checked)
         printf("  err %.2e%s", r->max_err, r->err_ok ? "" : " > tol");
     printf("\n");
+    if (r->note[0])
+        printf("  %-36s (%s)\n", "", r->note);
     fflush(stdout);
 }
 

@@ -93,6 +93,10 @@ static void put_result(FILE *f, const bench_result *r)
     }
     if (r->has_scratch)
         fprintf(f, ", \"scratch_bytes\": %zu", r->scratch_bytes);
+    if (r->note[0]) {   /* a warning the method went on despite */
+        fputs(", \"note\": ", f);
+        put_string(f, r->note);
+    }
     fputs("}", f);
 }
 
