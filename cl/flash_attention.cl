@@ -179,14 +179,18 @@ typedef CAT(int, VW) intv;
 /* V goes through a register so that its values can be checked on the way (see v_bad). */
 #if LVV == 1
 typedef float vcopy_t;
+typedef int vbits_t;
 #define LOAD_V(src) LOAD_1(src)
 #define STORE_V(x, dst) STORE_1(x, dst)
-#define NONFINITE_V(x) (!isfinite(x))
+#define AS_VBITS(x) as_int(x)
+#define ANY_V(b) ((b) != 0)
 #else
 typedef CAT(float, LVV) vcopy_t;
+typedef CAT(int, LVV) vbits_t;
 #define LOAD_V(src) LOAD_N(LVV, src)
 #define STORE_V(x, dst) STORE_N(LVV, x, dst)
-#define NONFINITE_V(x) any(!isfinite(x))
+#define AS_VBITS(x) CAT(as_int, LVV)(x)
+#define ANY_V(b) any(b)
 #endif
 
 #define LOG2E 1.4426950408889634f
@@ -325,9 +329,10 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
             else
                 ZERO_K(dst);
         }
-        /* x * 0 is 0 for finite x and NaN for inf or NaN: one multiply-add per copy, and one test
-           per tile, tell whether any staged V value is not finite. */
-        vcopy_t chk = (vcopy_t)(0.0f);
+        /* Whether any staged V value is inf or NaN: its exponent bits are all ones. Tested on the
+           bits, as integers, because compilers that assume finite math fold the float tests
+           (llvmpipe turns x * 0 into 0 even for a NaN x, docs/portability.md). */
+        vbits_t bad = (vbits_t)(0);
         for (int e = lid; e < BLOCK_N * (HEAD_DV / LVV); e += WGS) {
             const int j = e / (HEAD_DV / LVV), c = (e - j * (HEAD_DV / LVV)) * LVV;
             __local float *dst = Vl + j * DVP + c;
@@ -335,12 +340,12 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
             if (whole || j0 + j < n_hi) {
                 const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c);
                 STORE_V(x, dst);
-                chk = fma(x, (vcopy_t)(0.0f), chk);
+                bad |= (AS_VBITS(x) & (vbits_t)(0x7f800000)) == (vbits_t)(0x7f800000);
             } else {
                 STORE_V((vcopy_t)(0.0f), dst);
             }
         }
-        if (NONFINITE_V(chk))
+        if (ANY_V(bad))
             atomic_or(&v_bad, 1);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* Whole-group: every work-item reads the flag after the same barrier. */

@@ -203,8 +203,16 @@ static void test_local_memory(void **state)
                                                   &reported, NULL), CL_SUCCESS);
         const size_t declared = clattn_proj_family.local_bytes(&pts[pi], &p);
         printf("  %-18s declared %6zu  kernel %6llu\n", labels[pi], declared, (unsigned long long)reported);
-        /* Drivers may add a little of their own (PoCL: none); never less than the arrays. */
-        assert_true(reported >= declared && reported <= declared + 256);
+        /* Never less than the arrays. PoCL reports exactly them (a little slack for alignment);
+           llvmpipe (Mesa rusticl) reports twice as much, which clattn's launch check reads from
+           the kernel itself (cache/fit.c), so only the lower bound holds everywhere. */
+        char platform[256] = "";
+        cl_platform_id pl;
+        if (clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof pl, &pl, NULL) == CL_SUCCESS)
+            clGetPlatformInfo(pl, CL_PLATFORM_NAME, sizeof platform, platform, NULL);
+        assert_true(reported >= declared);
+        if (strstr(platform, "Portable Computing Language"))
+            assert_true(reported <= declared + 256);
     }
 }
 

@@ -26,6 +26,9 @@ start=$(date +%s)
 rc=0
 # llvmpipe runs kernels several times slower than PoCL: the attention grid walks 1 of its 8 rounds
 # (50 cases a path, with every edge case).
+# The fused path's gap there (docs/portability.md): no point fits d or dv of 512, and the answer
+# is CLATTN_UNSUPPORTED, which the attention test then accepts for those shapes only.
+CLATTN_TEST_FUSED_MAX_DIM=256 \
 CLATTN_TEST_GRID_ROUNDS=${CLATTN_TEST_GRID_ROUNDS:-1} CLATTN_DEVICE=$sel meson test -C "$dir" --print-errorlogs --num-processes 2 --logbase rusticl \
     --timeout-multiplier "${TIMEOUT_MULT:-4}" "${tests[@]}" || rc=$?
 python3 - "$dir/meson-logs/rusticl.json" "$(( $(date +%s) - start ))" <<'PY'
