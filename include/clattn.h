@@ -203,8 +203,9 @@ typedef enum { CLATTN_LAYOUT_BHSD = 0, CLATTN_LAYOUT_BSHD } clattn_layout;
 typedef enum { CLATTN_CAUSAL_NONE = 0, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_CAUSAL_TOP_LEFT } clattn_causal;
 typedef enum { CLATTN_MASK_NONE = 0, CLATTN_MASK_ADDITIVE_F32, CLATTN_MASK_ADDITIVE_F16,
                CLATTN_MASK_BOOL_U8 } clattn_mask_type;
-/* AUTO picks the fused kernel unless probs are requested. UNFUSED: Q·Kᵀ, softmax, P·V as three
-   kernels through a score matrix. FUSED: online softmax, never stores scores (no probs). */
+/* AUTO picks the fused kernel unless probs are requested, and the unfused path (with a warning)
+   where no fused configuration runs on the device (a large head_dim on a small device). UNFUSED:
+   Q·Kᵀ, softmax, P·V as three kernels through a score matrix. FUSED: online softmax, never stores scores (no probs). */
 typedef enum { CLATTN_PATH_AUTO = 0, CLATTN_PATH_UNFUSED, CLATTN_PATH_FUSED } clattn_path;
 /* Who computes the multi-head layer's projection GEMMs: AUTO picks by measured speed (the tuning
    file) or the device class's default; OWN is clattn's kernel (cl/proj_gemm.cl); CLBLAST is

@@ -140,6 +140,12 @@ static void run_device(const small_device *dev)
     check_case(ctx, dev, "fused F32 d512", &d, 0, fused_too_big(dev, 512, 512));
     d.path = U;
     check_case(ctx, dev, "unfused F32 d512", &d, 0, 0);
+    /* AUTO where the fused path cannot run: the unfused path serves it, with a warning */
+    d.path = CLATTN_PATH_AUTO;
+    check_case(ctx, dev, "auto F32 d512", &d, 0, 0);
+    if (fused_too_big(dev, 512, 512) && !strstr(clattn_context_last_warning(ctx), "unfused"))
+        fail_msg("%s: AUTO fell back without saying so (last warning: %s)", dev->name,
+                 clattn_context_last_warning(ctx));
 
     /* the multi-head layer: own projections and the fused attention under the same caps */
     clattn_mha_desc md = {0};

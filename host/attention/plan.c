@@ -51,8 +51,8 @@ static clattn_status build_plan_step(clattn_context *ctx, const clattn_plan_step
    kernel is built and checked now (once per point and context: the verdict is remembered), and a
    step whose point does not run sends the whole plan back to be chosen again, as its parameters
    can change the others' (the fused step's block sets the split count, hence the merge). */
-clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, int want_probs,
-                                  const clattn_plan_config *cfg, clattn_plan *plan)
+static clattn_status resolve_built(clattn_context *ctx, const clattn_problem *p, int want_probs,
+                                   const clattn_plan_config *cfg, clattn_plan *plan)
 {
     for (int tries = 0;; tries++) {
         clattn_status st = resolve_once(ctx, p, want_probs, cfg, plan);
@@ -69,6 +69,32 @@ clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, 
         if (plan->step[failed].source == CLATTN_SOURCE_FORCED || tries == CLATTN_MAX_REJECTIONS)
             return clattn_params_not_run(ctx, &plan->step[failed]);
     }
+}
+
+/* AUTO asks for the fused path's speed, not for the fused path: where no fused configuration runs
+   on this device (its tiles do not fit: a large head_dim on a small device) the unfused path,
+   whose kernels need far less local memory, serves the call instead, with a warning. A path the
+   caller named is never changed. */
+clattn_status clattn_plan_resolve(clattn_context *ctx, const clattn_problem *p, int want_probs,
+                                  const clattn_plan_config *cfg, clattn_plan *plan)
+{
+    char saved[CLATTN_ERROR_LEN], why[CLATTN_ERROR_LEN];
+    clattn_context_last_error_copy(ctx, saved, sizeof saved);
+    clattn_status st = resolve_built(ctx, p, want_probs, cfg, plan);
+    if (st != CLATTN_UNSUPPORTED || p->path != CLATTN_PATH_AUTO || plan->path != CLATTN_PATH_FUSED ||
+        (cfg && cfg->forced_family))
+        return st;
+    clattn_context_last_error_copy(ctx, why, sizeof why);
+    clattn_problem unfused = *p;
+    unfused.path = CLATTN_PATH_UNFUSED;
+    clattn_status st2 = resolve_built(ctx, &unfused, want_probs, cfg, plan);
+    if (st2 != CLATTN_SUCCESS) {
+        clattn_fail(ctx, st, "%s", why);   /* the fused path's reason is the one that matters */
+        return st;
+    }
+    clattn_fail(ctx, CLATTN_SUCCESS, "%s", saved);   /* last_error belongs to failed calls only */
+    clattn_warn(ctx, "path AUTO: the fused path cannot run here (%s); running the unfused path", why);
+    return CLATTN_SUCCESS;
 }
 
 clattn_status clattn_plan_enqueue(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
