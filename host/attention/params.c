@@ -272,9 +272,9 @@ clattn_status clattn_params_not_run(clattn_context *ctx, const clattn_plan_step 
     char why[CLATTN_ERROR_LEN] = "", params[256];
     clattn_fit_lookup(ctx, step->family, &step->p, &step->params, why, sizeof why);
     clattn_params_string(step->family, &step->params, params, sizeof params);
-    if (step->source == CLATTN_SOURCE_FORCED)
-        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "forced %s parameters %s do not run on '%s': %s",
-                           step->family->name, params, ctx->info.name, why);
+    if (step->source == CLATTN_SOURCE_FORCED)   /* the cause first: tuner reports cut long lines */
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "forced %s parameters %s: %s (device '%s')",
+                           step->family->name, params, why, ctx->info.name);
     return clattn_fail(ctx, CLATTN_UNSUPPORTED,
                        "no %s kernel configuration runs on '%s' for d=%d dv=%d: %d points in a row "
                        "failed to build or fit, the last %s (%s)", step->family->name, ctx->info.name,

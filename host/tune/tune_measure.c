@@ -251,9 +251,12 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The status by its name alone: a report's failure line is short, and the cause is in the message. */
 static int fail_why(clattn_tune_rig *r, clattn_status st, char *why, size_t why_len)
 {
-    snprintf(why, why_len, "%s: %.200s", clattn_status_string(st), r->pc->last_error);
+    const char *name = clattn_status_string(st), *colon = strchr(name, ':');
+    snprintf(why, why_len, "%.*s: %.200s", colon ? (int)(colon - name) : (int)strlen(name), name,
+             r->pc->last_error);
     return 0;
 }
 
