@@ -41,6 +41,15 @@
  * Finite masks: a mask value of -FLT_MAX is FLT_MAX*log2(e) in base 2, past the float range: it is
  * held at -FLT_MAX, so a row whose keys are all masked that way is the plain softmax of equal
  * scores (as in PyTorch), and its lse, whose true value float cannot hold either, is -FLT_MAX.
+ *
+ * Variants (clattn.h), each a define so that plain attention pays nothing for them:
+ *   WINDOW   a lower bound on the keys, j >= i + lo_offset: groups start at their first row's
+ *            bound and row sets skip tiles below theirs, so a window costs O(L·w); the upper edge
+ *            is the causal bound (CAUSAL, causal_offset), which the host folds it into.
+ *   SOFTCAP  s = cap·tanh(scale·q·k / cap): qscale is scale / cap and softcap_l2 is cap·log2(e).
+ *   ALIBI    - slope[h]·|i' - j|, i' = i + Lk - Lq, joins the mask term (alibi [Hq], natural log).
+ *   SINKS    the row starts from its head's sink as if it were a key with no value: m = sink,
+ *            l = 1 (sinks [Hq]); under SPLIT only chunk 0 counts it, so the merge counts it once.
  */
 #ifndef HEAD_D
 #define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
@@ -223,7 +232,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                      const long v_bs, const long v_hs, const long v_rs,
                      const long o_bs, const long o_hs, const long o_rs, const long o_split,
                      const long lse_split,
-                     const long m_bs, const long m_hs, const long m_rs)
+                     const long m_bs, const long m_hs, const long m_rs,
+                     const int lo_offset, const float softcap_l2,
+                     const __global float *alibi, const __global float *sinks)
 {
     __local float Ql[HEAD_D * BLOCK_M];   /* [k][row] */
     __local float Kl[BLOCK_N * KD];       /* [key][k] */
@@ -275,6 +286,21 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     my_hi = min(my_hi, (min(blk + rb + ROWS_PER_ITEM, rows) - 1) / G + causal_offset + 1);
     my_full = min(my_hi, (blk + rb) / G + causal_offset + 1);
 #endif
+#if WINDOW
+    /* The window's lower edge: the group starts at its first row's, a row set runs from its own
+       first row's, and below its last row's some of its rows need the per-key test. */
+    const int my_lo = (blk + rb) / G + lo_offset;
+    const int my_lo_full = (min(blk + rb + ROWS_PER_ITEM, rows) - 1) / G + lo_offset;
+    n_lo = max(n_lo, blk / G + lo_offset);
+#else
+    (void)lo_offset;
+#endif
+#if !SOFTCAP
+    (void)softcap_l2;
+#endif
+#if !ALIBI
+    (void)alibi;
+#endif
 
     /* Q block, transposed so that a work-item's rows are one vector load. Rows past the end are
        zero; their results are discarded. */
@@ -302,6 +328,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #if CAUSAL
     intv ilim[RM];                           /* last key each lane's row may see */
 #endif
+#if WINDOW
+    intv jlo[RM];                            /* first key each lane's row may see */
+#endif
 #pragma unroll
     for (int rm = 0; rm < RM; rm++) {
         m[rm] = (floatv)(-INFINITY);
@@ -312,12 +341,36 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #if CAUSAL
         ilim[rm] = (blk + rb + rm * VW + LANES) / G + causal_offset;
 #endif
+#if WINDOW
+        jlo[rm] = (blk + rb + rm * VW + LANES) / G + lo_offset;
+#endif
+#if SINKS
+        /* The sink as a key with no value: m = sink, l = exp2(sink - m) = 1 (0 for a -inf sink). */
+#if SPLIT
+        if (get_group_id(2) == 0)
+#endif
+        {
+            float sk[VW];
+            for (int x = 0; x < VW; x++) {
+                const int row = min(blk + rb + rm * VW + x, rows - 1);
+                const float t = sinks[hk * G + row % G], t2 = t * LOG2E;
+                sk[x] = isinf(t2) && !isinf(t) ? copysign(FLT_MAX, t2) : t2;
+            }
+            m[rm] = VLOADV(sk);
+            l[rm] = select((floatv)(1.0f), (floatv)(0.0f), m[rm] == (floatv)(-INFINITY));
+        }
+#endif
     }
 
     for (int j0 = n_lo; j0 < n_hi; j0 += BLOCK_N) {
         /* Whole-group control flow (the barriers): j0 and n_hi are the same for every work-item. */
+#if WINDOW
+        const int run = j0 < my_hi && j0 + BLOCK_N > my_lo;    /* my rows see a key of this tile */
+        const int edge = j0 + BLOCK_N > my_full || j0 < my_lo_full;   /* ... but not every key */
+#else
         const int run = j0 < my_hi;                 /* my rows see a key of this tile */
         const int edge = j0 + BLOCK_N > my_full;    /* ... but not every key for every row */
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
         /* A whole tile copies without a test per element (the usual case). */
         const int whole = j0 + BLOCK_N <= n_hi;
@@ -397,26 +450,44 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                 for (int u = 0; u < UNROLL; u++)
 #pragma unroll
                     for (int rm = 0; rm < RM; rm++)
+#if SOFTCAP
+                        VSTOREV(tanh(s[rm][u] * qscale) * softcap_l2,
+                                Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
+#else
                         VSTOREV(s[rm][u] * qscale,
                                 Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
+#endif
             }
 
-#if MASK_TYPE
-            /* The mask, scaled to base 2 like the scores, for my rows and keys. */
+#if MASK_TYPE || ALIBI
+            /* The mask and the ALiBi bias, scaled to base 2 like the scores, for my rows and keys. */
             for (int r = 0; r < ROWS_PER_ITEM; r++) {
                 const int row = blk + rb + r;
                 if (row >= rows)
                     break;
                 const int i = row / G, h = hk * G + row - i * G;
+#if MASK_TYPE
                 const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
+#endif
+#if ALIBI
+                const float slope = alibi[h];
+                const int ipos = i + Lk - Lq - j0;    /* i' relative to the tile */
+#endif
                 for (int t = 0; t < KEYS_PER_ITEM; t++) {
                     const int j = w + WPR * t;
                     if (j0 + j < n_hi) {
-                        /* A finite mask value stays finite in base 2: -FLT_MAX (PyTorch's
-                           finfo.min, as Hugging Face pads) times log2(e) would overflow to -inf
-                           and hide a key that PyTorch keeps. */
-                        const float mt = mask_term(mrow, j), t = mt * LOG2E;
-                        Sl[j * SLD + rb + r] += isinf(t) && !isinf(mt) ? copysign(FLT_MAX, t) : t;
+                        float mt = 0.0f;
+#if MASK_TYPE
+                        mt = mask_term(mrow, j);
+#endif
+#if ALIBI
+                        mt -= slope * (float)abs(ipos - j);
+#endif
+                        /* A finite term stays finite in base 2: -FLT_MAX (PyTorch's finfo.min, as
+                           Hugging Face pads) times log2(e) would overflow to -inf and hide a key
+                           that PyTorch keeps. */
+                        const float t2 = mt * LOG2E;
+                        Sl[j * SLD + rb + r] += isinf(t2) && !isinf(mt) ? copysign(FLT_MAX, t2) : t2;
                     }
                 }
             }
@@ -437,6 +508,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                                           : (floatv)(-INFINITY);
 #else
                         s = j0 + j < n_hi ? s : (floatv)(-INFINITY);
+#endif
+#if WINDOW
+                        s = select(s, (floatv)(-INFINITY), jlo[rm] > (intv)(j0 + j));
 #endif
                         VSTOREV(s, sp + j * SLD);
                         mx = MAXV(mx, s);

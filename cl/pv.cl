@@ -106,13 +106,16 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
         const int Lk, const int dv, const int Hq, const int group,
         const long v_bs, const long v_hs, const long v_rs,
         const long o_bs, const long o_hs, const long o_rs,
-        const int causal_offset,
+        const int causal_offset, const int lo_offset,
         const int bh0, const int row0, const int rows, const long s_bhs)
 {
     __local float ps[TILE_M * P_LD];
     __local float vs[TILE_K * V_LD];
 #if !CAUSAL
     (void)causal_offset;
+#endif
+#if !WINDOW
+    (void)lo_offset;
 #endif
 
     const int tx = get_local_id(0);
@@ -147,7 +150,14 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
         v_nonfinite = 0;
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    for (int k0 = 0; k0 < k_end; k0 += TILE_K) {
+    int k_begin = 0;
+#if WINDOW
+    /* Keys below the window of the tile's first row have probability 0 in every row of it: start
+       at the slice that holds that row's first key. */
+    k_begin = clamp(row0 + lrow0 + lo_offset, 0, k_end) / TILE_K * TILE_K;
+#endif
+
+    for (int k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         /* Out-of-range entries are staged as 0 so that the inner loop needs no bounds checks. */
         for (int idx = tid; idx < TILE_M * RUNS_P; idx += THREADS) {
             const int r = idx / RUNS_P, c = idx % RUNS_P * LV;

@@ -96,6 +96,7 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
                const long k_bs, const long k_hs, const long k_rs,
                const long m_bs, const long m_hs, const long m_rs,
                const float scale, const int causal_offset,
+               const int Lq, const int lo_offset, const float softcap, const __global float *alibi,
                const int bh0, const int row0, const int rows, const long s_bhs)
 {
     __local float qs[TILE_M * Q_LD];
@@ -105,6 +106,15 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
 #endif
 #if !CAUSAL
     (void)causal_offset;
+#endif
+#if !WINDOW
+    (void)lo_offset;
+#endif
+#if !SOFTCAP
+    (void)softcap;
+#endif
+#if !ALIBI
+    (void)alibi, (void)Lq;
 #endif
 
     const int tx = get_local_id(0);
@@ -129,6 +139,11 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
        whole work-group, so every work-item still meets the same barriers. */
     const int last_row = row0 + min(lrow0 + TILE_M, rows) - 1;
     if (col0 > last_row + causal_offset)
+        k_end = 0;
+#endif
+#if WINDOW
+    /* Likewise a tile wholly below the window of its first row. */
+    if (col0 + TILE_N - 1 < row0 + lrow0 + lo_offset)
         k_end = 0;
 #endif
 
@@ -170,7 +185,7 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
         const int lr = lrow0 + ty + r * THREADS_M;
         if (lr >= rows)
             break;
-#if MASK_TYPE != 0 || CAUSAL
+#if MASK_TYPE != 0 || CAUSAL || WINDOW || ALIBI
         const int i = row0 + lr;
 #endif
         float acc_r[WPT_N];
@@ -180,13 +195,23 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
             if (j >= Lk)
                 break;
             float s = acc_r[c] * scale;
+#if SOFTCAP
+            s = softcap * tanh(s);   /* scale is scale / softcap here */
+#endif
 #if MASK_TYPE != 0
             s += mask_term(mask, b * m_bs + h * m_hs + i * m_rs + j);
+#endif
+#if ALIBI
+            s -= alibi[h] * (float)abs(i + Lk - Lq - j);
 #endif
 #if CAUSAL
             /* A causally hidden key counts as never read (as in the reference and the fused path):
                a NaN in its K row stays out of the row. */
             if (j > i + causal_offset)
+                s = -INFINITY;
+#endif
+#if WINDOW
+            if (j < i + lo_offset)   /* below the window: hidden, as above */
                 s = -INFINITY;
 #endif
             s_head[(long)lr * Lk + j] = s;

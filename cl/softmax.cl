@@ -11,6 +11,10 @@
  * (bh - bh0)*s_bhs + (i - row0)*Lk; lse (may be NULL) is [B*Hq, Lq] and indexed absolutely.
  * A row that sees no key (max -inf, or Lk == 0) gives probabilities 0 and lse -inf; a NaN score
  * makes its whole row NaN.
+ *
+ * SINKS: the row's head has a sink logit (sinks [Hq]) that joins the max and the sum as a key with
+ * no value, so the probabilities sum to less than 1 and lse counts it; a row that sees no key then
+ * has max = sink, probabilities 0 and lse = sink.
  */
 #ifndef SM_WG
 #define SM_WG 64    // work-items per row; a power of two (tree reduction)
@@ -80,7 +84,8 @@ inline float add(float a, float b)
 
 __kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1)))
 void softmax_rows(__global float *scores, __global float *lse,
-                  const int Lq, const int Lk, const int bh0, const int row0, const long s_bhs)
+                  const int Lq, const int Lk, const int Hq, const __global float *sinks,
+                  const int bh0, const int row0, const long s_bhs)
 {
     __local float red[SM_WG];
 
@@ -100,6 +105,13 @@ void softmax_rows(__global float *scores, __global float *lse,
     barrier(CLK_LOCAL_MEM_FENCE);
     REDUCE(red, lid, max_nan)
     m = red[0];
+#if SINKS
+    const float sink = sinks[(bh0 + bhl) % Hq];
+    if (!isnan(m) && sink > m)
+        m = sink;
+#else
+    (void)Hq, (void)sinks;
+#endif
     /* Everyone holds the max before red is reused for the sums. */
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -120,6 +132,10 @@ void softmax_rows(__global float *scores, __global float *lse,
             s += e;
         }
     }
+#if SINKS
+    if (lid == 0 && m != -INFINITY)
+        s += exp(sink - m);   /* 0 for a -inf sink */
+#endif
     red[lid] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     REDUCE(red, lid, add)

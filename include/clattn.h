@@ -227,6 +227,23 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
     long mask_batch_stride, mask_head_stride, mask_row_stride; /* elements; 0,0 broadcast; row 0 -> Lk */
     clattn_path path;
     int mask_rows_broadcast;  /* 0 or 1: every query row reads mask row 0 (key padding), above */
+
+    /* Variants (zero keeps plain attention). With i' = i + Lk - Lq, query i's position aligned
+       bottom-right (FlashAttention's convention), the score of query i and key j is
+         s = scale·q_i·k_j;  s = softcap·tanh(s / softcap);  s += mask - slope[h]·|i' - j|
+       and s is -inf (the key is hidden: never read) outside the causal bound and the window.
+       Both paths, F32 and F16, GQA and both layouts; split-KV included. */
+    int window;               /* 0: none; 1: sliding window, key j visible from query i iff
+                                 i' - window_left <= j <= i' + window_right (and the causal rule) */
+    int window_left, window_right;   /* >= 0, or -1 for unbounded (Mistral: 4095, 0) */
+    float softcap;            /* 0: none; > 0 and finite: logit soft-capping (Gemma 2: 50) */
+    const float *alibi_slopes;   /* NULL: none; host array [Hq] of finite slopes (ALiBi: BLOOM, MPT) */
+    const float *sinks;       /* NULL: none; host array [Hq] of attention-sink logits, finite or
+                                 -inf (none for that head): sink h joins each row's softmax
+                                 denominator as exp(sinks[h]) with no value (gpt-oss), so out
+                                 sums V with weights below 1, lse includes it, and probs sum to
+                                 1 - exp(sinks[h] - lse). A row that sees no key gives out 0 and
+                                 lse sinks[h]. Not scaled, not capped. */
 } clattn_attention_desc;
 
 /* Device buffers. Enqueues on the context's queue and returns without waiting. mask, probs and lse

@@ -14,6 +14,7 @@
 
 #include "host/attention/attention.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,18 +84,40 @@ static int run_split(clattn_context *ctx, int splits, clattn_causal causal, tu_k
     return ok;
 }
 
+typedef struct small_shape {
+    int B, Hq, Hkv, Lq, Lk, d, dv;
+    clattn_dtype dtype;
+    clattn_layout layout;
+    clattn_causal causal;
+    clattn_mask_type mask;
+    clattn_path path;
+} small_shape;
+
+/* The case of a shape: on buffers kept in keep, probs on the unfused path, lse always. */
+static tu_case shape_case(const small_shape *sh, uint64_t seed, tu_keep *keep)
+{
+    tu_case c;
+    memset(&c, 0, sizeof c);
+    c.desc.batch = sh->B, c.desc.heads_q = sh->Hq, c.desc.heads_kv = sh->Hkv;
+    c.desc.seq_q = sh->Lq, c.desc.seq_kv = sh->Lk;
+    c.desc.head_dim = sh->d, c.desc.head_dim_v = sh->dv;
+    c.desc.dtype = sh->dtype, c.desc.layout = sh->layout;
+    c.desc.causal = sh->causal, c.desc.mask_type = sh->mask;
+    c.mask_kind = TU_MASK_DENSE;
+    c.desc.path = sh->path;
+    c.want_probs = sh->path == CLATTN_PATH_UNFUSED;
+    c.want_lse = 1;
+    c.use_buffers = 1;
+    c.seed = seed;
+    c.keep = keep;
+    return c;
+}
+
 int main(void)
 {
     clattn_context *ctx = tu_context_or_skip(NULL);   /* exits 77 without a device */
     printf("device: %s\n", clattn_context_device_name(ctx));
-    static const struct {
-        int B, Hq, Hkv, Lq, Lk, d, dv;
-        clattn_dtype dtype;
-        clattn_layout layout;
-        clattn_causal causal;
-        clattn_mask_type mask;
-        clattn_path path;
-    } shapes[] = {
+    static const small_shape shapes[] = {
         {1, 2, 1, 5, 9, 8, 6, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_NONE, CLATTN_MASK_NONE, CLATTN_PATH_UNFUSED},
         {2, 2, 2, 7, 3, 5, 5, CLATTN_F16, CLATTN_LAYOUT_BSHD, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_BOOL_U8, CLATTN_PATH_UNFUSED},
         {1, 4, 2, 3, 11, 7, 9, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_TOP_LEFT, CLATTN_MASK_ADDITIVE_F32, CLATTN_PATH_UNFUSED},
@@ -108,25 +131,24 @@ int main(void)
     tu_keep keep = {0};
     int ok = 1;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        tu_case c;
-        memset(&c, 0, sizeof c);
-        c.desc.batch = shapes[i].B, c.desc.heads_q = shapes[i].Hq, c.desc.heads_kv = shapes[i].Hkv;
-        c.desc.seq_q = shapes[i].Lq, c.desc.seq_kv = shapes[i].Lk;
-        c.desc.head_dim = shapes[i].d, c.desc.head_dim_v = shapes[i].dv;
-        c.desc.dtype = shapes[i].dtype, c.desc.layout = shapes[i].layout;
-        c.desc.causal = shapes[i].causal, c.desc.mask_type = shapes[i].mask;
-        c.mask_kind = TU_MASK_DENSE;
-        c.desc.path = shapes[i].path;
-        c.want_probs = shapes[i].path == CLATTN_PATH_UNFUSED;
-        c.want_lse = 1;
-        c.use_buffers = 1;
-        c.seed = 100 + i;
-        c.keep = &keep;
+        tu_case c = shape_case(&shapes[i], 100 + i, &keep);
         ok &= run_case(ctx, &c, &keep);
         if (shapes[i].mask == CLATTN_MASK_BOOL_U8) {   /* once more as key padding, [B,Lk] */
             c.mask_kind = TU_MASK_KEYPAD;
             ok &= run_case(ctx, &c, &keep);
         }
+    }
+    /* Every variant at once (window, soft-cap, ALiBi, sinks) on the unfused path, the fused one and
+       split-KV decode: their extra reads (slopes, sinks) and the window's skipped tiles. */
+    static const float slopes[4] = {0.5f, 0.25f, 0.125f, 0.0625f}, sinks[4] = {0.3f, -INFINITY, 2.0f, -1.0f};
+    static const size_t with_variants[] = {2, 6, 7};
+    for (size_t t = 0; t < sizeof with_variants / sizeof with_variants[0]; t++) {
+        const size_t i = with_variants[t];
+        tu_case c = shape_case(&shapes[i], 200 + i, &keep);
+        c.desc.window = 1, c.desc.window_left = i == 7 ? 300 : 3, c.desc.window_right = 1;
+        c.desc.softcap = 5.0f, c.desc.alibi_slopes = slopes, c.desc.sinks = sinks;
+        printf("     (window, softcap, ALiBi and sinks:)\n");
+        ok &= run_case(ctx, &c, &keep);
     }
     for (int splits = 2; splits <= 3; splits++)
         ok &= run_split(ctx, splits, splits == 2 ? CLATTN_CAUSAL_NONE : CLATTN_CAUSAL_BOTTOM_RIGHT, &keep);

@@ -15,6 +15,7 @@
  *   unfused.c         the qk, softmax and pv families and the unfused path
  *   flash.c           the flash and flash_split families and the fused path
  *   merge.c           the merge family, split-KV merges and the public clattn_merge_partials(_host)
+ *   variants.c        clattn_variant_args: the per-head arrays of ALiBi and sinks on the device
  */
 #ifndef CLATTN_ATTENTION_H
 #define CLATTN_ATTENTION_H
@@ -50,6 +51,18 @@ struct clattn_plan {
     int n_steps;                    /* 0: an empty problem, nothing runs */
     clattn_plan_step step[CLATTN_PLAN_MAX_STEPS];
 };
+
+/* A call's ALiBi slopes and sink logits as device buffers (NULL where the call has none), made for
+   one enqueue and released after it. */
+typedef struct clattn_variant_args {
+    cl_mem alibi, sinks;
+} clattn_variant_args;
+clattn_status clattn_variant_args_make(clattn_context *ctx, const clattn_problem *p,
+                                       clattn_variant_args *va);
+void clattn_variant_args_release(clattn_variant_args *va);
+/* What the dot products are multiplied by: scale, or scale / softcap with soft-capping (the kernel
+   then takes softcap·tanh of the product). */
+float clattn_variant_score_scale(const clattn_problem *p);
 
 /* How a plan's parameters are chosen. NULL (or zeroed) means as for a user's call. */
 typedef struct clattn_plan_config {

@@ -269,8 +269,16 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
         if (st != CLATTN_SUCCESS)
             return st;
     }
-    /* Scores in base 2: exp2 in the kernel, log2(e) folded into the query scale. */
-    const float qscale = (float)((double)p->scale * 1.4426950408889634);
+    /* Scores in base 2: exp2 in the kernel, log2(e) folded into the query scale, or into the cap
+       that multiplies tanh with soft-capping. */
+    const int capped = p->softcap > 0.0f;
+    const float qscale = capped ? clattn_variant_score_scale(p)
+                                : (float)((double)p->scale * 1.4426950408889634);
+    const float softcap_l2 = (float)((double)p->softcap * 1.4426950408889634);
+    clattn_variant_args va;
+    st = clattn_variant_args_make(ctx, p, &va);
+    if (st != CLATTN_SUCCESS)
+        return st;
     cl_uint a = 0;
     ARG(q);
     ARG(k);
@@ -302,6 +310,10 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     ARG(p->mask_bs);
     ARG(p->mask_hs);
     ARG(p->mask_rs);
+    ARG(p->lo_offset);
+    ARG(softcap_l2);
+    ARG(va.alibi);   /* NULL when the call has none: the kernel never reads it */
+    ARG(va.sinks);
 
     const size_t wgs = flash_work_group_size(pr);
     const long rows = (long)p->group * p->Lq;
@@ -313,6 +325,7 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
         st = clattn_merge_enqueue_contiguous(ctx, p, &plan->step[1].params, splits, dst, dst_lse, out,
                                              lse);
 out:
+    clattn_variant_args_release(&va);
     return st;
 }
 

@@ -159,6 +159,11 @@ void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len)
             plan->path == CLATTN_PATH_FUSED ? "fused" : "unfused", p->B, p->Hq, p->Hkv, p->Lq, p->Lk,
             p->d, p->dv, dtype_name(p->dtype), p->causal != CLATTN_CAUSAL_NONE ? " causal" : "",
             p->mask_type != CLATTN_MASK_NONE ? " masked" : "");
+    if (p->window_lo || (p->causal_bound && p->causal == CLATTN_CAUSAL_NONE))
+        appendf(buf, len, &used, " window");
+    if (p->softcap > 0.0f)
+        appendf(buf, len, &used, " softcap=%g", (double)p->softcap);
+    appendf(buf, len, &used, "%s%s", p->alibi ? " alibi" : "", p->sinks ? " sinks" : "");
     if (plan->n_steps == 0)
         appendf(buf, len, &used, ": empty, no kernel runs");
     if (plan->path == CLATTN_PATH_FUSED && plan->splits > 1)

@@ -247,7 +247,7 @@ static clattn_status prepare_kernels(clattn_context *ctx, const clattn_plan *pla
    as a NULL pointer, which OpenCL allows for __global pointers: the kernels never touch it. */
 static clattn_status set_common_args(clattn_context *ctx, const clattn_problem *p, unfused_kernels *uk,
                                      cl_mem q, cl_mem k, cl_mem v, cl_mem mask, cl_mem out, cl_mem scores,
-                                     cl_mem lse)
+                                     cl_mem lse, const clattn_variant_args *va)
 {
     const cl_long q_bs = p->q_bs, q_hs = p->q_hs, q_rs = p->q_rs;
     const cl_long k_bs = p->k_bs, k_hs = p->k_hs, k_rs = p->k_rs;
@@ -255,16 +255,18 @@ static clattn_status set_common_args(clattn_context *ctx, const clattn_problem *
     const cl_long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs;
     const cl_long m_bs = p->mask_bs, m_hs = p->mask_hs, m_rs = p->mask_rs;
     const cl_int Lq = p->Lq, Lk = p->Lk, d = p->d, dv = p->dv, Hq = p->Hq, group = p->group;
-    const cl_int causal_offset = p->causal_offset;
-    const cl_float scale = p->scale;
+    const cl_int causal_offset = p->causal_offset, lo_offset = p->lo_offset;
+    const cl_float scale = clattn_variant_score_scale(p), softcap = p->softcap;
     const kernel_arg qk_args[] = {ARG(q),    ARG(k),    ARG(mask), ARG(scores), ARG(Lk),
                                   ARG(d),    ARG(Hq),   ARG(group), ARG(q_bs),  ARG(q_hs),
                                   ARG(q_rs), ARG(k_bs), ARG(k_hs), ARG(k_rs),   ARG(m_bs),
-                                  ARG(m_hs), ARG(m_rs), ARG(scale), ARG(causal_offset)};
-    const kernel_arg sm_args[] = {ARG(scores), ARG(lse), ARG(Lq), ARG(Lk)};
+                                  ARG(m_hs), ARG(m_rs), ARG(scale), ARG(causal_offset),
+                                  ARG(Lq),   ARG(lo_offset), ARG(softcap), ARG(va->alibi)};
+    const kernel_arg sm_args[] = {ARG(scores), ARG(lse), ARG(Lq), ARG(Lk), ARG(Hq), ARG(va->sinks)};
     const kernel_arg pv_args[] = {ARG(scores), ARG(v),    ARG(out),  ARG(Lk),   ARG(dv),
                                   ARG(Hq),     ARG(group), ARG(v_bs), ARG(v_hs), ARG(v_rs),
-                                  ARG(o_bs),   ARG(o_hs), ARG(o_rs), ARG(causal_offset)};
+                                  ARG(o_bs),   ARG(o_hs), ARG(o_rs), ARG(causal_offset),
+                                  ARG(lo_offset)};
     clattn_status st;
     uk->n_common_qk = COUNT(qk_args);
     uk->n_common_sm = COUNT(sm_args);
@@ -387,14 +389,16 @@ static clattn_status enqueue_chunk(clattn_context *ctx, const clattn_problem *p,
    the single row (the folded rows would otherwise see different keys). */
 static int fold_group_rows(const clattn_problem *p, clattn_problem *f)
 {
-    if (p->Lq != 1 || p->group == 1 ||
-        (p->causal != CLATTN_CAUSAL_NONE && p->causal_offset < p->Lk - 1))
+    /* The folded rows are heads, not positions: no per-head term (ALiBi, sinks) may follow them. */
+    if (p->Lq != 1 || p->group == 1 || (p->causal_bound && p->causal_offset < p->Lk - 1) ||
+        p->window_lo || p->alibi || p->sinks)
         return 0;
     *f = *p;
     f->Hq = p->Hkv;
     f->group = 1;
     f->Lq = p->group;
     f->causal = CLATTN_CAUSAL_NONE;
+    f->causal_bound = 0;
     f->causal_offset = 0;
     f->q_rs = p->q_hs, f->q_hs = p->q_hs * p->group;
     f->o_rs = p->o_hs, f->o_hs = p->o_hs * p->group;
@@ -448,8 +452,13 @@ clattn_status clattn_unfused_run(clattn_context *ctx, const clattn_plan *plan, c
     else if ((st = clattn_scratch_get(ctx, CLATTN_SCRATCH_SCORES, chunks.scratch_bytes, &scores)) !=
              CLATTN_SUCCESS)
         return st;
-    if ((st = set_common_args(ctx, p, &uk, q, k, v, mask, out, scores, lse)) != CLATTN_SUCCESS)
+    clattn_variant_args va;
+    if ((st = clattn_variant_args_make(ctx, p, &va)) != CLATTN_SUCCESS)
         return st;
+    if ((st = set_common_args(ctx, p, &uk, q, k, v, mask, out, scores, lse, &va)) != CLATTN_SUCCESS) {
+        clattn_variant_args_release(&va);
+        return st;
+    }
 
     /* Chunks reuse one scratch buffer: the queue's order (or clattn_launch's barriers on an
        out-of-order queue) keeps a chunk's Q·Kᵀ from overwriting scores the previous P·V still reads. */
@@ -461,10 +470,13 @@ clattn_status clattn_unfused_run(clattn_context *ctx, const clattn_plan *plan, c
             const int rows = p->Lq - row0 < chunks.rows_per_chunk ? p->Lq - row0 : chunks.rows_per_chunk;
             st = enqueue_chunk(ctx, p, &uk, &chunks, scores, bh0, heads, row0, rows, s_bhs);
             if (st != CLATTN_SUCCESS)
-                return st;
+                break;
         }
+        if (st != CLATTN_SUCCESS)
+            break;
     }
-    return CLATTN_SUCCESS;
+    clattn_variant_args_release(&va);
+    return st;
 }
 
 clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_problem *p, cl_mem q,

@@ -344,7 +344,7 @@ void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const
 int clattn_tuning_key(const char *family, const clattn_problem *p, clattn_tune_key *key)
 {
     return clattn_tune_key_make(key, family ? family : "any", p->dtype, p->d, p->dv, p->Lq, p->Lk,
-                                p->causal != CLATTN_CAUSAL_NONE, p->group) == CLATTN_SUCCESS
+                                p->causal_bound, p->group) == CLATTN_SUCCESS
                ? 0 : -1;
 }
 

@@ -10,12 +10,13 @@
 #include <string.h>
 
 /* One point of one family, for the compile-time shape of a problem: what a kernel's build and its
-   resources depend on (the head sizes size the fused kernel's tiles; storage type, mask and
-   causality select its code). Other problem fields are run-time arguments. */
+   resources depend on (the head sizes size the fused kernel's tiles; storage type, mask, causality
+   and the variants select its code). Other problem fields are run-time arguments. */
 struct clattn_fit_entry {
     const clattn_family *family;
     clattn_params params;
     int d, dv, dtype, mask_type, causal;
+    int variants;               /* bits: window's lower edge, soft-cap, ALiBi, sinks */
     int ok;
     char why[1024];             /* a rejection's reason */
     struct clattn_fit_entry *next;
@@ -32,14 +33,16 @@ static void fill_key(struct clattn_fit_entry *e, const clattn_family *family, co
     e->dv = p->dv;
     e->dtype = (int)p->dtype;
     e->mask_type = (int)p->mask_type;
-    e->causal = p->causal != CLATTN_CAUSAL_NONE;
+    e->causal = p->causal_bound;
+    e->variants = p->window_lo | (p->softcap > 0.0f) << 1 | (p->alibi != NULL) << 2 |
+                  (p->sinks != NULL) << 3;
 }
 
 static int same_key(const struct clattn_fit_entry *a, const struct clattn_fit_entry *b)
 {
     return a->family == b->family && memcmp(&a->params, &b->params, sizeof a->params) == 0 &&
            a->d == b->d && a->dv == b->dv && a->dtype == b->dtype && a->mask_type == b->mask_type &&
-           a->causal == b->causal;
+           a->causal == b->causal && a->variants == b->variants;
 }
 
 static struct clattn_fit_entry *find(const clattn_context *ctx, const clattn_family *family,

@@ -166,6 +166,11 @@ typedef struct clattn_problem {
     clattn_layout layout;
     clattn_causal causal;
     int causal_offset;            /* key j visible from query i iff j <= i + causal_offset */
+    int causal_bound;             /* whether that bound applies: causal, or a window's right edge */
+    int window_lo;                /* a window's left edge: key j visible only if j >= i + lo_offset */
+    int lo_offset;
+    float softcap;                /* 0: none */
+    const float *alibi, *sinks;   /* the call's host arrays [Hq], or NULL */
     clattn_mask_type mask_type;
     long mask_bs, mask_hs, mask_rs;
     clattn_path path;
@@ -287,7 +292,8 @@ void clattn_params_defaults(const clattn_family *family, clattn_device_class cls
    (NUL-terminated, len bytes). 0 if it fit. */
 int clattn_params_defines(const clattn_family *family, const clattn_params *params, char *buf,
                           size_t len);
-/* Problem defines every kernel shares: -DUSE_F16 -DMASK_TYPE -DCAUSAL. */
+/* Problem defines every kernel shares: -DUSE_F16 -DMASK_TYPE -DCAUSAL, and the variants' -DWINDOW
+   -DSOFTCAP -DALIBI -DSINKS. */
 int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len);
 int clattn_param_index(const clattn_family *family, const char *name);
 /* The parameters of family as the tuning file spells them ("TILE_M=64 TILE_N=64 ..."). */

@@ -93,6 +93,10 @@ int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
 {
     return appendf(buf, len, " -DUSE_F16=%d", p->dtype == CLATTN_F16) ||
            appendf(buf, len, " -DMASK_TYPE=%d", (int)p->mask_type) ||
-           appendf(buf, len, " -DCAUSAL=%d", p->causal != CLATTN_CAUSAL_NONE);
+           appendf(buf, len, " -DCAUSAL=%d", p->causal_bound) ||
+           appendf(buf, len, " -DWINDOW=%d", p->window_lo) ||
+           appendf(buf, len, " -DSOFTCAP=%d", p->softcap > 0.0f) ||
+           appendf(buf, len, " -DALIBI=%d", p->alibi != NULL) ||
+           appendf(buf, len, " -DSINKS=%d", p->sinks != NULL);
 }
 

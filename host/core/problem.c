@@ -99,6 +99,22 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
     if (desc->mask_rows_broadcast && desc->mask_row_stride != 0)
         BAD("desc->mask_row_stride = %ld with mask_rows_broadcast: every row reads the same mask "
             "row, so the row stride must be 0", desc->mask_row_stride);
+    if (desc->window != 0 && desc->window != 1)
+        BAD("desc->window = %d: must be 0 (none) or 1 (window_left, window_right)", desc->window);
+    if (desc->window && (desc->window_left < -1 || desc->window_right < -1))
+        BAD("desc->window_left = %d, window_right = %d: each must be >= 0, or -1 (unbounded)",
+            desc->window_left, desc->window_right);
+    if (!desc->window && (desc->window_left || desc->window_right))
+        BAD("desc->window_left = %d, window_right = %d with window = 0: set window = 1 to use them",
+            desc->window_left, desc->window_right);
+    if (desc->softcap != 0.0f && !(desc->softcap > 0.0f && isfinite(desc->softcap)))
+        BAD("desc->softcap = %g: must be 0 (none) or finite and > 0", (double)desc->softcap);
+    for (int h = 0; desc->alibi_slopes && h < desc->heads_q; h++)
+        if (!isfinite(desc->alibi_slopes[h]))
+            BAD("desc->alibi_slopes[%d] = %g: slopes must be finite", h, (double)desc->alibi_slopes[h]);
+    for (int h = 0; desc->sinks && h < desc->heads_q; h++)
+        if (isnan(desc->sinks[h]) || desc->sinks[h] == INFINITY)
+            BAD("desc->sinks[%d] = %g: sink logits must be finite or -inf", h, (double)desc->sinks[h]);
 
     p->B = desc->batch;
     p->Hq = desc->heads_q;
@@ -113,6 +129,28 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
     p->layout = desc->layout;
     p->causal = desc->causal;
     p->causal_offset = desc->causal == CLATTN_CAUSAL_BOTTOM_RIGHT ? p->Lk - p->Lq : 0;
+    p->causal_bound = desc->causal != CLATTN_CAUSAL_NONE;
+    /* A window's edges are bounds on j - i, like the causal one: the right edge joins (or is) the
+       causal bound, and an edge that hides nothing is dropped, so that its kernel is the plain one.
+       In long arithmetic: window_left may be INT_MAX. */
+    if (desc->window && desc->window_right >= 0) {
+        long hi = (long)p->Lk - p->Lq + desc->window_right;
+        if (hi < (long)p->Lk - 1 || p->causal_bound) {
+            hi = p->causal_bound && p->causal_offset < hi ? p->causal_offset : hi;
+            p->causal_offset = (int)(hi < p->Lk ? hi : p->Lk);
+            p->causal_bound = 1;
+        }
+    }
+    if (desc->window && desc->window_left >= 0) {
+        long lo = (long)p->Lk - p->Lq - desc->window_left;
+        if (lo > 1 - (long)p->Lq) {      /* some row i < Lq has a lower bound above key 0 */
+            p->window_lo = 1;
+            p->lo_offset = (int)lo;
+        }
+    }
+    p->softcap = desc->softcap;
+    p->alibi = desc->alibi_slopes;
+    p->sinks = desc->sinks;
     p->mask_type = desc->mask_type;
     p->mask_bs = desc->mask_batch_stride;
     p->mask_hs = desc->mask_head_stride;

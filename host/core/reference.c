@@ -67,14 +67,20 @@ static void reference_row(const clattn_problem *p, const head_scratch *hs, const
         hs->q[x] = load(q, hs->elem, q_off + x);
     for (int j = 0; j < p->Lk; j++) {
         double s = -INFINITY;
-        /* A causally hidden key is never read, as in the kernels: a NaN there stays out of the row. */
-        if (p->causal == CLATTN_CAUSAL_NONE || (long)j <= (long)i + p->causal_offset) {
+        /* A key hidden by the causal rule or the window is never read, as in the kernels: a NaN
+           there stays out of the row. The variants in the order of clattn.h. */
+        if ((!p->causal_bound || (long)j <= (long)i + p->causal_offset) &&
+            (!p->window_lo || (long)j >= (long)i + p->lo_offset)) {
             double dot = 0.0;
             for (int x = 0; x < p->d; x++)
                 dot += hs->q[x] * hs->k[(long)j * p->d + x];
             s = dot * (double)p->scale;
+            if (p->softcap > 0.0f)
+                s = p->softcap * tanh(s / p->softcap);
             if (p->mask_type != CLATTN_MASK_NONE)
                 s += mask_term(mask, p->mask_type, m_off + j);
+            if (p->alibi)
+                s -= (double)p->alibi[h] * fabs((double)i + p->Lk - p->Lq - j);
         }
         hs->s[j] = s;
         /* NaN wins the max, so that it reaches every output of the row. */
@@ -84,6 +90,10 @@ static void reference_row(const clattn_problem *p, const head_scratch *hs, const
             m = s;
     }
 
+    /* A sink joins the max and the sum, not the values. */
+    const double sink = p->sinks ? (double)p->sinks[h] : -INFINITY;
+    if (!isnan(m) && sink > m)
+        m = sink;
     if (m == -INFINITY) {   /* no key visible: zeros and -inf, never 0/0 */
         if (out)
             for (int x = 0; x < p->dv; x++)
@@ -98,7 +108,7 @@ static void reference_row(const clattn_problem *p, const head_scratch *hs, const
 
     /* w_j = exp(s_j - m) once per key; a hidden key is marked -1 (no weight is negative) so that it
        is skipped below rather than weighted by 0, which keeps a NaN in its V out of the row. */
-    double sum = 0.0;
+    double sum = sink == -INFINITY ? 0.0 : exp(sink - m);
     for (int j = 0; j < p->Lk; j++) {
         double s = hs->s[j];
         hs->s[j] = s == -INFINITY ? -1.0 : exp(s - m);   /* NaN counts as visible */
