@@ -217,8 +217,8 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
     int heads_q;          /* Hq >= 1 */
     int heads_kv;         /* Hkv, 0 -> Hq; Hq % Hkv == 0 (MQA/GQA) */
     int seq_q, seq_kv;    /* Lq, Lk >= 0 */
-    int head_dim;         /* d, 1..512 */
-    int head_dim_v;       /* dv, 0 -> d; 1..512 */
+    int head_dim;         /* d, 1..576 (576: MLA, DeepSeek's 512 + 64 rotary dims) */
+    int head_dim_v;       /* dv, 0 -> d; 1..512 (so d > 512 needs it set) */
     float scale;          /* 0 -> 1/sqrt(d); must be finite; negative is valid */
     clattn_dtype dtype;   /* storage of q, k, v, out; arithmetic is float32 */
     clattn_layout layout; /* of q, k, v and out */

@@ -264,6 +264,10 @@ static void expect_refused_host(clattn_context *ctx, const clattn_attention_desc
 /* Applies bad desc number i to d; 0 when there is no such case. */
 static int bad_desc(int i, clattn_attention_desc *d, const char **label, const char **mention)
 {
+    /* per-head arrays for every head the fixture's descs have, one entry bad */
+    static float bad_slopes[64], bad_sinks[64];
+    for (int h = 0; h < 64; h++)
+        bad_slopes[h] = h == 1 ? NAN : 0.5f, bad_sinks[h] = h == 0 ? INFINITY : 0.0f;
 #define CASE(n, text, name, stmt) \
     case n: stmt; *label = text; *mention = name; return 1;
     switch (i) {
@@ -275,7 +279,7 @@ static int bad_desc(int i, clattn_attention_desc *d, const char **label, const c
     CASE(5, "seq_q -1", "seq_q", d->seq_q = -1)
     CASE(6, "seq_kv -1", "seq_kv", d->seq_kv = -1)
     CASE(7, "head_dim 0", "head_dim", d->head_dim = 0)
-    CASE(8, "head_dim 513", "head_dim", d->head_dim = 513)
+    CASE(8, "head_dim 577", "head_dim", d->head_dim = 577)
     CASE(9, "head_dim -8", "head_dim", d->head_dim = -8)
     CASE(10, "head_dim_v 513", "head_dim_v", d->head_dim_v = 513)
     CASE(11, "head_dim_v -1", "head_dim_v", d->head_dim_v = -1)
@@ -296,6 +300,14 @@ static int bad_desc(int i, clattn_attention_desc *d, const char **label, const c
     CASE(25, "mask_rows_broadcast 2", "mask_rows_broadcast", d->mask_rows_broadcast = 2)
     CASE(26, "mask_rows_broadcast with a row stride", "mask_row_stride",
          (d->mask_rows_broadcast = 1, d->mask_row_stride = d->seq_kv))
+    CASE(27, "head_dim 520 with head_dim_v 0", "head_dim_v", (d->head_dim = 520, d->head_dim_v = 0))
+    CASE(28, "window 2", "window", d->window = 2)
+    CASE(29, "window_left -2", "window_left", (d->window = 1, d->window_left = -2))
+    CASE(30, "window edges without window", "window = 0", d->window_right = 4)
+    CASE(31, "softcap -1", "softcap", d->softcap = -1.0f)
+    CASE(32, "softcap NaN", "softcap", d->softcap = NAN)
+    CASE(33, "an ALiBi slope NaN", "alibi_slopes", d->alibi_slopes = bad_slopes)
+    CASE(34, "a sink +inf", "sinks", d->sinks = bad_sinks)
     default: return 0;
     }
 #undef CASE

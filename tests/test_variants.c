@@ -222,6 +222,32 @@ static void test_window_hides_nan(void **state)
     free(q), free(k), free(v), free(out);
 }
 
+/* MLA's head dims (DeepSeek: d = 576, dv = 512) on both paths, prefill and split-KV decode, with
+   a window and soft-capping on top. */
+static void test_mla_dims(void **state)
+{
+    clattn_context *ctx = *state;
+    int n = 0;
+    for (int decode = 0; decode <= 1; decode++)
+        for (int path = CLATTN_PATH_UNFUSED; path <= CLATTN_PATH_FUSED; path++) {
+            variant_case vc;
+            memset(&vc, 0, sizeof vc);
+            clattn_attention_desc *d = &vc.c.desc;
+            d->batch = 1, d->heads_q = 4, d->heads_kv = 1;
+            d->seq_q = decode ? 1 : 19, d->seq_kv = decode ? 1100 : 45;
+            d->head_dim = 576, d->head_dim_v = 512;
+            d->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+            d->path = (clattn_path)path;
+            d->dtype = decode ? CLATTN_F16 : CLATTN_F32;
+            vc.c.want_lse = 1;
+            vc.c.want_probs = path == CLATTN_PATH_UNFUSED;
+            vc.c.seed = 576 + (uint64_t)(2 * decode + path);
+            run(ctx, &vc, &n);
+            d->window = 1, d->window_left = decode ? 700 : 9, d->softcap = 30.0f;
+            run(ctx, &vc, &n);
+        }
+}
+
 /* Bad variant parameters: a clear status and message, and the output untouched. */
 static void test_bad_parameters(void **state)
 {
@@ -270,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_bad_parameters),
         cmocka_unit_test(test_closed_forms),
         cmocka_unit_test(test_window_hides_nan),
+        cmocka_unit_test(test_mla_dims),
         cmocka_unit_test(test_grid),
         cmocka_unit_test(test_decode),
     };

@@ -307,6 +307,14 @@ double tu_score_magnitude(const clattn_attention_desc *d, const float *q, const 
                         mag = sum * scale;
                 }
             }
+    /* The variants' terms round at their own size: a capped score within tanh's few ulps of the
+       cap (the product's own error shrinks through tanh), the ALiBi bias at its largest. */
+    if (d->softcap > 0.0f)
+        mag = fmin(mag, (double)d->softcap) * 4.0;
+    for (int h = 0; d->alibi_slopes && h < d->heads_q; h++) {
+        const double bias = fabs((double)d->alibi_slopes[h]) * (d->seq_q + d->seq_kv);
+        mag = bias > mag ? bias : mag;
+    }
     return mag;
 }
 

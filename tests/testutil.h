@@ -106,7 +106,8 @@ int tu_compare_rel(const float *got, const float *ref, size_t n, double rel, tu_
 #define TU_SCORE_REF 64.0
 
 /* max over (b, h, i, j) of |scale| * sum_x |q_x k_x|: what the float rounding of a score is
-   proportional to (q, k widened to float, in the desc's layout). */
+   proportional to (q, k widened to float, in the desc's layout); with soft-capping 4 times the
+   capped size (tanh's ulps), and at least the largest ALiBi bias. */
 double tu_score_magnitude(const clattn_attention_desc *d, const float *q, const float *k);
 /* kappa = max(1, score magnitude / TU_SCORE_REF). */
 double tu_conditioning(double score_magnitude);

@@ -30,7 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLATTN_MAX_HEAD_DIM 512
+#define CLATTN_MAX_HEAD_DIM 512      /* dv, and d of the layer's heads */
+#define CLATTN_MAX_HEAD_DIM_QK 576   /* d of attention: MLA's 512 + 64 rotary dims (DeepSeek) */
 #define CLATTN_ERROR_LEN 4096
 
 /* ---- device ---------------------------------------------------------------------------------- */

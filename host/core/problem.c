@@ -74,8 +74,11 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
         BAD("desc->seq_q = %d: must be >= 0", desc->seq_q);
     if (desc->seq_kv < 0)
         BAD("desc->seq_kv = %d: must be >= 0", desc->seq_kv);
-    if (desc->head_dim < 1 || desc->head_dim > CLATTN_MAX_HEAD_DIM)
-        BAD("desc->head_dim = %d: must be in 1..%d", desc->head_dim, CLATTN_MAX_HEAD_DIM);
+    if (desc->head_dim < 1 || desc->head_dim > CLATTN_MAX_HEAD_DIM_QK)
+        BAD("desc->head_dim = %d: must be in 1..%d", desc->head_dim, CLATTN_MAX_HEAD_DIM_QK);
+    if (desc->head_dim_v == 0 && desc->head_dim > CLATTN_MAX_HEAD_DIM)
+        BAD("desc->head_dim_v = 0 means head_dim = %d, above the %d a value head may have: set "
+            "head_dim_v (MLA: 512)", desc->head_dim, CLATTN_MAX_HEAD_DIM);
     if (desc->head_dim_v < 0 || desc->head_dim_v > CLATTN_MAX_HEAD_DIM)
         BAD("desc->head_dim_v = %d: must be 0 (head_dim) or in 1..%d", desc->head_dim_v,
             CLATTN_MAX_HEAD_DIM);
