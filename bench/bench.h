@@ -15,14 +15,26 @@ typedef struct bench_shape {
     char name[48];
     int B, Hq, Hkv, Lq, Lk, d;   /* dv = d throughout the suite */
     int causal;                  /* bottom-right (FlashAttention >= 2.1, KV-cache decoding) */
+    int window;                  /* 0: none; w > 0: a causal sliding window (Mistral's): query i
+                                    sees keys i' - w .. i', i' = i + Lk - Lq (window_left w,
+                                    window_right 0), so it also implies the causal bound */
 } bench_shape;
+
+/* Most shapes a run selects (a suite, or its part that --only names). */
+#define BENCH_MAX_SHAPES 16
 
 /* The default suite, or the reduced one of --quick: a static table and its length. */
 const bench_shape *bench_suite(int quick, int *count);
-/* Parses "B,Hq,Hkv,Lq,Lk,d[,causal]" (causal: 0/1 or the word "causal"). 0 on success. */
+/* Parses "B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]" (causal: 0/1 or the word "causal"; W >= 0,
+   0: none). 0 on success. */
 int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len);
-/* FLOPs as the issue counts them: 4·B·Hq·Lq·Lk·d (dv = d), halved for causal. */
+/* Keys query row i may see: [*lo, *lo + returned count), under the causal bound and the window. */
+int bench_shape_visible(const bench_shape *s, int i, int *lo);
+/* FLOPs as the issue counts them: 4·B·Hq·Lq·Lk·d (dv = d), halved for causal; a windowed shape
+   counts 4·d per (i, j) pair it sees, exactly. */
 double bench_shape_flops(const bench_shape *s);
+/* The causal shape a windowed one is measured against: same sizes, causal, no window. */
+int bench_shape_is_window_partner(const bench_shape *window, const bench_shape *full);
 /* Bytes of K and V one call reads, for the decode bandwidth figure. */
 double bench_shape_kv_bytes(const bench_shape *s, size_t elem_size);
 /* The float score matrix B·Hq·Lq·Lk·4 that the clblast baseline and the unfused path hold. */
@@ -83,6 +95,10 @@ typedef struct bench_options {
     int only[BENCH_METHOD_COUNT];
     int has_custom;
     bench_shape custom;
+    /* What the run measures: the suite, or the shapes --only names, or the custom shape. */
+    int n_shapes;
+    const bench_shape *shapes[BENCH_MAX_SHAPES];
+    int shapes_named;            /* --only named shapes: the suite is not run whole */
     double target_s;             /* time one entry's timed samples should fill */
     int min_reps, max_reps;
 } bench_options;
@@ -241,6 +257,11 @@ void bench_report_header(const bench_device *dev, const bench_options *opt);
 void bench_report_shape(const bench_entry *e, const bench_options *opt);
 void bench_report_row(const bench_entry *e, bench_method m);
 void bench_report_speedups(const bench_entry *e);
+/* A windowed entry's fused median over its causal partner's: the index of the partner in
+   entries (-1: none ran) and the ratio (partner / windowed; 0 when either did not run). */
+double bench_window_speedup(const bench_entry *entries, int n, int i, int *partner);
+/* After the table: a line per windowed entry. */
+void bench_report_window_speedups(const bench_entry *entries, int n);
 /* baseline median / clattn median, or 0 when either did not run. */
 double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline);
 /* mha: the layer entry's report, NULL when it did not run. */

@@ -29,20 +29,18 @@ int bench_check(const bench_data *data, double tol_rel, bench_result *r, char *e
         const int h = (int)(row / s->Lq % s->Hq);
         const int i = (int)(row % s->Lq);
         /* One query row against the keys it may see: bottom-right causal lets row i see keys
-           j <= i + (Lk - Lq), so the row is a non-causal problem over that prefix of K and V. */
-        int visible = s->Lk;
-        if (s->causal) {
-            long last = (long)i + (s->Lk - s->Lq);
-            visible = last < 0 ? 0 : last + 1 < s->Lk ? (int)(last + 1) : s->Lk;
-        }
+           j <= i + (Lk - Lq), a window keys from i + (Lk - Lq) - w on, so the row is a plain
+           problem over that range of K and V. */
+        int lo;
+        const int visible = bench_shape_visible(s, i, &lo);
         clattn_attention_desc desc;
         bench_shape one = *s;
         one.B = one.Hq = one.Hkv = one.Lq = 1;
         one.Lk = visible;
-        one.causal = 0;
+        one.causal = one.window = 0;
         bench_shape_desc(&one, CLATTN_F32, CLATTN_PATH_AUTO, &desc);
         const size_t qo = (((size_t)b * s->Hq + h) * s->Lq + i) * d;
-        const size_t ko = ((size_t)b * s->Hkv + h / group) * s->Lk * d;
+        const size_t ko = (((size_t)b * s->Hkv + h / group) * s->Lk + lo) * d;
         clattn_status st = clattn_attention_reference(&desc, data->q + qo, data->k + ko,
                                                       data->v + ko, NULL, ref, NULL, NULL);
         if (st != CLATTN_SUCCESS) {

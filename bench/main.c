@@ -19,10 +19,14 @@ static void usage(FILE *f)
     fputs("usage: clattn-bench [options]\n"
           "  --quick             reduced suite (same kinds, smaller), shorter timing\n"
           "  --device SELECTOR   as CLATTN_DEVICE: \"P:D\", gpu, cpu, accelerator, or a name part\n"
-          "  --shape B,Hq,Hkv,Lq,Lk,d[,causal]   one custom shape instead of the suite\n"
-          "                      (causal: 1 or \"causal\", bottom-right)\n"
+          "  --shape B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]   one custom shape instead of the suite\n"
+          "                      (causal: 1 or \"causal\", bottom-right; W > 0: a causal sliding\n"
+          "                      window, query i sees keys i'-W..i', i' = i + Lk - Lq)\n"
           "  --f16               clattn paths with F16 storage (baselines stay f32)\n"
-          "  --only LIST         comma-separated subset of fused,unfused,clblast,cpu-blas\n"
+          "  --only LIST         comma-separated subset of the methods fused,unfused,clblast,\n"
+          "                      cpu-blas and of the shapes by name (e.g. long-causal,\n"
+          "                      long-window512); a list without methods keeps them all, one\n"
+          "                      without shapes keeps the whole suite\n"
           "  --reps N            N timed runs per entry instead of calibrating to a target time\n"
           "  --mha               only the multi-head layer entry (B=4 L=512 E=768, 12 heads):\n"
           "                      clattn's layer per projection backend (auto, own, CLBlast), tuned\n"
@@ -32,28 +36,67 @@ static void usage(FILE *f)
           "                      (the mha entry then skips its tuned rows)\n"
           "  --json FILE         write all results, device and options as JSON\n"
           "  --help              this text\n"
-          "Default suite (fp32, BHSD): bert, gpt2-causal, llama-gqa-causal, decode, long, then the\n"
-          "mha layer entry (not with --quick or --shape).\n"
-          "FLOPs = 4*B*Hq*Lq*Lk*d, halved for causal. Speedup = baseline median / clattn median.\n"
+          "Default suite (fp32, BHSD): bert, gpt2-causal, llama-gqa-causal, decode, long,\n"
+          "long-causal, long-window512, then the mha layer entry (not with --quick, --shape or\n"
+          "shapes in --only).\n"
+          "FLOPs = 4*B*Hq*Lq*Lk*d, halved for causal; a window counts 4*d per (query, key) pair it\n"
+          "shows. Speedup = baseline median / clattn median. Each windowed shape's fused median is\n"
+          "also set against its causal partner's (same sizes, no window) when both ran. The\n"
+          "baselines have no window: they skip windowed shapes.\n"
           "Exit status 1 if a clattn error exceeds its tolerance (f32: 1e-5*max(1,max|ref|),\n"
           "f16: 2e-3*max(1,max|ref|)) or a method fails; baseline errors (1e-4) are only reported.\n",
           f);
 }
 
-static int parse_only(const char *list, int only[BENCH_METHOD_COUNT])
+/* Fills opt->shapes with the run's shapes (the custom one, or the suite), then narrows them and
+   opt->only to what list names: its method names select methods, its shape names shapes. NULL
+   list: everything. */
+static int select_run(const char *list, bench_options *opt)
 {
-    char buf[256];
+    const bench_shape *all = &opt->custom;
+    int n_all = 1;
+    if (!opt->has_custom)
+        all = bench_suite(opt->quick, &n_all);
+    for (int m = 0; m < BENCH_METHOD_COUNT; m++)
+        opt->only[m] = 1;
+    opt->n_shapes = 0;
+    for (int i = 0; i < n_all && i < BENCH_MAX_SHAPES; i++)
+        opt->shapes[opt->n_shapes++] = &all[i];
+    if (!list)
+        return 0;
+
+    int methods[BENCH_METHOD_COUNT] = {0}, shapes[BENCH_MAX_SHAPES] = {0};
+    int any_method = 0, any_shape = 0;
+    char buf[512];
     snprintf(buf, sizeof buf, "%s", list);
-    memset(only, 0, BENCH_METHOD_COUNT * sizeof only[0]);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int found = 0;
         for (int m = 0; m < BENCH_METHOD_COUNT; m++)
             if (strcmp(tok, bench_method_names[m]) == 0)
-                only[m] = found = 1;
+                methods[m] = found = any_method = 1;
+        for (int i = 0; i < opt->n_shapes; i++)
+            if (strcmp(tok, opt->shapes[i]->name) == 0)
+                shapes[i] = found = any_shape = 1;
         if (!found) {
-            fprintf(stderr, "clattn-bench: --only: unknown method \"%s\"\n", tok);
+            fprintf(stderr, "clattn-bench: --only: \"%s\" is neither a method (", tok);
+            for (int m = 0; m < BENCH_METHOD_COUNT; m++)
+                fprintf(stderr, "%s%s", m ? ", " : "", bench_method_names[m]);
+            fprintf(stderr, ") nor a shape of this run (");
+            for (int i = 0; i < opt->n_shapes; i++)
+                fprintf(stderr, "%s%s", i ? ", " : "", opt->shapes[i]->name);
+            fprintf(stderr, ")%s\n", opt->quick || opt->has_custom ? "" : "; --quick has its own");
             return -1;
         }
+    }
+    if (any_method)
+        memcpy(opt->only, methods, sizeof methods);
+    if (any_shape) {
+        int kept = 0;
+        for (int i = 0; i < opt->n_shapes; i++)
+            if (shapes[i])
+                opt->shapes[kept++] = opt->shapes[i];
+        opt->n_shapes = kept;
+        opt->shapes_named = 1;
     }
     return 0;
 }
@@ -61,8 +104,7 @@ static int parse_only(const char *list, int only[BENCH_METHOD_COUNT])
 /* Returns 0 to go on, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, bench_options *opt)
 {
-    for (int m = 0; m < BENCH_METHOD_COUNT; m++)
-        opt->only[m] = 1;
+    const char *only = NULL;   /* resolved last: shape names depend on --quick and --shape */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -100,8 +142,7 @@ static int parse_args(int argc, char **argv, bench_options *opt)
             }
             opt->reps = (int)n;
         } else if (strcmp(a, "--only") == 0) {
-            if (parse_only(val, opt->only))
-                return -1;
+            only = val;
         } else if (strcmp(a, "--shape") == 0) {
             char err[256];
             if (bench_shape_parse(val, &opt->custom, err, sizeof err)) {
@@ -118,7 +159,7 @@ static int parse_args(int argc, char **argv, bench_options *opt)
     opt->target_s = opt->quick ? 0.1 : 1.0;
     opt->min_reps = opt->quick ? 2 : 3;
     opt->max_reps = opt->quick ? 100 : 1000;
-    return 0;
+    return select_run(only, opt);
 }
 
 static double tolerance_for(bench_method m, const bench_options *opt)
@@ -133,6 +174,16 @@ static void run_method(const bench_device *dev, bench_data *data, bench_method m
 {
     const bench_shape *s = &data->shape;
     double score_bytes = bench_shape_score_bytes(s);
+    if (s->window && (m == BENCH_CLBLAST || m == BENCH_CPUBLAS)) {
+        /* Their softmax knows the causal mask only: timing them here would set a full causal
+           problem against clattn's windowed one. */
+        r->dtype = "f32";
+        snprintf(r->note, sizeof r->note,
+                 "no sliding window in this baseline (causal mask only); windowed shapes are "
+                 "compared with their causal partner instead");
+        r->outcome = BENCH_SKIPPED;
+        return;
+    }
     switch (m) {
     case BENCH_FUSED:
         r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_FUSED, opt, r);
@@ -194,12 +245,7 @@ int main(int argc, char **argv)
     }
     bench_report_header(&dev, &opt);
 
-    const bench_shape *shapes = &opt.custom;
-    n = 1;
-    if (!opt.has_custom)
-        shapes = bench_suite(opt.quick, &n);
-    if (opt.mha_only)
-        n = 0;
+    n = opt.mha_only ? 0 : opt.n_shapes;
     entries = calloc((size_t)(n ? n : 1), sizeof *entries);
     if (!entries) {
         fprintf(stderr, "clattn-bench: out of host memory\n");
@@ -209,10 +255,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         bench_entry *e = &entries[i];
         bench_data data;
-        e->shape = shapes[i];
+        e->shape = *opt.shapes[i];
         memcpy(e->ran, opt.only, sizeof e->ran);
         bench_report_shape(e, &opt);
-        int data_ok = bench_data_create(&dev, &shapes[i], opt.f16, &data, err, sizeof err) == 0;
+        int data_ok = bench_data_create(&dev, &e->shape, opt.f16, &data, err, sizeof err) == 0;
         for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
             bench_result *r = &e->result[m];
             if (!e->ran[m])
@@ -235,8 +281,10 @@ int main(int argc, char **argv)
             bench_data_release(&data);
     }
 
+    bench_report_window_speedups(entries, n);
+
     /* The multi-head layer (mha.c) prints its own table: its methods are whole layers. */
-    if (opt.mha_only || (!opt.has_custom && !opt.quick)) {
+    if (opt.mha_only || (!opt.has_custom && !opt.quick && !opt.shapes_named)) {
         if (!(mha = calloc(1, sizeof *mha))) {
             fprintf(stderr, "clattn-bench: out of host memory\n");
             goto out;

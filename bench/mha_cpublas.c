@@ -44,7 +44,7 @@ static bench_outcome run_once(void *state, double *kernel_s, double *wall_s, cha
         project(m->x, m->w_in + 2 * EE, m->b_in + 2 * MHA_E, c->v);
     }
     if (c->what == MHA_ATTENTION || c->what == MHA_WHOLE) {
-        bench_shape s = {"mha", MHA_B, MHA_HEADS, MHA_HEADS, MHA_L, MHA_L, MHA_DH, 0};
+        bench_shape s = {"mha", MHA_B, MHA_HEADS, MHA_HEADS, MHA_L, MHA_L, MHA_DH, 0, 0};
         bench_cpublas_attention(&s, CLATTN_LAYOUT_BSHD, c->q, c->k, c->v, c->o, c->scores);
     }
     if (c->what == MHA_OUT_PROJ || c->what == MHA_WHOLE)

@@ -43,9 +43,11 @@ void bench_report_shape(const bench_entry *e, const bench_options *opt)
 {
     const bench_shape *s = &e->shape;
     (void)opt;
-    printf("\n== %s: B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d%s  (%.3f GFLOP", s->name, s->B, s->Hq,
-           s->Hkv, s->Lq, s->Lk, s->d, s->causal ? " causal(bottom-right)" : "",
-           bench_shape_flops(s) * 1e-9);
+    printf("\n== %s: B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d%s", s->name, s->B, s->Hq, s->Hkv, s->Lq,
+           s->Lk, s->d, s->causal ? " causal(bottom-right)" : "");
+    if (s->window)
+        printf(" window=%d (keys i'-%d..i')", s->window, s->window);
+    printf("  (%.3f GFLOP", bench_shape_flops(s) * 1e-9);
     if (bench_shape_is_decode(s))
         printf(", K+V %.1f MiB in f32", bench_shape_kv_bytes(s, 4) / 1048576.0);
     printf(")\n");
@@ -97,6 +99,12 @@ void bench_report_speedups(const bench_entry *e)
 {
     static const bench_method clattn[] = {BENCH_FUSED, BENCH_UNFUSED};
     static const bench_method base[] = {BENCH_CLBLAST, BENCH_CPUBLAS};
+    if (e->shape.window) {
+        printf("  speedup: - (the baselines have no window; the window's speed-up over its causal "
+               "partner follows the table)\n");
+        fflush(stdout);
+        return;
+    }
     printf("  speedup (baseline median / clattn median):");
     for (int c = 0; c < 2; c++) {
         printf("%s %s", c ? " |" : "", bench_method_names[clattn[c]]);
@@ -109,5 +117,52 @@ void bench_report_speedups(const bench_entry *e)
         }
     }
     printf("\n");
+    fflush(stdout);
+}
+
+double bench_window_speedup(const bench_entry *entries, int n, int i, int *partner)
+{
+    const bench_entry *w = &entries[i];
+    *partner = -1;
+    if (!w->shape.window)
+        return 0;
+    for (int p = 0; p < n; p++)
+        if (bench_shape_is_window_partner(&w->shape, &entries[p].shape)) {
+            *partner = p;
+            break;
+        }
+    if (*partner < 0)
+        return 0;
+    const bench_result *a = &w->result[BENCH_FUSED], *b = &entries[*partner].result[BENCH_FUSED];
+    if (!w->ran[BENCH_FUSED] || !entries[*partner].ran[BENCH_FUSED] || a->outcome != BENCH_OK ||
+        b->outcome != BENCH_OK || a->kernel_s.median <= 0)
+        return 0;
+    return b->kernel_s.median / a->kernel_s.median;
+}
+
+void bench_report_window_speedups(const bench_entry *entries, int n)
+{
+    int printed = 0;
+    for (int i = 0; i < n; i++) {
+        const bench_shape *s = &entries[i].shape;
+        int p;
+        if (!s->window)
+            continue;
+        if (!printed++)
+            printf("\n");
+        double x = bench_window_speedup(entries, n, i, &p);
+        if (x > 0) {
+            /* The FLOP ratio is the speed-up the window would give at equal GFLOP/s. */
+            printf("window speed-up: %s is %.1fx faster than %s (fused path, medians of the same "
+                   "run; FLOP ratio %.1fx)\n", s->name, x, entries[p].shape.name,
+                   bench_shape_flops(&entries[p].shape) / bench_shape_flops(s));
+        } else if (p < 0) {
+            printf("window speed-up: %s: - (no causal shape of the same sizes in this run)\n",
+                   s->name);
+        } else {
+            printf("window speed-up: %s vs %s: - (the fused path did not run on both)\n", s->name,
+                   entries[p].shape.name);
+        }
+    }
     fflush(stdout);
 }

@@ -100,8 +100,17 @@ static void put_result(FILE *f, const bench_result *r)
     fputs("}", f);
 }
 
-static void put_entry(FILE *f, const bench_entry *e)
+static void put_positive(FILE *f, double x)
 {
+    if (x > 0.0)
+        put_number(f, x);
+    else
+        fputs("null", f);
+}
+
+static void put_entry(FILE *f, const bench_entry *entries, int n, int i)
+{
+    const bench_entry *e = &entries[i];
     const bench_shape *s = &e->shape;
     fputs("    {\"name\": ", f);
     put_string(f, s->name);
@@ -110,6 +119,11 @@ static void put_entry(FILE *f, const bench_entry *e)
             s->B, s->Hq, s->Hkv, s->Lq, s->Lk, s->d, s->d,
             s->causal ? "\"bottom-right\"" : "null");
     put_number(f, bench_shape_flops(s));
+    fputs(", \"window\": ", f);
+    if (s->window)
+        fprintf(f, "{\"left\": %d, \"right\": 0}", s->window);
+    else
+        fputs("null", f);
     fputs(", \"kv_bytes_f32\": ", f);
     put_number(f, bench_shape_kv_bytes(s, 4));
     fputs(", \"score_bytes\": ", f);
@@ -136,15 +150,24 @@ static void put_entry(FILE *f, const bench_entry *e)
             else
                 fputs("null", f);
         }
+    if (s->window) {
+        /* partner median / this median, fused path, as the line after the table */
+        int p;
+        double x = bench_window_speedup(entries, n, i, &p);
+        fputs(", \"fused_window_over_causal\": ", f);
+        if (p >= 0) {
+            fputs("{\"causal_shape\": ", f);
+            put_string(f, entries[p].shape.name);
+            fputs(", \"speedup\": ", f);
+            put_positive(f, x);
+            fputs(", \"flop_ratio\": ", f);
+            put_number(f, bench_shape_flops(&entries[p].shape) / bench_shape_flops(s));
+            fputs("}", f);
+        } else {
+            fputs("null", f);
+        }
+    }
     fputs("}}", f);
-}
-
-static void put_positive(FILE *f, double x)
-{
-    if (x > 0.0)
-        put_number(f, x);
-    else
-        fputs("null", f);
 }
 
 static void put_rate(FILE *f, const char *key, const bench_rate *r)
@@ -259,9 +282,20 @@ int bench_report_json(const char *path, const bench_device *dev, const bench_opt
             fprintf(f, "%s\"%s\"", first ? "" : ", ", bench_method_names[m]);
             first = 0;
         }
-    fputs("]},\n  \"shapes\": [\n", f);
+    fputs("], \"only_shapes\": ", f);   /* null: the whole suite (or the custom shape) */
+    if (opt->shapes_named) {
+        fputs("[", f);
+        for (int i = 0; i < opt->n_shapes; i++) {
+            fputs(i ? ", " : "", f);
+            put_string(f, opt->shapes[i]->name);
+        }
+        fputs("]", f);
+    } else {
+        fputs("null", f);
+    }
+    fputs("},\n  \"shapes\": [\n", f);
     for (int i = 0; i < n; i++) {
-        put_entry(f, &entries[i]);
+        put_entry(f, entries, n, i);
         fputs(i + 1 < n ? ",\n" : "\n", f);
     }
     fputs("  ],\n", f);
