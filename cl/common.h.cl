@@ -4,11 +4,15 @@
  * Problem defines (host/core/kernel_params.c, clattn_problem_defines):
  *   USE_F16    1: q, k, v, out are IEEE half in memory (vload_half/vstore_half: core OpenCL 1.2,
  *              no cl_khr_fp16 needed); 0: float. Arithmetic is float either way.
+ *   USE_BF16   1: they are bfloat16 (ushort bits: a float's top half), converted by bit operations.
  *   MASK_TYPE  0 none, 1 additive float, 2 additive half, 3 bool bytes (nonzero = attend)
  *   CAUSAL     0 none, 1 causal (the host passes the diagonal offset: bottom-right Lk-Lq, top-left 0)
  */
 #ifndef USE_F16
 #define USE_F16 0
+#endif
+#ifndef USE_BF16
+#define USE_BF16 0
 #endif
 #ifndef MASK_TYPE
 #define MASK_TYPE 0
@@ -21,14 +25,51 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
+/* Storage: data_t, element i as float (LOAD) and a float rounded into it (STORE), and n elements at
+   p as one floatn (VLOAD_DATA, VSTORE_DATA; n = 2, 4, 8, 16; element alignment suffices). */
 #if USE_F16
 typedef half data_t;
 #define LOAD(p, i) vload_half((i), (p))
 #define STORE(p, i, x) vstore_half_rte((x), (i), (p))
+#define VLOAD_DATA(n, p) CAT(vload_half, n)(0, (p))
+#define VSTORE_DATA(n, x, p) CAT(CAT(vstore_half, n), _rte)((x), 0, (p))
+#elif USE_BF16
+typedef ushort data_t;
+/* Widening is a shift. Narrowing rounds to nearest, ties to even (a carry out of the mantissa
+   bumps the exponent, to inf at the top), and keeps a NaN a NaN by forcing its quiet bit. */
+#define BF16_ROUND(T, UT, u)                                                                     \
+    select(((u) + (UT)(0x7fffu) + (((u) >> 16) & (UT)(1u))) >> 16, ((u) >> 16) | (UT)(0x40u),     \
+           CAT(as_, T)(((u) & (UT)(0x7fffffffu)) > (UT)(0x7f800000u)))
+inline float bf16_load(ushort b)
+{
+    return as_float((uint)b << 16);
+}
+inline ushort bf16_round(float x)
+{
+    const uint u = as_uint(x);
+    return (ushort)(((u & 0x7fffffffu) > 0x7f800000u) ? (u >> 16) | 0x40u
+                                                      : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+#define BF16_ROUND_N(n)                                                                          \
+    inline CAT(ushort, n) CAT(bf16_round, n)(CAT(float, n) x)                                    \
+    {                                                                                            \
+        const CAT(uint, n) u = CAT(as_uint, n)(x);                                               \
+        return CAT(convert_ushort, n)(BF16_ROUND(CAT(uint, n), CAT(uint, n), u));                  \
+    }
+BF16_ROUND_N(2)
+BF16_ROUND_N(4)
+BF16_ROUND_N(8)
+BF16_ROUND_N(16)
+#define LOAD(p, i) bf16_load((p)[(i)])
+#define STORE(p, i, x) ((p)[(i)] = bf16_round(x))
+#define VLOAD_DATA(n, p) CAT(as_float, n)(CAT(convert_uint, n)(CAT(vload, n)(0, (p))) << 16)
+#define VSTORE_DATA(n, x, p) CAT(vstore, n)(CAT(bf16_round, n)(x), 0, (p))
 #else
 typedef float data_t;
 #define LOAD(p, i) ((p)[(i)])
 #define STORE(p, i, x) ((p)[(i)] = (x))
+#define VLOAD_DATA(n, p) CAT(vload, n)(0, (p))
+#define VSTORE_DATA(n, x, p) CAT(vstore, n)((x), 0, (p))
 #endif
 
 #if MASK_TYPE == 1

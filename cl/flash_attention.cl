@@ -169,13 +169,8 @@ typedef CAT(int, VW) intv;
 #endif
 
 /* Loads of n contiguous elements of global storage as float (n = a copy width), stores to local. */
-#if USE_F16
-#define LOAD_N(n, src) CAT(vload_half, n)(0, (src))
-#define LOAD_1(src) vload_half(0, (src))
-#else
-#define LOAD_N(n, src) CAT(vload, n)(0, (src))
-#define LOAD_1(src) (*(src))
-#endif
+#define LOAD_N(n, src) VLOAD_DATA(n, src)
+#define LOAD_1(src) LOAD(src, 0)
 #define STORE_N(n, x, dst) CAT(vstore, n)((x), 0, (dst))
 #define STORE_1(x, dst) (*(dst) = (x))
 #if LVK == 1

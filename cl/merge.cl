@@ -7,9 +7,9 @@
  *
  * One kernel serves both callers, told apart by where the parts live:
  *   split-KV partials (host/attention/merge.c, clattn_merge_enqueue_contiguous): float [parts][rows][dv],
- *     PART_F16 0;
+ *     PART_DATA 0;
  *   the public clattn_merge_partials: the caller's parts staged one after another in scratch, in the
- *     storage type and layout of out, PART_F16 = USE_F16.
+ *     storage type and layout of out, PART_DATA 1.
  * A launch covers a tile of B' batch entries x Hq heads x Lq' query rows (the whole problem, unless
  * the public call had to stage its parts in pieces). Tile row r = (b*Hq + h)*Lq' + i; part p's element
  * (b, h, i, c) sits at p*p_ps + b*p_bs + h*p_hs + i*p_rs + c and its lse at p*l_ps + r; out and lse are
@@ -28,16 +28,16 @@
 #ifndef VEC
 #define VEC 4       /* columns per work-item, loaded as one vector when the chunk is whole */
 #endif
-#ifndef PART_F16
-#define PART_F16 USE_F16   /* 1: parts are half in memory (the public call on F16 data) */
+#ifndef PART_DATA
+#define PART_DATA 1 /* 1: parts are in the storage type, data_t (the public call); 0: float */
 #endif
 #ifndef PART_ML
 #define PART_ML 0   /* 1: split-KV partials: part_lse holds each part's row max in base 2, then,
                        from parts * l_ps on, its softmax sum (cl/flash_attention.cl, SPLIT) */
 #endif
 
-#if PART_F16
-typedef half part_t;
+#if PART_DATA
+typedef data_t part_t;
 #else
 typedef float part_t;
 #endif
@@ -46,31 +46,27 @@ typedef float part_t;
 #if VEC == 1
 typedef float vec_t;
 #define VLOAD_F(p) (*(p))
-#define VLOAD_H(p) vload_half(0, (p))
+#define VLOAD_D(p) LOAD((p), 0)
 #define VSTORE_F(x, p) (*(p) = (x))
-#define VSTORE_H(x, p) vstore_half_rte((x), 0, (p))
+#define VSTORE_D(x, p) STORE((p), 0, (x))
 #else
 typedef CAT(float, VEC) vec_t;
-/* vloadN/vload_halfN need only element alignment, which any column offset has. */
+/* vector loads and stores need only element alignment, which any column offset has */
 #define VLOAD_F(p) CAT(vload, VEC)(0, (p))
-#define VLOAD_H(p) CAT(vload_half, VEC)(0, (p))
+#define VLOAD_D(p) VLOAD_DATA(VEC, (p))
 #define VSTORE_F(x, p) CAT(vstore, VEC)((x), 0, (p))
-#define VSTORE_H(x, p) CAT(CAT(vstore_half, VEC), _rte)((x), 0, (p))
+#define VSTORE_D(x, p) VSTORE_DATA(VEC, (x), (p))
 #endif
 
-#if PART_F16
-#define PART_VLOAD(p) VLOAD_H(p)
-#define PART_LOAD(p) vload_half(0, (p))
+#if PART_DATA
+#define PART_VLOAD(p) VLOAD_D(p)
+#define PART_LOAD(p) LOAD((p), 0)
 #else
 #define PART_VLOAD(p) VLOAD_F(p)
 #define PART_LOAD(p) (*(p))
 #endif
 
-#if USE_F16
-#define OUT_VSTORE(x, p) VSTORE_H((x), (p))
-#else
-#define OUT_VSTORE(x, p) VSTORE_F((x), (p))
-#endif
+#define OUT_VSTORE(x, p) VSTORE_D((x), (p))
 
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void merge_parts(const int parts, const int Hq, const int Lq, const int dv, const long rows,

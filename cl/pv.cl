@@ -75,11 +75,7 @@ inline CAT(float, LVN) load_v_run(const __global data_t *v, long v_row, int j, i
         return 0.0f;
     const long at = v_row + col;
     if (col + LVN <= dv)
-#if USE_F16
-        return CAT(vload_half, LVN)(0, v + at);
-#else
-        return CAT(vload, LVN)(0, v + at);
-#endif
+        return VLOAD_DATA(LVN, v + at);
     float t[LVN];
     for (int e = 0; e < LVN; ++e)
         t[e] = col + e < dv ? LOAD(v, at + e) : 0.0f;

@@ -50,11 +50,7 @@
 #endif
 #define RUNS (TILE_K / LV)   // runs per tile row
 typedef CAT(float, LV) run_t;
-#if USE_F16
-#define LOAD_RUN(p, i) CAT(vload_half, LV)(0, (p) + (i))
-#else
-#define LOAD_RUN(p, i) CAT(vload, LV)(0, (p) + (i))
-#endif
+#define LOAD_RUN(p, i) VLOAD_DATA(LV, (p) + (i))
 
 /* The run of row `row` of a d-contiguous matrix at base + row*rs, elements kk .. kk + LV, zero where
    row >= n_rows or past d. */

@@ -198,7 +198,8 @@ CLATTN_API size_t clattn_context_scratch_bytes(const clattn_context *ctx);
 
 /* ---- attention ------------------------------------------------------------------------------- */
 
-typedef enum { CLATTN_F32 = 0, CLATTN_F16 } clattn_dtype;       /* F16: IEEE binary16 storage */
+/* F16: IEEE binary16 storage; BF16: bfloat16 (a float's top 16 bits; rounded to nearest even). */
+typedef enum { CLATTN_F32 = 0, CLATTN_F16, CLATTN_BF16 } clattn_dtype;
 typedef enum { CLATTN_LAYOUT_BHSD = 0, CLATTN_LAYOUT_BSHD } clattn_layout;
 typedef enum { CLATTN_CAUSAL_NONE = 0, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_CAUSAL_TOP_LEFT } clattn_causal;
 typedef enum { CLATTN_MASK_NONE = 0, CLATTN_MASK_ADDITIVE_F32, CLATTN_MASK_ADDITIVE_F16,
@@ -232,7 +233,7 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
        bottom-right (FlashAttention's convention), the score of query i and key j is
          s = scale·q_i·k_j;  s = softcap·tanh(s / softcap);  s += mask - slope[h]·|i' - j|
        and s is -inf (the key is hidden: never read) outside the causal bound and the window.
-       Both paths, F32 and F16, GQA and both layouts; split-KV included. */
+       Both paths, F32, F16 and BF16, GQA and both layouts; split-KV included. */
     int window;               /* 0: none; 1: sliding window, key j visible from query i iff
                                  i' - window_left <= j <= i' + window_right (and the causal rule) */
     int window_left, window_right;   /* >= 0, or -1 for unbounded (Mistral: 4095, 0) */

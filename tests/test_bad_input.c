@@ -286,7 +286,7 @@ static int bad_desc(int i, clattn_attention_desc *d, const char **label, const c
     CASE(12, "scale NaN", "scale", d->scale = NAN)
     CASE(13, "scale +inf", "scale", d->scale = INFINITY)
     CASE(14, "scale -inf", "scale", d->scale = -INFINITY)
-    CASE(15, "dtype 2", "dtype", d->dtype = (clattn_dtype)2)
+    CASE(15, "dtype 3", "dtype", d->dtype = (clattn_dtype)3)
     CASE(16, "dtype -1", "dtype", d->dtype = (clattn_dtype)-1)
     CASE(17, "layout 2", "layout", d->layout = (clattn_layout)2)
     CASE(18, "causal 3", "causal", d->causal = (clattn_causal)3)

@@ -30,7 +30,7 @@
 
 static size_t esize(clattn_dtype dtype)
 {
-    return dtype == CLATTN_F16 ? 2 : 4;
+    return dtype == CLATTN_F16 || dtype == CLATTN_BF16 ? 2 : 4;
 }
 
 static void *random_tensor(clattn_dtype dtype, size_t n, tu_rng *r)
@@ -232,12 +232,14 @@ static void merge_on_device(clattn_context *ctx, const split *s, void *out, floa
 /* Merges on the device and on the CPU and checks both against the full attention, and each other. */
 static void check_split(clattn_context *ctx, split *s)
 {
-    int f16 = s->desc.dtype == CLATTN_F16;
+    /* 16-bit storage: a few units of the last place of each format */
+    const double store_tol = s->desc.dtype == CLATTN_F16 ? 2e-3 : s->desc.dtype == CLATTN_BF16 ? 1.6e-2 : 1e-5;
+    const double same_tol = s->desc.dtype == CLATTN_F16 ? 1.0 / 1024 : s->desc.dtype == CLATTN_BF16 ? 1.0 / 128 : 2e-6;
     size_t n_out = s->sizes.out / esize(s->desc.dtype), n_lse = s->sizes.lse / sizeof(float);
     void *out = tu_alloc(s->sizes.out), *out_cpu = tu_alloc(s->sizes.out);
     float *lse = tu_alloc(s->sizes.lse), *lse_cpu = tu_alloc(s->sizes.lse);
     merge_on_device(ctx, s, out, lse);
-    expect_close(out, s->out_full, s->desc.dtype, n_out, f16 ? 2e-3 : 1e-5, "merged out vs full");
+    expect_close(out, s->out_full, s->desc.dtype, n_out, store_tol, "merged out vs full");
     expect_lse_close(lse, s->lse_full, n_lse, 1e-5, "merged lse vs full");
 
     const void *outs[MAX_PARTS];
@@ -248,7 +250,7 @@ static void check_split(clattn_context *ctx, split *s)
     }
     assert_int_equal(clattn_merge_partials_host(s->parts, outs, lses, &s->desc, out_cpu, lse_cpu),
                      CLATTN_SUCCESS);
-    expect_close(out, out_cpu, s->desc.dtype, n_out, f16 ? 1.0 / 1024 : 2e-6, "device vs CPU merge");
+    expect_close(out, out_cpu, s->desc.dtype, n_out, same_tol, "device vs CPU merge");
     expect_lse_close(lse, lse_cpu, n_lse, 2e-6, "device vs CPU lse");
     free(out);
     free(out_cpu);
@@ -289,6 +291,15 @@ static void test_two_parts_f16_bshd(void **state)
     split s = {.desc = make_desc(2, 3, 3, 9, 40, 32, 0, CLATTN_F16, CLATTN_LAYOUT_BSHD), .parts = 2,
                .cut = {0, 23, 40}};
     split_run(*state, &s, 0, 2);
+    check_split(*state, &s);
+    split_free(&s);
+}
+
+static void test_three_parts_bf16_bshd(void **state)
+{
+    split s = {.desc = make_desc(2, 4, 2, 9, 61, 32, 24, CLATTN_BF16, CLATTN_LAYOUT_BSHD), .parts = 3,
+               .cut = {0, 20, 33, 61}};
+    split_run(*state, &s, 0, 3);
     check_split(*state, &s);
     split_free(&s);
 }
@@ -931,6 +942,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_parts_f32_bhsd),
         cmocka_unit_test(test_two_parts_f16_bshd),
+        cmocka_unit_test(test_three_parts_bf16_bshd),
         cmocka_unit_test(test_masked_part),
         cmocka_unit_test(test_empty_part_and_many_parts),
         cmocka_unit_test(test_edge_values),

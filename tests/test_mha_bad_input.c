@@ -215,6 +215,8 @@ static void test_bad_input(void **state)
     d = d0;
     d.dtype = (clattn_dtype)7;
     CALL("dtype out of range", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "dtype");
+    d.dtype = CLATTN_BF16;
+    CALL("dtype BF16", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, CLATTN_UNSUPPORTED, "BF16");
     d = d0;
     d.scale = NAN;
     CALL("NaN scale", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "scale");

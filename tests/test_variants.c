@@ -54,7 +54,8 @@ static void make_case(variant_case *vc, tu_rng *r, int which, int decode)
     /* Few head dims: each (d, dv) and variant set is a kernel build; test_attention covers dims. */
     d->head_dim = tu_rng_below(r, 2) ? 16 : 33;
     d->head_dim_v = tu_rng_below(r, 3) == 0 ? 24 : 0;
-    d->dtype = tu_rng_below(r, 3) == 0 ? CLATTN_F16 : CLATTN_F32;
+    static const clattn_dtype dtypes[] = {CLATTN_F32, CLATTN_F32, CLATTN_F16, CLATTN_BF16};
+    d->dtype = dtypes[tu_rng_below(r, 4)];
     d->layout = (clattn_layout)tu_rng_below(r, 2);
     d->causal = (clattn_causal)tu_rng_below(r, 3);
     d->path = tu_rng_below(r, 2) ? CLATTN_PATH_FUSED : CLATTN_PATH_UNFUSED;
@@ -238,7 +239,7 @@ static void test_mla_dims(void **state)
             d->head_dim = 576, d->head_dim_v = 512;
             d->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
             d->path = (clattn_path)path;
-            d->dtype = decode ? CLATTN_F16 : CLATTN_F32;
+            d->dtype = decode ? CLATTN_BF16 : CLATTN_F32;
             vc.c.want_lse = 1;
             vc.c.want_probs = path == CLATTN_PATH_UNFUSED;
             vc.c.seed = 576 + (uint64_t)(2 * decode + path);
@@ -246,6 +247,39 @@ static void test_mla_dims(void **state)
             d->window = 1, d->window_left = decode ? 700 : 9, d->softcap = 30.0f;
             run(ctx, &vc, &n);
         }
+}
+
+/* bfloat16 storage rounds to nearest, ties to even, on the device as on the host: with equal scores
+   out is the mean of two V rows, chosen so that each column's mean is a tie (or a NaN). */
+static void test_bf16_rounding(void **state)
+{
+    clattn_context *ctx = *state;
+    enum { D = 4 };
+    const float a = 1.0f, b = 1.0f + 1.0f / 128, c = 1.0f + 1.0f / 64;   /* bf16 neighbours at 1 */
+    const float v0[D] = {a, b, -b, NAN}, v1[D] = {b, c, -c, 1.0f};
+    const float want[D] = {a, c, -c, NAN};   /* ties: 1+2^-8 -> 1 (even), 1+3*2^-8 -> 1+2^-6 */
+    uint16_t q[D], k[2 * D], v[2 * D], out[D];
+    for (int x = 0; x < D; x++) {
+        q[x] = clattn_float_to_bf16(0.0f);
+        k[x] = k[D + x] = clattn_float_to_bf16(0.5f);
+        v[x] = clattn_float_to_bf16(v0[x]);
+        v[D + x] = clattn_float_to_bf16(v1[x]);
+    }
+    for (int x = 0; x < D; x++) {   /* the host's conversion first */
+        const float mean = 0.5f * (v0[x] + v1[x]);
+        const float got = clattn_bf16_to_float(clattn_float_to_bf16(mean));
+        assert_true(isnan(want[x]) ? isnan(got) : got == want[x]);
+    }
+    for (int path = CLATTN_PATH_UNFUSED; path <= CLATTN_PATH_FUSED; path++) {
+        clattn_attention_desc d = {.batch = 1, .heads_q = 1, .seq_q = 1, .seq_kv = 2, .head_dim = D,
+                                   .dtype = CLATTN_BF16, .path = (clattn_path)path};
+        assert_int_equal(clattn_attention_host(ctx, &d, q, k, v, NULL, out, NULL, NULL), CLATTN_SUCCESS);
+        for (int x = 0; x < D; x++) {
+            const float got = clattn_bf16_to_float(out[x]);
+            if (isnan(want[x]) ? !isnan(got) : got != want[x])
+                fail_msg("path %d column %d: %.9g, want %.9g", path, x, got, want[x]);
+        }
+    }
 }
 
 /* Bad variant parameters: a clear status and message, and the output untouched. */
@@ -296,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_bad_parameters),
         cmocka_unit_test(test_closed_forms),
         cmocka_unit_test(test_window_hides_nan),
+        cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_mla_dims),
         cmocka_unit_test(test_grid),
         cmocka_unit_test(test_decode),

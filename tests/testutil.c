@@ -66,17 +66,12 @@ void *tu_alloc(size_t bytes)
 
 float tu_get(const void *t, clattn_dtype dtype, size_t i)
 {
-    if (dtype == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)t)[i]);
-    return ((const float *)t)[i];
+    return clattn_storage_get(t, dtype, i);
 }
 
 void tu_set(void *t, clattn_dtype dtype, size_t i, float x)
 {
-    if (dtype == CLATTN_F16)
-        ((uint16_t *)t)[i] = clattn_float_to_half(x);
-    else
-        ((float *)t)[i] = x;
+    clattn_storage_set(t, dtype, i, x);
 }
 
 void tu_fill_normal(void *t, clattn_dtype dtype, size_t n, float scale, tu_rng *r)
@@ -175,18 +170,27 @@ void tu_keep_release(tu_keep *k)
 
 /* ---- comparison ------------------------------------------------------------------------------ */
 
+/* x rounded to dtype and back. */
+static float tu_get_rounded(clattn_dtype dtype, float x)
+{
+    uint16_t b;
+    clattn_storage_set(&b, dtype, 0, x);
+    return clattn_storage_get(&b, dtype, 0);
+}
+
 double tu_out_tolerance(clattn_dtype dtype, const float *ref, size_t n, double kappa)
 {
     double t = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(ref[i]))
             continue;
-        double e = dtype == CLATTN_F16 ? fabs((double)clattn_half_to_float(clattn_float_to_half(ref[i])) - ref[i])
+        /* 16-bit storage: the rounding of out itself; float: its size */
+        double e = dtype != CLATTN_F32 ? fabs((double)tu_get_rounded(dtype, ref[i]) - ref[i])
                                        : fabs((double)ref[i]);
         if (e > t)
             t = e;
     }
-    return dtype == CLATTN_F16 ? 2.0 * t + 1e-3 : 1e-5 * (t > 1.0 ? t : 1.0) * kappa;
+    return dtype != CLATTN_F32 ? 2.0 * t + 1e-3 : 1e-5 * (t > 1.0 ? t : 1.0) * kappa;
 }
 
 /* One pair: records it in d and says whether it is within bound. */
@@ -271,7 +275,7 @@ void tu_case_string(const tu_case *c, char *buf, size_t len)
              "B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s %s causal=%s mask=%s%s%s path=%s%s%s%s%s "
              "%s seed=%llu",
              d->batch, d->heads_q, d->heads_kv, d->seq_q, d->seq_kv, d->head_dim, d->head_dim_v,
-             d->dtype == CLATTN_F16 ? "F16" : "F32", d->layout == CLATTN_LAYOUT_BSHD ? "BSHD" : "BHSD",
+             d->dtype == CLATTN_F16 ? "F16" : d->dtype == CLATTN_BF16 ? "BF16" : "F32", d->layout == CLATTN_LAYOUT_BSHD ? "BSHD" : "BHSD",
              causal_name(d->causal), mask_name(d->mask_type), d->mask_type ? "/" : "",
              d->mask_type ? kinds[c->mask_kind % TU_MASK_KIND_COUNT] : "", path_name(d->path),
              c->want_probs ? " probs" : "", c->want_lse ? " lse" : "",
@@ -501,7 +505,7 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
         return res->status;
     }
 
-    size_t es = d.dtype == CLATTN_F16 ? 2 : 4;
+    size_t es = clattn_dtype_size(d.dtype);
     size_t nq = s.q / es, nk = s.k / es, nv = s.v / es, no = s.out / es;
     size_t np = s.probs / sizeof(float), nl = s.lse / sizeof(float);
     void *q = tu_alloc(s.q), *k = tu_alloc(s.k), *v = tu_alloc(s.v);

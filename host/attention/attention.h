@@ -108,7 +108,7 @@ clattn_status clattn_unfused_kernel(clattn_context *ctx, const clattn_plan_step 
                                     cl_kernel *out);
 clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, cl_kernel *out);
 clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
-                                 const clattn_params *params, int part_f16, int part_ml,
+                                 const clattn_params *params, int part_data, int part_ml,
                                  cl_kernel *out);
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);

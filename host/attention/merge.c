@@ -59,12 +59,12 @@ const clattn_family clattn_family_merge = {"merge", "merge.cl", CLATTN_MERGE_PAR
 /* ---- one launch ------------------------------------------------------------------------------ */
 
 /* A tile of nb batch entries x Hq heads x ni query rows, starting at (b0, i0) of problem p. The parts
-   sit in part_out with strides p_* (storage type: float, or p's when part_f16 follows it), their lses
+   sit in part_out with strides p_* (storage type: float, or p's when part_data says so), their lses
    in part_lse as [parts][nb][Hq][ni]. */
 typedef struct merge_tile {
     int parts, b0, nb, i0, ni;
     cl_mem part_out;
-    int part_f16;
+    int part_data;
     int part_ml;        /* part_lse holds split-KV maxima (base 2) and sums, not lses */
     long p_ps, p_bs, p_hs, p_rs;
     cl_mem part_lse;
@@ -72,12 +72,12 @@ typedef struct merge_tile {
 } merge_tile;
 
 clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
-                                 const clattn_params *params, int part_f16, int part_ml,
+                                 const clattn_params *params, int part_data, int part_ml,
                                  cl_kernel *out)
 {
     char options[256];
-    snprintf(options, sizeof options, "-DUSE_F16=%d -DPART_F16=%d -DPART_ML=%d",
-             p->dtype == CLATTN_F16, part_f16, part_ml);
+    snprintf(options, sizeof options, "-DUSE_F16=%d -DUSE_BF16=%d -DPART_DATA=%d -DPART_ML=%d",
+             p->dtype == CLATTN_F16, p->dtype == CLATTN_BF16, part_data, part_ml);
     if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
     return clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", out);
@@ -88,7 +88,7 @@ static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
                                   cl_mem lse)
 {
     cl_kernel k;
-    clattn_status st = clattn_merge_kernel(ctx, p, params, t->part_f16, t->part_ml, &k);
+    clattn_status st = clattn_merge_kernel(ctx, p, params, t->part_data, t->part_ml, &k);
     if (st != CLATTN_SUCCESS)
         return st;
 
@@ -142,7 +142,7 @@ clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_
     long row_elems = (long)p->Lq * p->dv;
     merge_tile t = {
         .parts = splits, .b0 = 0, .nb = p->B, .i0 = 0, .ni = p->Lq,
-        .part_out = part_out, .part_f16 = 0, .part_ml = 1,
+        .part_out = part_out, .part_data = 0, .part_ml = 1,
         .p_ps = (long)p->B * p->Hq * row_elems, .p_bs = (long)p->Hq * row_elems, .p_hs = row_elems,
         .p_rs = p->dv,
         .part_lse = part_lse, .l_ps = (long)p->B * p->Hq * p->Lq,
@@ -262,7 +262,7 @@ static clattn_status build_staged_merge(clattn_context *ctx, const clattn_plan_s
                                         const void *arg, cl_kernel *out)
 {
     (void)arg;
-    return clattn_merge_kernel(ctx, &step->p, &step->params, step->p.dtype == CLATTN_F16, 0, out);
+    return clattn_merge_kernel(ctx, &step->p, &step->params, 1, 0, out);
 }
 
 clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_problem *p, int parts,
@@ -306,7 +306,7 @@ clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_prob
     merge_tile t;
     memset(&t, 0, sizeof t);
     t.parts = parts;
-    t.part_f16 = p->dtype == CLATTN_F16;
+    t.part_data = 1;   /* staged in the storage type */
     size_t tile_rows = (size_t)nb * (size_t)p->Hq * (size_t)ni;
     st = clattn_scratch_get(ctx, CLATTN_SCRATCH_WORK0,
                                           tile_rows * (size_t)p->dv * es * (size_t)parts, &t.part_out);
@@ -370,21 +370,6 @@ clattn_status clattn_merge_partials(clattn_context *ctx, int parts, const cl_mem
 
 /* ---- on the CPU ------------------------------------------------------------------------------ */
 
-static double load(const void *base, clattn_dtype dtype, long i)
-{
-    if (dtype == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
-static void store(void *base, clattn_dtype dtype, long i, double x)
-{
-    if (dtype == CLATTN_F16)
-        ((uint16_t *)base)[i] = clattn_float_to_half((float)x);
-    else
-        ((float *)base)[i] = (float)x;
-}
-
 clattn_status clattn_merge_partials_host(int parts, const void *const *outs, const float *const *lses,
                                          const clattn_attention_desc *desc, void *out, float *lse)
 {
@@ -422,13 +407,13 @@ clattn_status clattn_merge_partials_host(int parts, const void *const *outs, con
                         double w = exp(l - m);
                         sum += w;
                         for (int c = 0; c < p.dv; c++)
-                            acc[c] += w * load(outs[q], p.dtype, o + c);
+                            acc[c] += w * clattn_storage_get(outs[q], p.dtype, o + c);
                     }
                     for (int c = 0; c < p.dv; c++)
                         acc[c] /= sum;
                 }
                 for (int c = 0; c < p.dv; c++)
-                    store(out, p.dtype, o + c, acc[c]);
+                    clattn_storage_set(out, p.dtype, o + c, acc[c]);
                 if (lse)
                     lse[r] = m == -INFINITY ? -INFINITY : (float)(m + log(sum));
             }

@@ -145,7 +145,7 @@ static void appendf(char *buf, size_t len, size_t *used, const char *fmt, ...)
 
 static const char *dtype_name(clattn_dtype t)
 {
-    return t == CLATTN_F16 ? "f16" : "f32";
+    return t == CLATTN_F16 ? "f16" : t == CLATTN_BF16 ? "bf16" : "f32";
 }
 
 void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len)

@@ -66,7 +66,7 @@ int clattn_tune_is_pow2(int v)
 static int valid_key(const clattn_tune_key *k)
 {
     return clattn_tune_family_name_ok(k->family, strnlen(k->family, CLATTN_TUNE_NAME_LEN)) &&
-           (k->dtype == CLATTN_F32 || k->dtype == CLATTN_F16) &&
+           (k->dtype == CLATTN_F32 || k->dtype == CLATTN_F16 || k->dtype == CLATTN_BF16) &&
            k->d >= 1 && k->d <= CLATTN_TUNE_MAX_DIM && k->dv >= 1 && k->dv <= CLATTN_TUNE_MAX_DIM &&
            k->lq_class >= CLATTN_TUNE_LQ_1 && k->lq_class <= CLATTN_TUNE_LQ_LARGE &&
            clattn_tune_is_pow2(k->lk_bucket) && k->lk_bucket <= CLATTN_TUNE_MAX_LK_BUCKET &&

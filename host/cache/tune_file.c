@@ -159,9 +159,9 @@ static int parse_entry(span line, size_t ln, clattn_tune_entry *e, char *why, si
     if (!clattn_tune_family_name_ok(t.p, t.n))
         return fail_line(why, why_len, ln, "expected a kernel family name ([a-z0-9_]+)");
     memcpy(e->key.family, t.p, t.n);
-    if (field(&body, "dtype=", &v) || !(span_is(v, "f32") || span_is(v, "f16")))
-        return fail_line(why, why_len, ln, "expected dtype=f32 or dtype=f16");
-    e->key.dtype = span_is(v, "f16") ? CLATTN_F16 : CLATTN_F32;
+    if (field(&body, "dtype=", &v) || !(span_is(v, "f32") || span_is(v, "f16") || span_is(v, "bf16")))
+        return fail_line(why, why_len, ln, "expected dtype=f32, f16 or bf16");
+    e->key.dtype = span_is(v, "f16") ? CLATTN_F16 : span_is(v, "bf16") ? CLATTN_BF16 : CLATTN_F32;
     if (field(&body, "d=", &v) || parse_int(v, 1, CLATTN_TUNE_MAX_DIM, &e->key.d))
         return fail_line(why, why_len, ln, "expected d=<1..65536>");
     if (field(&body, "dv=", &v) || parse_int(v, 1, CLATTN_TUNE_MAX_DIM, &e->key.dv))
@@ -427,7 +427,7 @@ static void put_ms(buf *b, const char *name, double ms)
 static void put_entry(buf *b, const clattn_tune_entry *e)
 {
     put(b, "%s dtype=%s d=%d dv=%d lq=%s lk=%d causal=%d group=%d :", e->key.family,
-        e->key.dtype == CLATTN_F16 ? "f16" : "f32", e->key.d, e->key.dv, lq_name(e->key.lq_class),
+        e->key.dtype == CLATTN_F16 ? "f16" : e->key.dtype == CLATTN_BF16 ? "bf16" : "f32", e->key.d, e->key.dv, lq_name(e->key.lq_class),
         e->key.lk_bucket, e->key.causal, e->key.group);
     for (int j = 0; j < e->n_params; j++)
         put(b, " %s=%d", e->params[j].name, e->params[j].value);

@@ -10,7 +10,8 @@
  *   device.c        clattn_device_query
  *   problem.c       clattn_problem_init, clattn_problem_shape_desc, public clattn_attention_sizes
  *   reference.c     clattn_attention_reference_run, public clattn_attention_reference
- *   half.c          clattn_half_to_float, clattn_float_to_half
+ *   half.c          clattn_half_to_float, clattn_float_to_half, the same for bfloat16,
+ *                   clattn_storage_get/set
  *   kernel_params.c clattn_params_defaults/defines/string/in_space/in_range, clattn_problem_defines
  *   scratch.c       clattn_scratch_get, clattn_scratch_release_all
  *   enqueue.c       clattn_set_arg, clattn_launch
@@ -197,7 +198,9 @@ size_t clattn_mask_elem_size(clattn_mask_type type);
    (clattn_attention_reference), or double for a caller that stays in double end to end (the
    multi-head layer's reference, mha_reference.c). mask is always p->mask_type's, probs and lse
    float32. */
-typedef enum { CLATTN_REF_F32 = 0, CLATTN_REF_F16, CLATTN_REF_F64 } clattn_ref_elem;
+typedef enum { CLATTN_REF_F32 = 0, CLATTN_REF_F16, CLATTN_REF_F64, CLATTN_REF_BF16 } clattn_ref_elem;
+/* The element type of a storage type. */
+clattn_ref_elem clattn_ref_elem_of(clattn_dtype dtype);
 
 /* clattn_attention_reference on a resolved problem, after its argument checks (the pointers it
    needs are given; unused ones may be NULL): q, k, v and out hold elem elements at p's strides
@@ -210,6 +213,11 @@ clattn_status clattn_attention_reference_run(const clattn_problem *p, clattn_ref
 
 float clattn_half_to_float(uint16_t h);
 uint16_t clattn_float_to_half(float f);   /* round to nearest even, overflow to inf, NaN kept */
+float clattn_bf16_to_float(uint16_t b);
+uint16_t clattn_float_to_bf16(float f);   /* the same rules for bfloat16 */
+/* Element i of storage t (F32, F16 or BF16) as float, and x rounded into it. */
+float clattn_storage_get(const void *t, clattn_dtype dtype, size_t i);
+void clattn_storage_set(void *t, clattn_dtype dtype, size_t i, float x);
 
 /* ---- kernel sources (generated kernels_embed.c) ----------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /* IEEE binary16 <-> binary32 on the host, in portable C11 (no _Float16, no F16C): the host side of
  * F16 storage, used by the reference, the host-memory entry point and the tests. Both directions
  * are exact: half -> float loses nothing, float -> half rounds to nearest, ties to even, like the
- * kernels' vstore_half_rte. */
+ * kernels' vstore_half_rte. And bfloat16, the top half of a float, the same way (cl/common.h.cl). */
 #include "host/core/core.h"
 
 #include <string.h>
@@ -85,4 +85,36 @@ uint16_t clattn_float_to_half(float f)
        of units is m * 2^(e+1). A carry into bit 10 yields the smallest normal, which is right. */
     uint32_t m = mant | 0x800000u;
     return (uint16_t)(sign | shift_round_even(m, -(e + 1)));
+}
+
+float clattn_bf16_to_float(uint16_t b)
+{
+    return bits_float((uint32_t)b << 16);
+}
+
+uint16_t clattn_float_to_bf16(float f)
+{
+    uint32_t u = float_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)   /* NaN: keep the top payload, force the quiet bit */
+        return (uint16_t)((u >> 16) | 0x40u);
+    /* to nearest, ties to even; a carry out of the mantissa bumps the exponent (to inf at the top) */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float clattn_storage_get(const void *t, clattn_dtype dtype, size_t i)
+{
+    switch (dtype) {
+    case CLATTN_F16: return clattn_half_to_float(((const uint16_t *)t)[i]);
+    case CLATTN_BF16: return clattn_bf16_to_float(((const uint16_t *)t)[i]);
+    default: return ((const float *)t)[i];
+    }
+}
+
+void clattn_storage_set(void *t, clattn_dtype dtype, size_t i, float x)
+{
+    switch (dtype) {
+    case CLATTN_F16: ((uint16_t *)t)[i] = clattn_float_to_half(x); break;
+    case CLATTN_BF16: ((uint16_t *)t)[i] = clattn_float_to_bf16(x); break;
+    default: ((float *)t)[i] = x; break;
+    }
 }

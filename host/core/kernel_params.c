@@ -92,6 +92,7 @@ int clattn_params_defines(const clattn_family *family, const clattn_params *para
 int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
 {
     return appendf(buf, len, " -DUSE_F16=%d", p->dtype == CLATTN_F16) ||
+           appendf(buf, len, " -DUSE_BF16=%d", p->dtype == CLATTN_BF16) ||
            appendf(buf, len, " -DMASK_TYPE=%d", (int)p->mask_type) ||
            appendf(buf, len, " -DCAUSAL=%d", p->causal_bound) ||
            appendf(buf, len, " -DWINDOW=%d", p->window_lo) ||

@@ -8,7 +8,7 @@
 
 size_t clattn_dtype_size(clattn_dtype dtype)
 {
-    return dtype == CLATTN_F16 ? 2 : 4;
+    return dtype == CLATTN_F16 || dtype == CLATTN_BF16 ? 2 : 4;
 }
 
 size_t clattn_mask_elem_size(clattn_mask_type type)
@@ -84,7 +84,7 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
             CLATTN_MAX_HEAD_DIM);
     if (!isfinite(desc->scale))
         BAD("desc->scale = %g: must be finite (0 means 1/sqrt(head_dim))", (double)desc->scale);
-    if ((unsigned)desc->dtype > CLATTN_F16)
+    if ((unsigned)desc->dtype > CLATTN_BF16)
         BAD("desc->dtype = %d: not a clattn_dtype", (int)desc->dtype);
     if ((unsigned)desc->layout > CLATTN_LAYOUT_BSHD)
         BAD("desc->layout = %d: not a clattn_layout", (int)desc->layout);

@@ -19,6 +19,7 @@ static double load(const void *base, clattn_ref_elem elem, long index)
 {
     switch (elem) {
     case CLATTN_REF_F16: return clattn_half_to_float(((const uint16_t *)base)[index]);
+    case CLATTN_REF_BF16: return clattn_bf16_to_float(((const uint16_t *)base)[index]);
     case CLATTN_REF_F64: return ((const double *)base)[index];
     default: return ((const float *)base)[index];
     }
@@ -31,6 +32,7 @@ static void store(void *base, clattn_ref_elem elem, long index, double x)
 {
     switch (elem) {
     case CLATTN_REF_F16: ((uint16_t *)base)[index] = clattn_float_to_half((float)x); break;
+    case CLATTN_REF_BF16: ((uint16_t *)base)[index] = clattn_float_to_bf16((float)x); break;
     case CLATTN_REF_F64: ((double *)base)[index] = x; break;
     default: ((float *)base)[index] = (float)x; break;
     }
@@ -154,8 +156,13 @@ clattn_status clattn_attention_reference(const clattn_attention_desc *desc, cons
         return CLATTN_INVALID_ARGUMENT;
     if (!any_out)
         return CLATTN_SUCCESS;
-    return clattn_attention_reference_run(&p, p.dtype == CLATTN_F16 ? CLATTN_REF_F16 : CLATTN_REF_F32,
+    return clattn_attention_reference_run(&p, clattn_ref_elem_of(p.dtype),
                                           q, k, v, mask, out, probs, lse);
+}
+
+clattn_ref_elem clattn_ref_elem_of(clattn_dtype dtype)
+{
+    return dtype == CLATTN_F16 ? CLATTN_REF_F16 : dtype == CLATTN_BF16 ? CLATTN_REF_BF16 : CLATTN_REF_F32;
 }
 
 clattn_status clattn_attention_reference_run(const clattn_problem *p, clattn_ref_elem elem,

@@ -115,6 +115,9 @@ static clattn_status mha_check(clattn_context *ctx, const clattn_mha_desc *desc,
 
     if ((st = clattn_mha_shape_init(desc, &s, err, sizeof err)) != CLATTN_SUCCESS)
         return clattn_fail(ctx, st, "%s", err);
+    if (desc->dtype == CLATTN_BF16)
+        return clattn_fail(ctx, CLATTN_UNSUPPORTED, "desc->dtype CLATTN_BF16: the multi-head layer "
+                           "takes F32 and F16 (bf16 storage is clattn_attention's)");
     if (desc->dtype != CLATTN_F32 && desc->dtype != CLATTN_F16)
         return clattn_fail(ctx, bad, "desc->dtype %d is not a clattn_dtype", (int)desc->dtype);
     if ((int)desc->path < CLATTN_PATH_AUTO || desc->path > CLATTN_PATH_FUSED)

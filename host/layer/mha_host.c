@@ -108,7 +108,10 @@ clattn_status clattn_mha_forward_host(clattn_context *ctx, const clattn_mha_desc
     clattn_mha_shape s;
     char err[512];
     clattn_status st = clattn_mha_shape_init(desc, &s, err, sizeof err);
-    if (st == CLATTN_SUCCESS && desc->dtype != CLATTN_F32 && desc->dtype != CLATTN_F16) {
+    if (st == CLATTN_SUCCESS && desc->dtype == CLATTN_BF16) {
+        st = CLATTN_UNSUPPORTED;
+        snprintf(err, sizeof err, "desc->dtype CLATTN_BF16: the multi-head layer takes F32 and F16");
+    } else if (st == CLATTN_SUCCESS && desc->dtype != CLATTN_F32 && desc->dtype != CLATTN_F16) {
         st = CLATTN_INVALID_ARGUMENT;
         snprintf(err, sizeof err, "desc->dtype %d is not a clattn_dtype", (int)desc->dtype);
     }

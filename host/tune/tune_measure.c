@@ -21,6 +21,8 @@
 #define REL_CHECK_F16 2e-3         /* half output rounding (2^-11) with room */
 #define REL_SAME_F32 4e-5          /* vs the defaults' output: two results, each within the above */
 #define REL_SAME_F16 4e-3
+#define REL_CHECK_BF16 1.6e-2      /* bfloat16 output rounding (2^-8) with room */
+#define REL_SAME_BF16 3.2e-2
 
 double clattn_tune_now(void)
 {
@@ -45,16 +47,13 @@ static void fill_normal(void *t, clattn_dtype dtype, size_t n, uint64_t *rng)
         double u1 = ((double)(clattn_tune_rng(rng) >> 11) + 0.5) / 9007199254740992.0;
         double u2 = (double)(clattn_tune_rng(rng) >> 11) / 9007199254740992.0;
         float x = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        if (dtype == CLATTN_F16)
-            ((uint16_t *)t)[i] = clattn_float_to_half(x);
-        else
-            ((float *)t)[i] = x;
+        clattn_storage_set(t, dtype, i, x);
     }
 }
 
 static float element(const void *t, clattn_dtype dtype, size_t i)
 {
-    return dtype == CLATTN_F16 ? clattn_half_to_float(((const uint16_t *)t)[i]) : ((const float *)t)[i];
+    return clattn_storage_get(t, dtype, i);
 }
 
 static clattn_status upload(clattn_context *ctx, size_t bytes, const void *host, cl_mem *out)
@@ -264,7 +263,7 @@ static int check_config(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
                         size_t why_len)
 {
     double err, tol, ms;
-    int f16 = r->timing.p.dtype == CLATTN_F16;
+    const clattn_dtype dt = r->timing.p.dtype;
     clattn_status st = clattn_workload_enqueue(r->pc, &r->check, cfg);
     if (st == CLATTN_SUCCESS && clFinish(r->pc->queue) != CL_SUCCESS)
         st = clattn_fail(r->pc, CLATTN_OPENCL_ERROR, "clFinish failed on the check problem");
@@ -273,7 +272,9 @@ static int check_config(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
     if (st != CLATTN_SUCCESS)
         return fail_why(r, st, why, why_len);
     if (!clattn_tune_compare(r->got, r->check.expected, r->check.out_elems,
-                             f16 ? REL_CHECK_F16 : REL_CHECK_F32, &err, &tol)) {
+                             dt == CLATTN_BF16 ? REL_CHECK_BF16 : dt == CLATTN_F16 ? REL_CHECK_F16
+                                                                               : REL_CHECK_F32,
+                             &err, &tol)) {
         snprintf(why, why_len, "wrong result on the check problem (Hq=%d Lq=%d Lk=%d): error %.3g, "
                  "tolerance %.3g", r->check.p.Hq, r->check.p.Lq, r->check.p.Lk, err, tol);
         return 0;
@@ -287,7 +288,9 @@ static int check_config(clattn_tune_rig *r, const clattn_tune_config *cfg, doubl
         return fail_why(r, st, why, why_len);
     if (r->timing.has_expected &&
         !clattn_tune_compare(r->got, r->timing.expected, r->timing.out_elems,
-                             f16 ? REL_SAME_F16 : REL_SAME_F32, &err, &tol)) {
+                             dt == CLATTN_BF16 ? REL_SAME_BF16 : dt == CLATTN_F16 ? REL_SAME_F16
+                                                                             : REL_SAME_F32,
+                             &err, &tol)) {
         snprintf(why, why_len, "result differs from the defaults' at full size: error %.3g, "
                  "tolerance %.3g", err, tol);
         return 0;
