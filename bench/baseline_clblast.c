@@ -168,10 +168,10 @@ bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,
     run.dev = dev;
     run.s = &data->shape;
     run.queue = dev->queue;
-    run.q = data->q32;
-    run.k = data->k32;
-    run.v = data->v32;
-    run.out = data->out32;
+    run.q = data->buf[CLATTN_F32].q;
+    run.k = data->buf[CLATTN_F32].k;
+    run.v = data->buf[CLATTN_F32].v;
+    run.out = data->buf[CLATTN_F32].out;
     run.scale = 1.0f / sqrtf((float)data->shape.d);
 
     double score_bytes = bench_shape_score_bytes(&data->shape);
@@ -190,12 +190,12 @@ bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,
     }
     if (build_softmax(&run, r->note, sizeof r->note))
         goto out;
-    if (bench_data_poison(dev, data, 0, r->note, sizeof r->note))
+    if (bench_data_poison(dev, data, CLATTN_F32, r->note, sizeof r->note))
         goto out;
     if ((o = bench_measure(run_once, &run, opt, r)) != BENCH_OK)
         goto out;
     o = BENCH_FAILED;
-    if (bench_data_read_out(dev, data, 0, r->note, sizeof r->note))
+    if (bench_data_read_out(dev, data, CLATTN_F32, r->note, sizeof r->note))
         goto out;
     o = BENCH_OK;
 out:

@@ -45,6 +45,18 @@ int bench_shape_is_decode(const bench_shape *s);
 void bench_shape_desc(const bench_shape *s, clattn_dtype dtype, clattn_path path,
                       clattn_attention_desc *desc);
 
+/* ---- storage types (data.c) ----------------------------------------------------------------- */
+
+/* The storage types clattn's paths run with, indexed by clattn_dtype (F32, F16, BF16): f32 always,
+   f16 with --f16, bf16 with --bf16. The baselines are float only. */
+#define BENCH_DTYPE_COUNT 3
+
+const char *bench_dtype_name(clattn_dtype dtype);    /* "f32", "f16", "bf16" */
+size_t bench_dtype_size(clattn_dtype dtype);         /* bytes of one element */
+/* x as the storage type holds it: rounded to nearest even into half or bfloat16, then widened
+   back (exact); x itself for f32. */
+float bench_dtype_round(clattn_dtype dtype, float x);
+
 /* ---- methods and results --------------------------------------------------------------------- */
 
 typedef enum {
@@ -71,7 +83,7 @@ typedef struct bench_stats {
 typedef struct bench_result {
     bench_outcome outcome;
     char note[512];              /* why skipped, unsupported or failed */
-    const char *dtype;           /* storage the method ran with: "f32" or "f16" */
+    const char *dtype;           /* storage the row is for: "f32", "f16" or "bf16" */
     int reps;                    /* timed samples behind the statistics */
     bench_stats kernel_s;        /* profiling events (host clock for cpu-blas) */
     bench_stats wall_s;          /* enqueue to clFinish, host clock */
@@ -89,7 +101,8 @@ typedef struct bench_result {
 typedef struct bench_options {
     const char *device;          /* selector, as clattn_context_create takes it; NULL: default */
     const char *json_path;
-    int quick, f16, no_tuning;
+    int quick, no_tuning;
+    int dtypes[BENCH_DTYPE_COUNT];   /* by clattn_dtype: the clattn paths run with it (F32 always) */
     int mha_only;                /* --mha: the multi-head layer entry alone */
     int reps;                    /* fixed sample count; 0: calibrate */
     int only[BENCH_METHOD_COUNT];
@@ -125,28 +138,37 @@ const char *bench_device_type_name(cl_device_type type);
 
 /* ---- problem data (data.c) ------------------------------------------------------------------- */
 
+/* One storage type's device copies of a shape's tensors. */
+typedef struct bench_buffers {
+    cl_mem q, k, v, out;
+} bench_buffers;
+
 typedef struct bench_data {
     bench_shape shape;
     size_t nq, nk, nv, no;       /* element counts */
-    float *q, *k, *v;            /* host inputs; every value is exact in half precision */
+    float *q, *k, *v;            /* host inputs; every value is exact in half precision, not
+                                    always in bfloat16 (the check rounds them as BF16 reads them) */
     float *out;                  /* host copy of the output under check */
-    cl_mem q32, k32, v32, out32; /* device, float */
-    cl_mem q16, k16, v16, out16; /* device, half (--f16 only) */
+    bench_buffers buf[BENCH_DTYPE_COUNT];   /* by clattn_dtype; NULL for a type not selected */
 } bench_data;
 
-/* Host data (seeded by the shape) and its device copies; f16 adds half copies. */
-int bench_data_create(const bench_device *dev, const bench_shape *s, int f16, bench_data *data,
-                      char *err, size_t err_len);
-void bench_data_release(bench_data *data);
-/* Fills the device output (float or half) with NaN, so a method that writes nothing fails. */
-int bench_data_poison(const bench_device *dev, const bench_data *data, int f16, char *err,
+/* Host data (seeded by the shape) and its device copies in each storage type dtypes selects
+   (F32 always: the baselines read it). */
+int bench_data_create(const bench_device *dev, const bench_shape *s,
+                      const int dtypes[BENCH_DTYPE_COUNT], bench_data *data, char *err,
                       size_t err_len);
-/* Reads the device output into data->out as float. */
-int bench_data_read_out(const bench_device *dev, bench_data *data, int f16, char *err,
+void bench_data_release(bench_data *data);
+/* Fills the device output in dtype with NaN, so a method that writes nothing fails. */
+int bench_data_poison(const bench_device *dev, const bench_data *data, clattn_dtype dtype,
+                      char *err, size_t err_len);
+/* Reads the device output in dtype into data->out as float. */
+int bench_data_read_out(const bench_device *dev, bench_data *data, clattn_dtype dtype, char *err,
                         size_t err_len);
 
 uint16_t bench_float_to_half(float f);
 float bench_half_to_float(uint16_t h);
+uint16_t bench_float_to_bf16(float f);   /* round to nearest even, NaN kept a NaN */
+float bench_bf16_to_float(uint16_t b);
 
 /* ---- timing (timing.c) ----------------------------------------------------------------------- */
 
@@ -171,17 +193,19 @@ bench_outcome bench_measure(bench_run_fn run, void *state, const bench_options *
 
 /* ---- checking (check.c) ---------------------------------------------------------------------- */
 
-/* Compares data->out with clattn_attention_reference on a sample of rows; tol_rel scales
-   max(1, max|ref|). Fills checked, max_err, max_ref, tol and err_ok. */
-int bench_check(const bench_data *data, double tol_rel, bench_result *r, char *err,
-                size_t err_len);
+/* Compares data->out with clattn_attention_reference on a sample of rows, run on the inputs as
+   storage type dtype holds them (the values the method read); tol_rel scales max(1, max|ref|).
+   Fills checked, max_err, max_ref, tol and err_ok. */
+int bench_check(const bench_data *data, clattn_dtype dtype, double tol_rel, bench_result *r,
+                char *err, size_t err_len);
 
 /* ---- methods (run_clattn.c, baseline_clblast.c, baseline_cpublas.c) -------------------------- */
 
 /* Each runs one method on one shape end to end: setup, bench_measure, output read into
-   data->out. The caller checks the output. */
+   data->out. The caller checks the output. clattn runs in storage type dtype, the baselines in
+   float. */
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
-                               const bench_options *opt, bench_result *r);
+                               clattn_dtype dtype, const bench_options *opt, bench_result *r);
 bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,
                                 const bench_options *opt, bench_result *r);
 bench_outcome bench_run_cpublas(const bench_device *dev, bench_data *data,
@@ -249,21 +273,29 @@ int bench_mha_entry(const bench_device *dev, const bench_options *opt, bench_mha
 
 typedef struct bench_entry {
     bench_shape shape;
-    bench_result result[BENCH_METHOD_COUNT];
+    bench_result result[BENCH_DTYPE_COUNT][BENCH_METHOD_COUNT];   /* [clattn_dtype][method] */
     int ran[BENCH_METHOD_COUNT];   /* selected by --only */
+    int dtypes[BENCH_DTYPE_COUNT]; /* the run's storage types (bench_options.dtypes) */
 } bench_entry;
 
 void bench_report_header(const bench_device *dev, const bench_options *opt);
 void bench_report_shape(const bench_entry *e, const bench_options *opt);
-void bench_report_row(const bench_entry *e, bench_method m);
+void bench_report_row(const bench_entry *e, clattn_dtype dtype, bench_method m);
+/* A line per storage type that ran: each clattn path against the (float) baselines. */
 void bench_report_speedups(const bench_entry *e);
 /* A windowed entry's fused median over its causal partner's: the index of the partner in
    entries (-1: none ran) and the ratio (partner / windowed; 0 when either did not run). */
 double bench_window_speedup(const bench_entry *entries, int n, int i, int *partner);
 /* After the table: a line per windowed entry. */
 void bench_report_window_speedups(const bench_entry *entries, int n);
-/* baseline median / clattn median, or 0 when either did not run. */
-double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline);
+/* baseline median (float) / clattn median in dtype, or 0 when either did not run. */
+double bench_speedup(const bench_entry *e, clattn_dtype dtype, bench_method clattn,
+                     bench_method baseline);
+/* A decode entry's fused path in a 16-bit storage type against its own f32 run: tokens/s ratio
+   (f32 median / dtype median), 0 when either did not run or the shape is not a decode step. */
+double bench_decode_storage_ratio(const bench_entry *e, clattn_dtype dtype);
+/* After the table: a line per decode entry of a run with a 16-bit storage type. */
+void bench_report_decode_storage(const bench_entry *entries, int n);
 /* mha: the layer entry's report, NULL when it did not run. */
 int bench_report_json(const char *path, const bench_device *dev, const bench_options *opt,
                       const bench_entry *entries, int n, const bench_mha_report *mha, int passed,

@@ -1,4 +1,5 @@
-/* A shape's inputs on the host and the device, and the half conversions --f16 needs. */
+/* A shape's inputs on the host and the device in each storage type, and the half and bfloat16
+ * conversions --f16 and --bf16 need. */
 #include "bench/bench.h"
 
 #include <math.h>
@@ -51,8 +52,54 @@ float bench_half_to_float(uint16_t h)
     return f;
 }
 
+uint16_t bench_float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u)         /* NaN: keep it one (quiet) after truncation */
+        return (uint16_t)((x >> 16) | 0x40u);
+    /* Round the 16 dropped bits to nearest even; a carry into the exponent is the correct result,
+       up to infinity. */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+float bench_bf16_to_float(uint16_t b)
+{
+    uint32_t x = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+const char *bench_dtype_name(clattn_dtype dtype)
+{
+    switch (dtype) {
+    case CLATTN_F32: return "f32";
+    case CLATTN_F16: return "f16";
+    case CLATTN_BF16: return "bf16";
+    }
+    return "?";
+}
+
+size_t bench_dtype_size(clattn_dtype dtype)
+{
+    return dtype == CLATTN_F32 ? 4 : 2;
+}
+
+float bench_dtype_round(clattn_dtype dtype, float x)
+{
+    switch (dtype) {
+    case CLATTN_F16: return bench_half_to_float(bench_float_to_half(x));
+    case CLATTN_BF16: return bench_bf16_to_float(bench_float_to_bf16(x));
+    case CLATTN_F32: break;
+    }
+    return x;
+}
+
 /* Multiples of 1/1024 in [-1, 1]: exact in half, so --f16 and the f32 baselines read identical
-   values and one reference serves both. */
+   values and one reference serves both. Not in bfloat16 (8 significant bits: 1023/1024 is not
+   one), whose rows are checked against a reference on the rounded inputs (check.c). */
 static void fill(float *p, size_t n, uint64_t *state)
 {
     for (size_t i = 0; i < n; i++) {
@@ -75,8 +122,9 @@ static cl_mem upload(const bench_device *dev, const void *host, size_t bytes, cl
     return m;
 }
 
-static cl_mem upload_half(const bench_device *dev, const float *src, size_t n, const char *what,
-                          char *err, size_t err_len)
+/* src in a 16-bit storage type (half or bfloat16) on the device. */
+static cl_mem upload_16(const bench_device *dev, clattn_dtype dtype, const float *src, size_t n,
+                        const char *what, char *err, size_t err_len)
 {
     uint16_t *h = malloc(n * sizeof *h);
     if (!h) {
@@ -84,14 +132,15 @@ static cl_mem upload_half(const bench_device *dev, const float *src, size_t n, c
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        h[i] = bench_float_to_half(src[i]);
+        h[i] = dtype == CLATTN_BF16 ? bench_float_to_bf16(src[i]) : bench_float_to_half(src[i]);
     cl_mem m = upload(dev, h, n * sizeof *h, CL_MEM_READ_ONLY, what, err, err_len);
     free(h);
     return m;
 }
 
-int bench_data_create(const bench_device *dev, const bench_shape *s, int f16, bench_data *data,
-                      char *err, size_t err_len)
+int bench_data_create(const bench_device *dev, const bench_shape *s,
+                      const int dtypes[BENCH_DTYPE_COUNT], bench_data *data, char *err,
+                      size_t err_len)
 {
     int rc = -1;
     memset(data, 0, sizeof *data);
@@ -115,17 +164,26 @@ int bench_data_create(const bench_device *dev, const bench_shape *s, int f16, be
     fill(data->k, data->nk, &state);
     fill(data->v, data->nv, &state);
 
-    if (!(data->q32 = upload(dev, data->q, data->nq * 4, CL_MEM_READ_ONLY, "q", err, err_len)) ||
-        !(data->k32 = upload(dev, data->k, data->nk * 4, CL_MEM_READ_ONLY, "k", err, err_len)) ||
-        !(data->v32 = upload(dev, data->v, data->nv * 4, CL_MEM_READ_ONLY, "v", err, err_len)) ||
-        !(data->out32 = upload(dev, NULL, data->no * 4, CL_MEM_READ_WRITE, "out", err, err_len)))
+    bench_buffers *b = &data->buf[CLATTN_F32];
+    if (!(b->q = upload(dev, data->q, data->nq * 4, CL_MEM_READ_ONLY, "q", err, err_len)) ||
+        !(b->k = upload(dev, data->k, data->nk * 4, CL_MEM_READ_ONLY, "k", err, err_len)) ||
+        !(b->v = upload(dev, data->v, data->nv * 4, CL_MEM_READ_ONLY, "v", err, err_len)) ||
+        !(b->out = upload(dev, NULL, data->no * 4, CL_MEM_READ_WRITE, "out", err, err_len)))
         goto out;
-    if (f16) {
-        if (!(data->q16 = upload_half(dev, data->q, data->nq, "q (half)", err, err_len)) ||
-            !(data->k16 = upload_half(dev, data->k, data->nk, "k (half)", err, err_len)) ||
-            !(data->v16 = upload_half(dev, data->v, data->nv, "v (half)", err, err_len)) ||
-            !(data->out16 = upload(dev, NULL, data->no * 2, CL_MEM_READ_WRITE, "out (half)", err,
-                                   err_len)))
+    for (int t = CLATTN_F16; t < BENCH_DTYPE_COUNT; t++) {
+        const clattn_dtype dt = (clattn_dtype)t;
+        char what[4][32];
+        if (!dtypes[t])
+            continue;
+        snprintf(what[0], sizeof what[0], "q (%s)", bench_dtype_name(dt));
+        snprintf(what[1], sizeof what[1], "k (%s)", bench_dtype_name(dt));
+        snprintf(what[2], sizeof what[2], "v (%s)", bench_dtype_name(dt));
+        snprintf(what[3], sizeof what[3], "out (%s)", bench_dtype_name(dt));
+        b = &data->buf[t];
+        if (!(b->q = upload_16(dev, dt, data->q, data->nq, what[0], err, err_len)) ||
+            !(b->k = upload_16(dev, dt, data->k, data->nk, what[1], err, err_len)) ||
+            !(b->v = upload_16(dev, dt, data->v, data->nv, what[2], err, err_len)) ||
+            !(b->out = upload(dev, NULL, data->no * 2, CL_MEM_READ_WRITE, what[3], err, err_len)))
             goto out;
     }
     rc = 0;
@@ -137,12 +195,13 @@ out:
 
 void bench_data_release(bench_data *data)
 {
-    cl_mem *mems[] = {&data->q32, &data->k32, &data->v32, &data->out32,
-                      &data->q16, &data->k16, &data->v16, &data->out16};
-    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
-        if (*mems[i])
-            clReleaseMemObject(*mems[i]);
-        *mems[i] = NULL;
+    for (int t = 0; t < BENCH_DTYPE_COUNT; t++) {
+        cl_mem *mems[] = {&data->buf[t].q, &data->buf[t].k, &data->buf[t].v, &data->buf[t].out};
+        for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
+            if (*mems[i])
+                clReleaseMemObject(*mems[i]);
+            *mems[i] = NULL;
+        }
     }
     free(data->q);
     free(data->k);
@@ -151,13 +210,13 @@ void bench_data_release(bench_data *data)
     data->q = data->k = data->v = data->out = NULL;
 }
 
-int bench_data_poison(const bench_device *dev, const bench_data *data, int f16, char *err,
-                      size_t err_len)
+int bench_data_poison(const bench_device *dev, const bench_data *data, clattn_dtype dtype,
+                      char *err, size_t err_len)
 {
-    /* All-ones bytes are a NaN in both float and half. */
+    /* All-ones bytes are a NaN in float, half and bfloat16. */
     const cl_uchar ones = 0xff;
-    cl_mem out = f16 ? data->out16 : data->out32;
-    size_t bytes = data->no * (f16 ? 2 : 4);
+    cl_mem out = data->buf[dtype].out;
+    size_t bytes = data->no * bench_dtype_size(dtype);
     cl_int e = clEnqueueFillBuffer(dev->queue, out, &ones, 1, 0, bytes, 0, NULL, NULL);
     if (e == CL_SUCCESS)
         e = clFinish(dev->queue);
@@ -168,23 +227,24 @@ int bench_data_poison(const bench_device *dev, const bench_data *data, int f16, 
     return 0;
 }
 
-int bench_data_read_out(const bench_device *dev, bench_data *data, int f16, char *err,
+int bench_data_read_out(const bench_device *dev, bench_data *data, clattn_dtype dtype, char *err,
                         size_t err_len)
 {
     cl_int e;
-    if (!f16) {
-        e = clEnqueueReadBuffer(dev->queue, data->out32, CL_TRUE, 0, data->no * 4, data->out, 0,
-                                NULL, NULL);
+    if (dtype == CLATTN_F32) {
+        e = clEnqueueReadBuffer(dev->queue, data->buf[dtype].out, CL_TRUE, 0, data->no * 4,
+                                data->out, 0, NULL, NULL);
     } else {
         uint16_t *h = malloc(data->no * sizeof *h);
         if (!h) {
             snprintf(err, err_len, "out of host memory reading the output");
             return -1;
         }
-        e = clEnqueueReadBuffer(dev->queue, data->out16, CL_TRUE, 0, data->no * 2, h, 0, NULL,
-                                NULL);
+        e = clEnqueueReadBuffer(dev->queue, data->buf[dtype].out, CL_TRUE, 0, data->no * 2, h, 0,
+                                NULL, NULL);
         for (size_t i = 0; e == CL_SUCCESS && i < data->no; i++)
-            data->out[i] = bench_half_to_float(h[i]);
+            data->out[i] = dtype == CLATTN_BF16 ? bench_bf16_to_float(h[i])
+                                                : bench_half_to_float(h[i]);
         free(h);
     }
     if (e != CL_SUCCESS) {

@@ -1,7 +1,7 @@
 /* clattn-bench: clattn's fused and unfused paths against two baselines built from existing
  * libraries (CLBlast on the same queue, OpenBLAS on the host), on a suite of shapes, in one process.
- * Per shape and method: median kernel time, GFLOP/s, GB/s of K and V for decode, and the max error
- * against the double-precision reference on a sample of rows. */
+ * Per shape, method and storage type: median kernel time, GFLOP/s, GB/s of K and V for decode, and
+ * the max error against the double-precision reference on a sample of rows. */
 #include "bench/bench.h"
 
 #include <stdio.h>
@@ -9,9 +9,17 @@
 #include <string.h>
 
 /* Error bounds, scaled by max(1, max|ref|). F32 is the issue's; F16 allows the half rounding of
-   the output (2^-11 relative) with room for float accumulation; baselines are reported only. */
+   the output (2^-11 relative) with room for float accumulation; baselines are reported only.
+   BF16 is F16's scaled by the formats' ratio of unit roundoff, 2^-8 / 2^-11 = 8: bfloat16 keeps 8
+   significant bits, so one rounding is off by up to 2^-8 = 3.9e-3 relative, and 1.6e-2 (~4 of
+   those, as 2e-3 is ~4 of half's) holds the output's rounding, split-KV's partials rounded to the
+   storage type before their merge (a second rounding), and float arithmetic. The reference reads
+   the inputs rounded to bfloat16 as the method does (check.c), so their rounding, which the
+   generated data (multiples of 1/1024, exact in half) does incur, is not charged here. The tests
+   hold BF16 to the same 1.6e-2 (test_merge.c). */
 #define TOL_CLATTN_F32 1e-5
 #define TOL_CLATTN_F16 2e-3
+#define TOL_CLATTN_BF16 1.6e-2
 #define TOL_BASELINE 1e-4
 
 static void usage(FILE *f)
@@ -22,7 +30,9 @@ static void usage(FILE *f)
           "  --shape B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]   one custom shape instead of the suite\n"
           "                      (causal: 1 or \"causal\", bottom-right; W > 0: a causal sliding\n"
           "                      window, query i sees keys i'-W..i', i' = i + Lk - Lq)\n"
-          "  --f16               clattn paths with F16 storage (baselines stay f32)\n"
+          "  --f16               clattn paths also with F16 storage: rows of their own beside the\n"
+          "                      f32 ones (the baselines are f32 only: their f16 rows are skipped)\n"
+          "  --bf16              the same with BF16 (bfloat16) storage\n"
           "  --only LIST         comma-separated subset of the methods fused,unfused,clblast,\n"
           "                      cpu-blas and of the shapes by name (e.g. long-causal,\n"
           "                      long-window512); a list without methods keeps them all, one\n"
@@ -40,11 +50,14 @@ static void usage(FILE *f)
           "long-causal, long-window512, then the mha layer entry (not with --quick, --shape or\n"
           "shapes in --only).\n"
           "FLOPs = 4*B*Hq*Lq*Lk*d, halved for causal; a window counts 4*d per (query, key) pair it\n"
-          "shows. Speedup = baseline median / clattn median. Each windowed shape's fused median is\n"
-          "also set against its causal partner's (same sizes, no window) when both ran. The\n"
-          "baselines have no window: they skip windowed shapes.\n"
+          "shows. Speedup = baseline median (f32) / clattn median, per storage type. Each windowed\n"
+          "shape's fused median is also set against its causal partner's (same sizes, no window)\n"
+          "when both ran. The baselines have no window: they skip windowed shapes. With --f16 or\n"
+          "--bf16, each decode shape's fused tokens/s in those types is set against its f32 run.\n"
+          "Errors are against the reference on the inputs as the storage type holds them.\n"
           "Exit status 1 if a clattn error exceeds its tolerance (f32: 1e-5*max(1,max|ref|),\n"
-          "f16: 2e-3*max(1,max|ref|)) or a method fails; baseline errors (1e-4) are only reported.\n",
+          "f16: 2e-3*max(1,max|ref|), bf16: 1.6e-2*max(1,max|ref|)) or a method fails; baseline\n"
+          "errors (1e-4) are only reported.\n",
           f);
 }
 
@@ -124,7 +137,9 @@ static int parse_args(int argc, char **argv, bench_options *opt)
         } else if (strcmp(a, "--quick") == 0) {
             opt->quick = 1;
         } else if (strcmp(a, "--f16") == 0) {
-            opt->f16 = 1;
+            opt->dtypes[CLATTN_F16] = 1;
+        } else if (strcmp(a, "--bf16") == 0) {
+            opt->dtypes[CLATTN_BF16] = 1;
         } else if (strcmp(a, "--mha") == 0) {
             opt->mha_only = 1;
         } else if (strcmp(a, "--no-tuning") == 0) {
@@ -155,6 +170,7 @@ static int parse_args(int argc, char **argv, bench_options *opt)
             return -1;
         }
     }
+    opt->dtypes[CLATTN_F32] = 1;   /* the baselines' type, and what the others are set against */
     /* The full suite fills about a second per entry; --quick a tenth, with fewer samples. */
     opt->target_s = opt->quick ? 0.1 : 1.0;
     opt->min_reps = opt->quick ? 2 : 3;
@@ -162,22 +178,37 @@ static int parse_args(int argc, char **argv, bench_options *opt)
     return select_run(only, opt);
 }
 
-static double tolerance_for(bench_method m, const bench_options *opt)
+static double tolerance_for(bench_method m, clattn_dtype dtype)
 {
     if (m == BENCH_CLBLAST || m == BENCH_CPUBLAS)
         return TOL_BASELINE;
-    return opt->f16 ? TOL_CLATTN_F16 : TOL_CLATTN_F32;
+    switch (dtype) {
+    case CLATTN_F16: return TOL_CLATTN_F16;
+    case CLATTN_BF16: return TOL_CLATTN_BF16;
+    case CLATTN_F32: break;
+    }
+    return TOL_CLATTN_F32;
 }
 
 static void run_method(const bench_device *dev, bench_data *data, bench_method m,
-                       const bench_options *opt, bench_result *r)
+                       clattn_dtype dtype, const bench_options *opt, bench_result *r)
 {
     const bench_shape *s = &data->shape;
+    const int baseline = m == BENCH_CLBLAST || m == BENCH_CPUBLAS;
     double score_bytes = bench_shape_score_bytes(s);
-    if (s->window && (m == BENCH_CLBLAST || m == BENCH_CPUBLAS)) {
+    r->dtype = bench_dtype_name(dtype);
+    if (baseline && dtype != CLATTN_F32) {
+        /* Fed 16-bit data they would either fail or, widened first, time an f32 problem under a
+           16-bit label and check it against the wrong tolerance. */
+        snprintf(r->note, sizeof r->note,
+                 "this baseline is f32 only (SGEMM, a float softmax); clattn's %s rows are set "
+                 "against its f32 row", r->dtype);
+        r->outcome = BENCH_SKIPPED;
+        return;
+    }
+    if (s->window && baseline) {
         /* Their softmax knows the causal mask only: timing them here would set a full causal
            problem against clattn's windowed one. */
-        r->dtype = "f32";
         snprintf(r->note, sizeof r->note,
                  "no sliding window in this baseline (causal mask only); windowed shapes are "
                  "compared with their causal partner instead");
@@ -186,10 +217,9 @@ static void run_method(const bench_device *dev, bench_data *data, bench_method m
     }
     switch (m) {
     case BENCH_FUSED:
-        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_FUSED, opt, r);
+        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_FUSED, dtype, opt, r);
         break;
     case BENCH_UNFUSED:
-        r->dtype = opt->f16 ? "f16" : "f32";
         if (score_bytes > (double)dev->max_alloc) {
             snprintf(r->note, sizeof r->note,
                      "score matrix B*Hq*Lq*Lk*4 = %.0f MiB exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
@@ -197,7 +227,7 @@ static void run_method(const bench_device *dev, bench_data *data, bench_method m
             r->outcome = BENCH_SKIPPED;
             return;
         }
-        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_UNFUSED, opt, r);
+        r->outcome = bench_run_clattn(dev, data, CLATTN_PATH_UNFUSED, dtype, opt, r);
         break;
     case BENCH_CLBLAST:
         r->outcome = bench_run_clblast(dev, data, opt, r);
@@ -211,12 +241,10 @@ static void run_method(const bench_device *dev, bench_data *data, bench_method m
     if (r->outcome != BENCH_OK)
         return;
     r->gflops = bench_shape_flops(s) / r->kernel_s.median * 1e-9;
-    if (bench_shape_is_decode(s)) {
-        size_t elem = (m == BENCH_FUSED || m == BENCH_UNFUSED) && opt->f16 ? 2 : 4;
-        r->gbps = bench_shape_kv_bytes(s, elem) / r->kernel_s.median * 1e-9;
-    }
+    if (bench_shape_is_decode(s))
+        r->gbps = bench_shape_kv_bytes(s, bench_dtype_size(dtype)) / r->kernel_s.median * 1e-9;
     char err[256];
-    if (bench_check(data, tolerance_for(m, opt), r, err, sizeof err)) {
+    if (bench_check(data, dtype, tolerance_for(m, dtype), r, err, sizeof err)) {
         r->outcome = BENCH_FAILED;
         snprintf(r->note, sizeof r->note, "%s", err);
     }
@@ -257,24 +285,29 @@ int main(int argc, char **argv)
         bench_data data;
         e->shape = *opt.shapes[i];
         memcpy(e->ran, opt.only, sizeof e->ran);
+        memcpy(e->dtypes, opt.dtypes, sizeof e->dtypes);
         bench_report_shape(e, &opt);
-        int data_ok = bench_data_create(&dev, &e->shape, opt.f16, &data, err, sizeof err) == 0;
+        int data_ok = bench_data_create(&dev, &e->shape, opt.dtypes, &data, err, sizeof err) == 0;
+        /* A method's storage types side by side: its f32 row, then f16 and bf16 where selected. */
         for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
-            bench_result *r = &e->result[m];
-            if (!e->ran[m])
-                continue;
-            if (data_ok) {
-                run_method(&dev, &data, (bench_method)m, &opt, r);
-            } else {
-                r->outcome = BENCH_FAILED;
-                snprintf(r->note, sizeof r->note, "%s", err);
+            for (int t = 0; t < BENCH_DTYPE_COUNT; t++) {
+                bench_result *r = &e->result[t][m];
+                if (!e->ran[m] || !e->dtypes[t])
+                    continue;
+                if (data_ok) {
+                    run_method(&dev, &data, (bench_method)m, (clattn_dtype)t, &opt, r);
+                } else {
+                    r->dtype = bench_dtype_name((clattn_dtype)t);
+                    r->outcome = BENCH_FAILED;
+                    snprintf(r->note, sizeof r->note, "%s", err);
+                }
+                bench_report_row(e, (clattn_dtype)t, (bench_method)m);
+                /* A wrong clattn result fails the run; baselines' errors are only reported. A
+                   method that could not run at all (not unsupported, not skipped) fails it too. */
+                if (r->outcome == BENCH_FAILED ||
+                    (r->checked && !r->err_ok && (m == BENCH_FUSED || m == BENCH_UNFUSED)))
+                    passed = 0;
             }
-            bench_report_row(e, (bench_method)m);
-            /* A wrong clattn result fails the run; baselines' errors are only reported. A method
-               that could not run at all (not unsupported, not skipped) fails it too. */
-            if (r->outcome == BENCH_FAILED ||
-                (r->checked && !r->err_ok && (m == BENCH_FUSED || m == BENCH_UNFUSED)))
-                passed = 0;
         }
         bench_report_speedups(e);
         if (data_ok)
@@ -282,6 +315,7 @@ int main(int argc, char **argv)
     }
 
     bench_report_window_speedups(entries, n);
+    bench_report_decode_storage(entries, n);
 
     /* The multi-head layer (mha.c) prints its own table: its methods are whole layers. */
     if (opt.mha_only || (!opt.has_custom && !opt.quick && !opt.shapes_named)) {

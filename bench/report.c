@@ -23,8 +23,14 @@ void bench_report_header(const bench_device *dev, const bench_options *opt)
     printf("device: %s [%s, %s, driver %s, %s, %u compute units, max alloc %.0f MiB]\n", dev->name,
            bench_device_type_name(dev->type), dev->platform, dev->driver, dev->version,
            dev->compute_units, (double)dev->max_alloc / 1048576.0);
-    printf("suite: %s, clattn storage %s, baselines f32, ", opt->has_custom ? "custom shape"
-           : opt->quick ? "quick" : "default", opt->f16 ? "f16" : "f32");
+    printf("suite: %s, clattn storage ", opt->has_custom ? "custom shape"
+           : opt->quick ? "quick" : "default");
+    for (int t = 0, first = 1; t < BENCH_DTYPE_COUNT; t++)
+        if (opt->dtypes[t]) {
+            printf("%s%s", first ? "" : "+", bench_dtype_name((clattn_dtype)t));
+            first = 0;
+        }
+    printf(", baselines f32, ");
     if (opt->reps > 0)
         printf("%d timed reps per entry", opt->reps);
     else
@@ -57,10 +63,10 @@ void bench_report_shape(const bench_entry *e, const bench_options *opt)
     fflush(stdout);
 }
 
-void bench_report_row(const bench_entry *e, bench_method m)
+void bench_report_row(const bench_entry *e, clattn_dtype dtype, bench_method m)
 {
-    const bench_result *r = &e->result[m];
-    if (!e->ran[m])
+    const bench_result *r = &e->result[dtype][m];
+    if (!e->ran[m] || !e->dtypes[dtype])
         return;
     printf("  %-9s %-5s ", bench_method_names[m], r->dtype ? r->dtype : "-");
     if (r->outcome != BENCH_OK) {
@@ -86,10 +92,12 @@ void bench_report_row(const bench_entry *e, bench_method m)
     fflush(stdout);
 }
 
-double bench_speedup(const bench_entry *e, bench_method clattn, bench_method baseline)
+double bench_speedup(const bench_entry *e, clattn_dtype dtype, bench_method clattn,
+                     bench_method baseline)
 {
-    const bench_result *a = &e->result[clattn], *b = &e->result[baseline];
-    if (!e->ran[clattn] || !e->ran[baseline] || a->outcome != BENCH_OK ||
+    /* The baselines run in float only: a 16-bit clattn row is set against their f32 row. */
+    const bench_result *a = &e->result[dtype][clattn], *b = &e->result[CLATTN_F32][baseline];
+    if (!e->ran[clattn] || !e->ran[baseline] || !e->dtypes[dtype] || a->outcome != BENCH_OK ||
         b->outcome != BENCH_OK || a->kernel_s.median <= 0)
         return 0;
     return b->kernel_s.median / a->kernel_s.median;
@@ -105,18 +113,29 @@ void bench_report_speedups(const bench_entry *e)
         fflush(stdout);
         return;
     }
-    printf("  speedup (baseline median / clattn median):");
-    for (int c = 0; c < 2; c++) {
-        printf("%s %s", c ? " |" : "", bench_method_names[clattn[c]]);
-        for (int b = 0; b < 2; b++) {
-            double x = bench_speedup(e, clattn[c], base[b]);
-            if (x > 0)
-                printf(" %.3gx vs %s%s", x, bench_method_names[base[b]], b ? "" : ",");
-            else
-                printf(" - vs %s%s", bench_method_names[base[b]], b ? "" : ",");
+    for (int t = 0; t < BENCH_DTYPE_COUNT; t++) {
+        const clattn_dtype dtype = (clattn_dtype)t;
+        /* the f32 line always, as before 16-bit rows existed; theirs only where a baseline ran */
+        if (!e->dtypes[t] ||
+            (dtype != CLATTN_F32 && !e->ran[BENCH_CLBLAST] && !e->ran[BENCH_CPUBLAS]))
+            continue;
+        if (dtype == CLATTN_F32)
+            printf("  speedup (baseline median / clattn median):");
+        else
+            printf("  speedup, clattn %s (f32 baseline median / clattn %s median):",
+                   bench_dtype_name(dtype), bench_dtype_name(dtype));
+        for (int c = 0; c < 2; c++) {
+            printf("%s %s", c ? " |" : "", bench_method_names[clattn[c]]);
+            for (int b = 0; b < 2; b++) {
+                double x = bench_speedup(e, dtype, clattn[c], base[b]);
+                if (x > 0)
+                    printf(" %.3gx vs %s%s", x, bench_method_names[base[b]], b ? "" : ",");
+                else
+                    printf(" - vs %s%s", bench_method_names[base[b]], b ? "" : ",");
+            }
         }
+        printf("\n");
     }
-    printf("\n");
     fflush(stdout);
 }
 
@@ -133,7 +152,9 @@ double bench_window_speedup(const bench_entry *entries, int n, int i, int *partn
         }
     if (*partner < 0)
         return 0;
-    const bench_result *a = &w->result[BENCH_FUSED], *b = &entries[*partner].result[BENCH_FUSED];
+    /* f32: the storage type every run has */
+    const bench_result *a = &w->result[CLATTN_F32][BENCH_FUSED],
+                       *b = &entries[*partner].result[CLATTN_F32][BENCH_FUSED];
     if (!w->ran[BENCH_FUSED] || !entries[*partner].ran[BENCH_FUSED] || a->outcome != BENCH_OK ||
         b->outcome != BENCH_OK || a->kernel_s.median <= 0)
         return 0;
@@ -153,8 +174,8 @@ void bench_report_window_speedups(const bench_entry *entries, int n)
         double x = bench_window_speedup(entries, n, i, &p);
         if (x > 0) {
             /* The FLOP ratio is the speed-up the window would give at equal GFLOP/s. */
-            printf("window speed-up: %s is %.1fx faster than %s (fused path, medians of the same "
-                   "run; FLOP ratio %.1fx)\n", s->name, x, entries[p].shape.name,
+            printf("window speed-up: %s is %.1fx faster than %s (fused path, f32, medians of the "
+                   "same run; FLOP ratio %.1fx)\n", s->name, x, entries[p].shape.name,
                    bench_shape_flops(&entries[p].shape) / bench_shape_flops(s));
         } else if (p < 0) {
             printf("window speed-up: %s: - (no causal shape of the same sizes in this run)\n",
@@ -163,6 +184,56 @@ void bench_report_window_speedups(const bench_entry *entries, int n)
             printf("window speed-up: %s vs %s: - (the fused path did not run on both)\n", s->name,
                    entries[p].shape.name);
         }
+    }
+    fflush(stdout);
+}
+
+double bench_decode_storage_ratio(const bench_entry *e, clattn_dtype dtype)
+{
+    const bench_result *a = &e->result[dtype][BENCH_FUSED],
+                       *b = &e->result[CLATTN_F32][BENCH_FUSED];
+    if (!bench_shape_is_decode(&e->shape) || !e->ran[BENCH_FUSED] || !e->dtypes[dtype] ||
+        a->outcome != BENCH_OK || b->outcome != BENCH_OK || a->kernel_s.median <= 0)
+        return 0;
+    /* A call is one decode step of B tokens, whatever the storage: tokens/s go as 1 / median. */
+    return b->kernel_s.median / a->kernel_s.median;
+}
+
+void bench_report_decode_storage(const bench_entry *entries, int n)
+{
+    int printed = 0;
+    for (int i = 0; i < n; i++) {
+        const bench_entry *e = &entries[i];
+        if (!bench_shape_is_decode(&e->shape) ||
+            !(e->dtypes[CLATTN_F16] || e->dtypes[CLATTN_BF16]))
+            continue;
+        if (!printed++)
+            printf("\n");
+        printf("decode storage: %s: ", e->shape.name);
+        if (!e->ran[BENCH_FUSED] || e->result[CLATTN_F32][BENCH_FUSED].outcome != BENCH_OK) {
+            printf("- (the fused path did not run in f32)\n");
+            continue;
+        }
+        for (int t = CLATTN_F16, first = 1; t < BENCH_DTYPE_COUNT; t++) {
+            if (!e->dtypes[t])
+                continue;
+            double x = bench_decode_storage_ratio(e, (clattn_dtype)t);
+            printf("%s%s ", first ? "" : ", ", bench_dtype_name((clattn_dtype)t));
+            if (x > 0)
+                printf("%.1fx", x);
+            else
+                printf("-");
+            first = 0;
+        }
+        printf(" the tokens/s of f32 (K/V bytes read:");
+        for (int t = 0, first = 1; t < BENCH_DTYPE_COUNT; t++) {
+            if (!e->dtypes[t])
+                continue;
+            printf("%s %s %.1f MB", first ? "" : ",", bench_dtype_name((clattn_dtype)t),
+                   bench_shape_kv_bytes(&e->shape, bench_dtype_size((clattn_dtype)t)) * 1e-6);
+            first = 0;
+        }
+        printf(")\n");
     }
     fflush(stdout);
 }

@@ -128,28 +128,45 @@ static void put_entry(FILE *f, const bench_entry *entries, int n, int i)
     put_number(f, bench_shape_kv_bytes(s, 4));
     fputs(", \"score_bytes\": ", f);
     put_number(f, bench_shape_score_bytes(s));
-    fputs(",\n     \"results\": {", f);
-    int first = 1;
-    for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
-        if (!e->ran[m])
+    /* "results": the f32 rows; "results_f16", "results_bf16": the rows of --f16 and --bf16 */
+    for (int t = 0; t < BENCH_DTYPE_COUNT; t++) {
+        const clattn_dtype dtype = (clattn_dtype)t;
+        if (!e->dtypes[t])
             continue;
-        fprintf(f, "%s\n       \"%s\": ", first ? "" : ",", bench_method_names[m]);
-        put_result(f, &e->result[m]);
-        first = 0;
+        if (dtype == CLATTN_F32)
+            fputs(",\n     \"results\": {", f);
+        else
+            fprintf(f, ",\n     \"results_%s\": {", bench_dtype_name(dtype));
+        int first = 1;
+        for (int m = 0; m < BENCH_METHOD_COUNT; m++) {
+            if (!e->ran[m])
+                continue;
+            fprintf(f, "%s\n       \"%s\": ", first ? "" : ",", bench_method_names[m]);
+            put_result(f, &e->result[t][m]);
+            first = 0;
+        }
+        fputs("}", f);
     }
-    fputs("},\n     \"speedups\": {", f);
+    /* "fused_over_clblast" and so on for f32; "fused_f16_over_clblast" for a 16-bit type, against
+       the same f32 baselines */
+    fputs(",\n     \"speedups\": {", f);
     static const bench_method clattn[] = {BENCH_FUSED, BENCH_UNFUSED};
     static const bench_method base[] = {BENCH_CLBLAST, BENCH_CPUBLAS};
-    for (int c = 0; c < 2; c++)
-        for (int b = 0; b < 2; b++) {
-            double x = bench_speedup(e, clattn[c], base[b]);
-            fprintf(f, "%s\"%s_over_%s\": ", c || b ? ", " : "", bench_method_names[clattn[c]],
-                    bench_method_names[base[b]]);
-            if (x > 0)
-                put_number(f, x);
-            else
-                fputs("null", f);
-        }
+    for (int t = 0, first = 1; t < BENCH_DTYPE_COUNT; t++) {
+        const clattn_dtype dtype = (clattn_dtype)t;
+        if (!e->dtypes[t])
+            continue;
+        for (int c = 0; c < 2; c++)
+            for (int b = 0; b < 2; b++) {
+                double x = bench_speedup(e, dtype, clattn[c], base[b]);
+                fprintf(f, "%s\"%s%s%s_over_%s\": ", first ? "" : ", ",
+                        bench_method_names[clattn[c]], dtype == CLATTN_F32 ? "" : "_",
+                        dtype == CLATTN_F32 ? "" : bench_dtype_name(dtype),
+                        bench_method_names[base[b]]);
+                put_positive(f, x);
+                first = 0;
+            }
+    }
     if (s->window) {
         /* partner median / this median, fused path, as the line after the table */
         int p;
@@ -166,6 +183,29 @@ static void put_entry(FILE *f, const bench_entry *entries, int n, int i)
         } else {
             fputs("null", f);
         }
+    }
+    if (bench_shape_is_decode(s) && (e->dtypes[CLATTN_F16] || e->dtypes[CLATTN_BF16])) {
+        /* the line after the table: the fused path per storage type of the run, tokens/s (B per
+           call) and K/V bytes read; over_f32 = f32 median / this median (null: did not run) */
+        fputs(",\n       \"fused_decode_storage\": {", f);
+        for (int t = 0, first = 1; t < BENCH_DTYPE_COUNT; t++) {
+            const clattn_dtype dtype = (clattn_dtype)t;
+            const bench_result *r = &e->result[t][BENCH_FUSED];
+            if (!e->dtypes[t])
+                continue;
+            fprintf(f, "%s\"%s\": {\"kv_bytes\": ", first ? "" : ", ", bench_dtype_name(dtype));
+            put_number(f, bench_shape_kv_bytes(s, bench_dtype_size(dtype)));
+            fputs(", \"tokens_per_s\": ", f);
+            put_positive(f, e->ran[BENCH_FUSED] && r->outcome == BENCH_OK && r->kernel_s.median > 0
+                                ? s->B / r->kernel_s.median : 0.0);
+            if (dtype != CLATTN_F32) {
+                fputs(", \"tokens_per_s_over_f32\": ", f);
+                put_positive(f, bench_decode_storage_ratio(e, dtype));
+            }
+            fputs("}", f);
+            first = 0;
+        }
+        fputs("}", f);
     }
     fputs("}}", f);
 }
@@ -272,8 +312,9 @@ int bench_report_json(const char *path, const bench_device *dev, const bench_opt
         put_string(f, opt->device);
     else
         fputs("null", f);
-    fprintf(f, ", \"quick\": %s, \"f16\": %s, \"no_tuning\": %s, \"reps\": %d, \"target_s\": ",
-            opt->quick ? "true" : "false", opt->f16 ? "true" : "false",
+    fprintf(f, ", \"quick\": %s, \"f16\": %s, \"bf16\": %s, \"no_tuning\": %s, \"reps\": %d, "
+               "\"target_s\": ", opt->quick ? "true" : "false",
+            opt->dtypes[CLATTN_F16] ? "true" : "false", opt->dtypes[CLATTN_BF16] ? "true" : "false",
             opt->no_tuning ? "true" : "false", opt->reps);
     put_number(f, opt->target_s);
     fprintf(f, ", \"min_reps\": %d, \"max_reps\": %d, \"only\": [", opt->min_reps, opt->max_reps);

@@ -38,12 +38,12 @@ static void apply_tuning_choice(clattn_context *ctx, int no_tuning)
 }
 
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
-                               const bench_options *opt, bench_result *r)
+                               clattn_dtype dtype, const bench_options *opt, bench_result *r)
 {
     clattn_run run;
     bench_outcome o = BENCH_FAILED;
     memset(&run, 0, sizeof run);
-    r->dtype = opt->f16 ? "f16" : "f32";
+    r->dtype = bench_dtype_name(dtype);
 
     /* A fresh context per shape and path, so that its scratch high-water mark is this call's. */
     clattn_status st = clattn_context_create_from_queue(dev->queue, &run.ctx);
@@ -53,20 +53,20 @@ bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn
         goto out;
     }
     apply_tuning_choice(run.ctx, opt->no_tuning);
-    bench_shape_desc(&data->shape, opt->f16 ? CLATTN_F16 : CLATTN_F32, path, &run.desc);
-    run.q = opt->f16 ? data->q16 : data->q32;
-    run.k = opt->f16 ? data->k16 : data->k32;
-    run.v = opt->f16 ? data->v16 : data->v32;
-    run.out = opt->f16 ? data->out16 : data->out32;
+    bench_shape_desc(&data->shape, dtype, path, &run.desc);
+    run.q = data->buf[dtype].q;
+    run.k = data->buf[dtype].k;
+    run.v = data->buf[dtype].v;
+    run.out = data->buf[dtype].out;
 
-    if (bench_data_poison(dev, data, opt->f16, r->note, sizeof r->note))
+    if (bench_data_poison(dev, data, dtype, r->note, sizeof r->note))
         goto out;
     if ((o = bench_measure(run_once, &run, opt, r)) != BENCH_OK)
         goto out;
     r->has_scratch = 1;
     r->scratch_bytes = clattn_context_scratch_bytes(run.ctx);
     o = BENCH_FAILED;
-    if (bench_data_read_out(dev, data, opt->f16, r->note, sizeof r->note))
+    if (bench_data_read_out(dev, data, dtype, r->note, sizeof r->note))
         goto out;
     o = BENCH_OK;
 out:
