@@ -104,6 +104,7 @@ typedef struct bench_options {
     int quick, no_tuning;
     int dtypes[BENCH_DTYPE_COUNT];   /* by clattn_dtype: the clattn paths run with it (F32 always) */
     int mha_only;                /* --mha: the multi-head layer entry alone */
+    int variants_only;           /* --variants: the variants' cost entry alone (variants.c) */
     int reps;                    /* fixed sample count; 0: calibrate */
     int only[BENCH_METHOD_COUNT];
     int has_custom;
@@ -204,6 +205,13 @@ int bench_check(const bench_data *data, clattn_dtype dtype, double tol_rel, benc
 /* Each runs one method on one shape end to end: setup, bench_measure, output read into
    data->out. The caller checks the output. clattn runs in storage type dtype, the baselines in
    float. */
+/* desc timed on ctx with buf's tensors (the variants' costs: several descs on one context). */
+bench_outcome bench_time_clattn_desc(clattn_context *ctx, const clattn_attention_desc *desc,
+                                     const bench_buffers *buf, const bench_options *opt,
+                                     bench_result *r);
+/* --variants (variants.c): what soft-capping, ALiBi and sinks cost over plain attention on bert
+   (bert-q with --quick), fused, f32. 0 when every variant ran. */
+int bench_variants_entry(const bench_device *dev, const bench_options *opt);
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
                                clattn_dtype dtype, const bench_options *opt, bench_result *r);
 bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,

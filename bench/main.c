@@ -42,6 +42,8 @@ static void usage(FILE *f)
           "                      clattn's layer per projection backend (auto, own, CLBlast), tuned\n"
           "                      and with tuning off, against CLBlast and OpenBLAS layers, with the\n"
           "                      device's FMA peak and OpenBLAS SGEMM on the projection shape\n"
+          "  --variants          only the variants' cost: soft-capping, ALiBi, sinks and all three\n"
+          "                      against plain attention on bert (bert-q with --quick), fused, f32\n"
           "  --no-tuning         run clattn with the device-class defaults, ignoring its tuning file\n"
           "                      (the mha entry then skips its tuned rows)\n"
           "  --json FILE         write all results, device and options as JSON\n"
@@ -142,6 +144,8 @@ static int parse_args(int argc, char **argv, bench_options *opt)
             opt->dtypes[CLATTN_BF16] = 1;
         } else if (strcmp(a, "--mha") == 0) {
             opt->mha_only = 1;
+        } else if (strcmp(a, "--variants") == 0) {
+            opt->variants_only = 1;
         } else if (strcmp(a, "--no-tuning") == 0) {
             opt->no_tuning = 1;
         } else if (strcmp(a, "--device") == 0) {
@@ -273,7 +277,7 @@ int main(int argc, char **argv)
     }
     bench_report_header(&dev, &opt);
 
-    n = opt.mha_only ? 0 : opt.n_shapes;
+    n = opt.mha_only || opt.variants_only ? 0 : opt.n_shapes;
     entries = calloc((size_t)(n ? n : 1), sizeof *entries);
     if (!entries) {
         fprintf(stderr, "clattn-bench: out of host memory\n");
@@ -318,7 +322,9 @@ int main(int argc, char **argv)
     bench_report_decode_storage(entries, n);
 
     /* The multi-head layer (mha.c) prints its own table: its methods are whole layers. */
-    if (opt.mha_only || (!opt.has_custom && !opt.quick && !opt.shapes_named)) {
+    if (opt.variants_only)   /* their correctness is tests/test_variants.c's */
+        passed &= bench_variants_entry(&dev, &opt) == 0;
+    else if (opt.mha_only || (!opt.has_custom && !opt.quick && !opt.shapes_named)) {
         if (!(mha = calloc(1, sizeof *mha))) {
             fprintf(stderr, "clattn-bench: out of host memory\n");
             goto out;

@@ -37,6 +37,14 @@ static void apply_tuning_choice(clattn_context *ctx, int no_tuning)
     clattn_context_set_tuning(ctx, !no_tuning);
 }
 
+bench_outcome bench_time_clattn_desc(clattn_context *ctx, const clattn_attention_desc *desc,
+                                     const bench_buffers *buf, const bench_options *opt,
+                                     bench_result *r)
+{
+    clattn_run run = {ctx, *desc, buf->q, buf->k, buf->v, buf->out};
+    return bench_measure(run_once, &run, opt, r);
+}
+
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
                                clattn_dtype dtype, const bench_options *opt, bench_result *r)
 {

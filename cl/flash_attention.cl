@@ -121,12 +121,14 @@
 #if VW == 1
 typedef float floatv;
 typedef int intv;
+#define CONVERT_FLOATV(x) ((float)(x))
 #define VLOADV(p) (*(p))
 #define VSTOREV(x, p) (*(p) = (x))
 #define LANES 0
 #else
 typedef CAT(float, VW) floatv;
 typedef CAT(int, VW) intv;
+#define CONVERT_FLOATV(x) CAT(convert_float, VW)(x)
 #define VLOADV(p) CAT(vload, VW)(0, (p))
 #define VSTOREV(x, p) CAT(vstore, VW)((x), 0, (p))
 #if VW == 2
@@ -203,6 +205,25 @@ typedef CAT(int, LVV) vbits_t;
 /* Larger of a and b, keeping a when b is NaN: the running max never becomes NaN (a NaN score still
    reaches the row through exp2), and this is one compare and select. */
 #define MAXV(a, b) select((a), (b), (b) > (a))
+
+/* tanh through one exp2 and a division, in vector arithmetic (PoCL's vector tanh costs soft-capping
+   several times more): absolute error a few float ulps, which the cap then scales. NaN stays NaN,
+   ±inf gives ±1. */
+inline floatv tanh_exp2(floatv x)
+{
+    const floatv e = exp2((floatv)(-2.0f * LOG2E) * fabs(x));
+    return copysign(((floatv)(1.0f) - e) / ((floatv)(1.0f) + e), x);
+}
+
+/* Score s of key j less its ALiBi bias, for row vector rm's lanes (vector arithmetic, in the pass
+   that takes the row maxima). A finite score stays finite, as a finite mask value does (below). */
+#define ALIBI_BIAS(s, rm, j)                                                                      \
+    alibi_bias((s), aslope[rm], apos[rm], (j))
+inline floatv alibi_bias(floatv s, floatv slope, intv pos, int j)
+{
+    const floatv t = s - slope * CONVERT_FLOATV(abs(pos - (intv)(j)));
+    return select(t, (floatv)(-FLT_MAX), isinf(t) && !isinf(s));
+}
 
 #if SPLIT
 typedef float out_t;
@@ -326,6 +347,10 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #if WINDOW
     intv jlo[RM];                            /* first key each lane's row may see */
 #endif
+#if ALIBI
+    floatv aslope[RM];                       /* each lane's head's slope, base 2 */
+    intv apos[RM];                           /* each lane's i' */
+#endif
 #pragma unroll
     for (int rm = 0; rm < RM; rm++) {
         m[rm] = (floatv)(-INFINITY);
@@ -338,6 +363,17 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #endif
 #if WINDOW
         jlo[rm] = (blk + rb + rm * VW + LANES) / G + lo_offset;
+#endif
+#if ALIBI
+        {
+            float sl[VW];
+            for (int x = 0; x < VW; x++) {
+                const int row = min(blk + rb + rm * VW + x, rows - 1);
+                sl[x] = alibi[hk * G + row % G] * LOG2E;
+            }
+            aslope[rm] = VLOADV(sl);
+            apos[rm] = (blk + rb + rm * VW + LANES) / G + (Lk - Lq);
+        }
 #endif
 #if SINKS
         /* The sink as a key with no value: m = sink, l = exp2(sink - m) = 1 (0 for a -inf sink). */
@@ -446,7 +482,7 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #pragma unroll
                     for (int rm = 0; rm < RM; rm++)
 #if SOFTCAP
-                        VSTOREV(tanh(s[rm][u] * qscale) * softcap_l2,
+                        VSTOREV(tanh_exp2(s[rm][u] * qscale) * softcap_l2,
                                 Sl + (w + WPR * (t0 + u)) * SLD + rb + rm * VW);
 #else
                         VSTOREV(s[rm][u] * qscale,
@@ -454,30 +490,18 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
 #endif
             }
 
-#if MASK_TYPE || ALIBI
-            /* The mask and the ALiBi bias, scaled to base 2 like the scores, for my rows and keys. */
+#if MASK_TYPE
+            /* The mask, scaled to base 2 like the scores, for my rows and keys. */
             for (int r = 0; r < ROWS_PER_ITEM; r++) {
                 const int row = blk + rb + r;
                 if (row >= rows)
                     break;
                 const int i = row / G, h = hk * G + row - i * G;
-#if MASK_TYPE
                 const __global mask_t *mrow = mask + b * m_bs + h * m_hs + i * m_rs + j0;
-#endif
-#if ALIBI
-                const float slope = alibi[h];
-                const int ipos = i + Lk - Lq - j0;    /* i' relative to the tile */
-#endif
                 for (int t = 0; t < KEYS_PER_ITEM; t++) {
                     const int j = w + WPR * t;
                     if (j0 + j < n_hi) {
-                        float mt = 0.0f;
-#if MASK_TYPE
-                        mt = mask_term(mrow, j);
-#endif
-#if ALIBI
-                        mt -= slope * (float)abs(ipos - j);
-#endif
+                        const float mt = mask_term(mrow, j);
                         /* A finite term stays finite in base 2: -FLT_MAX (PyTorch's finfo.min, as
                            Hugging Face pads) times log2(e) would overflow to -inf and hide a key
                            that PyTorch keeps. */
@@ -497,6 +521,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                     for (int t = 0; t < KEYS_PER_ITEM; t++) {
                         const int j = w + WPR * t;
                         floatv s = VLOADV(sp + j * SLD);
+#if ALIBI
+                        s = ALIBI_BIAS(s, rm, j0 + j);
+#endif
 #if CAUSAL
                         const intv past_diagonal = ilim[rm] < (intv)(j0 + j);
                         s = j0 + j < n_hi ? select(s, (floatv)(-INFINITY), past_diagonal)
@@ -511,8 +538,17 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                         mx = MAXV(mx, s);
                     }
                 } else {
+#if ALIBI
+                    for (int t = 0; t < KEYS_PER_ITEM; t++) {
+                        const int j = w + WPR * t;
+                        const floatv s = ALIBI_BIAS(VLOADV(sp + j * SLD), rm, j0 + j);
+                        VSTOREV(s, sp + j * SLD);
+                        mx = MAXV(mx, s);
+                    }
+#else
                     for (int t = 0; t < KEYS_PER_ITEM; t++)
                         mx = MAXV(mx, VLOADV(sp + (w + WPR * t) * SLD));
+#endif
                 }
 #if WPR > 1
                 VSTOREV(mx, red_m + w * BLOCK_M + rb + rm * VW);
