@@ -55,20 +55,12 @@ typedef struct gemm_rig {
     void *host_c;                  /* the output read back, in the storage type */
 } gemm_rig;
 
-static float to_float(const void *t, clattn_dtype dtype, size_t i)
-{
-    return dtype == CLATTN_F16 ? clattn_half_to_float(((const uint16_t *)t)[i]) : ((const float *)t)[i];
-}
-
 /* Uniform in [-1, 1), stored in the dtype. */
 static void fill_uniform(void *t, clattn_dtype dtype, size_t n, uint64_t *rng)
 {
     for (size_t i = 0; i < n; i++) {
         float x = (float)((double)(clattn_tune_rng(rng) >> 11) / 4503599627370496.0 - 1.0);
-        if (dtype == CLATTN_F16)
-            ((uint16_t *)t)[i] = clattn_float_to_half(x);
-        else
-            ((float *)t)[i] = x;
+        clattn_storage_set(t, dtype, i, x);
     }
 }
 
@@ -106,12 +98,12 @@ static clattn_status make_check(gemm_rig *r, const void *a, const void *w, const
     for (size_t i = 0; i < n; i++) {
         double sum = 0, mag = 0;
         for (size_t k = 0; k < inner; k++) {
-            const double x = to_float(a, r->g.dtype, r->check_r[i] * inner + k) *
-                             (double)to_float(w, r->g.dtype, r->check_c[i] * inner + k);
+            const double x = clattn_storage_get(a, r->g.dtype, r->check_r[i] * inner + k) *
+                             (double)clattn_storage_get(w, r->g.dtype, r->check_c[i] * inner + k);
             sum += x;
             mag += fabs(x);
         }
-        const double b = to_float(bias, r->g.dtype, r->check_c[i]);
+        const double b = clattn_storage_get(bias, r->g.dtype, r->check_c[i]);
         r->check_want[i] = sum + b;
         r->check_tol[i] = rel * (mag + fabs(b)) + 1e-6;
     }
@@ -220,7 +212,7 @@ static int check_output(gemm_rig *r, char *why, size_t why_len)
         return 0;
     }
     for (size_t i = 0; i < r->n_check; i++) {
-        const double got = to_float(r->host_c, r->g.dtype, r->check_r[i] * r->g.cols + r->check_c[i]);
+        const double got = clattn_storage_get(r->host_c, r->g.dtype, r->check_r[i] * r->g.cols + r->check_c[i]);
         if (!(fabs(got - r->check_want[i]) <= r->check_tol[i])) {
             snprintf(why, why_len, "C[%zu][%zu] = %.6g, the double-precision GEMM gives %.6g "
                      "(tolerance %.3g)", r->check_r[i], r->check_c[i], got, r->check_want[i],

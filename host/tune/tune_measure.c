@@ -51,11 +51,6 @@ static void fill_normal(void *t, clattn_dtype dtype, size_t n, uint64_t *rng)
     }
 }
 
-static float element(const void *t, clattn_dtype dtype, size_t i)
-{
-    return clattn_storage_get(t, dtype, i);
-}
-
 static clattn_status upload(clattn_context *ctx, size_t bytes, const void *host, cl_mem *out)
 {
     cl_int err;
@@ -137,7 +132,7 @@ clattn_status clattn_workload_reference(clattn_context *ctx, clattn_workload *w)
     if (st != CLATTN_SUCCESS)
         return clattn_fail(ctx, st, "the reference refused the tuning check problem");
     for (size_t i = 0; i < w->out_elems; i++)
-        w->expected[i] = element(w->host_out, w->desc.dtype, i);
+        w->expected[i] = clattn_storage_get(w->host_out, w->desc.dtype, i);
     w->has_expected = 1;
     return CLATTN_SUCCESS;
 }
@@ -197,7 +192,7 @@ clattn_status clattn_workload_read(clattn_context *ctx, clattn_workload *w, floa
     if (err != CL_SUCCESS)
         return clattn_fail_cl(ctx, err, "reading a tuning output");
     for (size_t i = 0; i < w->out_elems; i++)
-        out[i] = element(w->host_out, w->desc.dtype, i);
+        out[i] = clattn_storage_get(w->host_out, w->desc.dtype, i);
     return CLATTN_SUCCESS;
 }
 
