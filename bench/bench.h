@@ -105,6 +105,7 @@ typedef struct bench_options {
     int dtypes[BENCH_DTYPE_COUNT];   /* by clattn_dtype: the clattn paths run with it (F32 always) */
     int mha_only;                /* --mha: the multi-head layer entry alone */
     int variants_only;           /* --variants: the variants' cost entry alone (variants.c) */
+    int kv_int8_only;            /* --kv-int8: int8 K/V decoding against f32/f16 (kv_int8.c) */
     int reps;                    /* fixed sample count; 0: calibrate */
     int only[BENCH_METHOD_COUNT];
     int has_custom;
@@ -212,6 +213,9 @@ bench_outcome bench_time_clattn_desc(clattn_context *ctx, const clattn_attention
 /* --variants (variants.c): what soft-capping, ALiBi and sinks cost over plain attention on bert
    (bert-q with --quick), fused, f32. 0 when every variant ran. */
 int bench_variants_entry(const bench_device *dev, const bench_options *opt);
+/* --kv-int8 (kv_int8.c): decode-step time, K/V bytes, GB/s and tokens/s with int8 K/V against f32
+   and f16 storage, the int8 outputs checked against the reference. 0 when all ran and passed. */
+int bench_kv_int8_entry(const bench_device *dev, const bench_options *opt);
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
                                clattn_dtype dtype, const bench_options *opt, bench_result *r);
 bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,

@@ -7,6 +7,8 @@
  *   USE_BF16   1: they are bfloat16 (ushort bits: a float's top half), converted by bit operations.
  *   MASK_TYPE  0 none, 1 additive float, 2 additive half, 3 bool bytes (nonzero = attend)
  *   CAUSAL     0 none, 1 causal (the host passes the diagonal offset: bottom-right Lk-Lq, top-left 0)
+ *   KV_INT8    1: k and v are int8 with a float scale per token and KV head; the kernels that
+ *              read them multiply each value by its token's scale as they load it
  */
 #ifndef USE_F16
 #define USE_F16 0
@@ -19,6 +21,9 @@
 #endif
 #ifndef CAUSAL
 #define CAUSAL 0
+#endif
+#ifndef KV_INT8
+#define KV_INT8 0
 #endif
 
 /* Token pasting after expansion, for names built from parameters: CAT(vload, VW) is vload8 at VW 8. */
@@ -70,6 +75,13 @@ typedef float data_t;
 #define STORE(p, i, x) ((p)[(i)] = (x))
 #define VLOAD_DATA(n, p) CAT(vload, n)(0, (p))
 #define VSTORE_DATA(n, x, p) CAT(vstore, n)((x), 0, (p))
+#endif
+
+/* K/V storage: q's type, or int8 (KV_INT8). */
+#if KV_INT8
+typedef char kv_t;
+#else
+typedef data_t kv_t;
 #endif
 
 #if MASK_TYPE == 1

@@ -50,6 +50,8 @@
  *   ALIBI    - slope[h]·|i' - j|, i' = i + Lk - Lq, joins the mask term (alibi [Hq], natural log).
  *   SINKS    the row starts from its head's sink as if it were a key with no value: m = sink,
  *            l = 1 (sinks [Hq]); under SPLIT only chunk 0 counts it, so the merge counts it once.
+ *   KV_INT8  k and v are int8: a staged element is its value times its token's scale (k_scale,
+ *            v_scale at b*s_bs + hk*s_hs + j*s_rs), so everything after the copy is unchanged.
  */
 #ifndef HEAD_D
 #define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
@@ -170,30 +172,36 @@ typedef CAT(int, VW) intv;
 #define LVV 1
 #endif
 
-/* Loads of n contiguous elements of global storage as float (n = a copy width), stores to local. */
-#define LOAD_N(n, src) VLOAD_DATA(n, src)
-#define LOAD_1(src) LOAD(src, 0)
+/* Loads of n contiguous K/V elements of global storage as float (n = a copy width), times the
+   token's scale sc under KV_INT8 (the dequantized value); stores to local. */
+#if KV_INT8
+#define LOAD_N(n, src, sc) (CAT(convert_float, n)(CAT(vload, n)(0, (src))) * (sc))
+#define LOAD_1(src, sc) ((float)(*(src)) * (sc))
+#else
+#define LOAD_N(n, src, sc) VLOAD_DATA(n, src)
+#define LOAD_1(src, sc) LOAD(src, 0)
+#endif
 #define STORE_N(n, x, dst) CAT(vstore, n)((x), 0, (dst))
 #define STORE_1(x, dst) (*(dst) = (x))
 #if LVK == 1
-#define COPY_K(src, dst) STORE_1(LOAD_1(src), dst)
+#define COPY_K(src, sc, dst) STORE_1(LOAD_1(src, sc), dst)
 #define ZERO_K(dst) STORE_1(0.0f, dst)
 #else
-#define COPY_K(src, dst) STORE_N(LVK, LOAD_N(LVK, src), dst)
+#define COPY_K(src, sc, dst) STORE_N(LVK, LOAD_N(LVK, src, sc), dst)
 #define ZERO_K(dst) STORE_N(LVK, (CAT(float, LVK))(0.0f), dst)
 #endif
 /* V goes through a register so that its values can be checked on the way (see v_bad). */
 #if LVV == 1
 typedef float vcopy_t;
 typedef int vbits_t;
-#define LOAD_V(src) LOAD_1(src)
+#define LOAD_V(src, sc) LOAD_1(src, sc)
 #define STORE_V(x, dst) STORE_1(x, dst)
 #define AS_VBITS(x) as_int(x)
 #define ANY_V(b) ((b) != 0)
 #else
 typedef CAT(float, LVV) vcopy_t;
 typedef CAT(int, LVV) vbits_t;
-#define LOAD_V(src) LOAD_N(LVV, src)
+#define LOAD_V(src, sc) LOAD_N(LVV, src, sc)
 #define STORE_V(x, dst) STORE_N(LVV, x, dst)
 #define AS_VBITS(x) CAT(as_int, LVV)(x)
 #define ANY_V(b) any(b)
@@ -239,7 +247,7 @@ typedef data_t out_t;
  * where o_* are the partial layout and o_split/lse_split the per-chunk offsets); lse may be
  * NULL. */
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
-void flash_attention(const __global data_t *q, const __global data_t *k, const __global data_t *v,
+void flash_attention(const __global data_t *q, const __global kv_t *k, const __global kv_t *v,
                      const __global mask_t *mask, __global out_t *out, __global float *lse,
                      const int Hq, const int Hkv, const int Lq, const int Lk, const float qscale,
                      const int causal_offset, const int chunk,
@@ -250,7 +258,9 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
                      const long lse_split,
                      const long m_bs, const long m_hs, const long m_rs,
                      const int lo_offset, const float softcap_l2,
-                     const __global float *alibi, const __global float *sinks)
+                     const __global float *alibi, const __global float *sinks,
+                     const __global float *k_scale, const __global float *v_scale,
+                     const long s_bs, const long s_hs, const long s_rs)
 {
     __local float Ql[HEAD_D * BLOCK_M];   /* [k][row] */
     __local float Kl[BLOCK_N * KD];       /* [key][k] */
@@ -273,8 +283,21 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
     const int blk = get_group_id(0) * BLOCK_M;
     const int rb = rg * ROWS_PER_ITEM;       /* my first row within the block */
 
-    const __global data_t *kbase = k + b * k_bs + hk * k_hs;
-    const __global data_t *vbase = v + b * v_bs + hk * v_hs;
+    const __global kv_t *kbase = k + b * k_bs + hk * k_hs;
+    const __global kv_t *vbase = v + b * v_bs + hk * v_hs;
+#if KV_INT8
+    const __global float *ksbase = k_scale + b * s_bs + hk * s_hs;   /* key j's scale at j*s_rs */
+    const __global float *vsbase = v_scale + b * s_bs + hk * s_hs;
+#else
+    (void)k_scale; (void)v_scale; (void)s_bs; (void)s_hs; (void)s_rs;
+#endif
+#if KV_INT8
+#define K_SCALE(j) ksbase[(long)(j) * s_rs]
+#define V_SCALE(j) vsbase[(long)(j) * s_rs]
+#else
+#define K_SCALE(j) 1.0f
+#define V_SCALE(j) 1.0f
+#endif
 #if SPLIT
     out += get_group_id(2) * o_split;
     if (lse)
@@ -409,7 +432,7 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
             __local float *dst = Kl + j * KD + kk;
             if (whole || j0 + j < n_hi)
-                COPY_K(kbase + (long)(j0 + j) * k_rs + kk, dst);
+                COPY_K(kbase + (long)(j0 + j) * k_rs + kk, K_SCALE(j0 + j), dst);
             else
                 ZERO_K(dst);
         }
@@ -422,7 +445,7 @@ void flash_attention(const __global data_t *q, const __global data_t *k, const _
             __local float *dst = Vl + j * DVP + c;
             /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
             if (whole || j0 + j < n_hi) {
-                const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c);
+                const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c, V_SCALE(j0 + j));
                 STORE_V(x, dst);
                 bad |= (AS_VBITS(x) & (vbits_t)(0x7f800000)) == (vbits_t)(0x7f800000);
             } else {

@@ -68,17 +68,28 @@ inline CAT(float, LV) load_p_run(const __global float *p_head, int Lk, int lr, i
     return CAT(vload, LV)(0, t);
 }
 
-/* Columns col .. col + LVN of V row j, zero where j >= k_end or col >= dv. */
-inline CAT(float, LVN) load_v_run(const __global data_t *v, long v_row, int j, int k_end, int col, int dv)
+/* Columns col .. col + LVN of V row j, zero where j >= k_end or col >= dv; int8 V (KV_INT8) times
+   the row's scale sc (1 otherwise). */
+inline CAT(float, LVN) load_v_run(const __global kv_t *v, long v_row, int j, int k_end, int col, int dv,
+                                  float sc)
 {
     if (j >= k_end)
         return 0.0f;
     const long at = v_row + col;
+#if KV_INT8
+    if (col + LVN <= dv)
+        return CAT(convert_float, LVN)(CAT(vload, LVN)(0, v + at)) * sc;
+    float t[LVN];
+    for (int e = 0; e < LVN; ++e)
+        t[e] = col + e < dv ? (float)v[at + e] * sc : 0.0f;
+#else
+    (void)sc;
     if (col + LVN <= dv)
         return VLOAD_DATA(LVN, v + at);
     float t[LVN];
     for (int e = 0; e < LVN; ++e)
         t[e] = col + e < dv ? LOAD(v, at + e) : 0.0f;
+#endif
     return CAT(vload, LVN)(0, t);
 }
 
@@ -98,11 +109,12 @@ typedef CAT(float, WPT_N) vec_t;
 #define V_LD TILE_N
 
 __kernel __attribute__((reqd_work_group_size(THREADS_N, THREADS_M, 1)))
-void pv(const __global float *probs, const __global data_t *v, __global data_t *out,
+void pv(const __global float *probs, const __global kv_t *v, __global data_t *out,
         const int Lk, const int dv, const int Hq, const int group,
         const long v_bs, const long v_hs, const long v_rs,
         const long o_bs, const long o_hs, const long o_rs,
         const int causal_offset, const int lo_offset,
+        const __global float *v_scale, const long s_bs, const long s_hs, const long s_rs,
         const int bh0, const int row0, const int rows, const long s_bhs)
 {
     __local float ps[TILE_M * P_LD];
@@ -125,6 +137,11 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
     const int h = bh % Hq;
     const __global float *p_head = probs + bhl * s_bhs;
     const long v_base = b * v_bs + (h / group) * v_hs;
+#if KV_INT8
+    const __global float *v_sc = v_scale + b * s_bs + (h / group) * s_hs;   /* row j's at j*s_rs */
+#else
+    (void)v_scale, (void)s_bs, (void)s_hs, (void)s_rs;
+#endif
 
     vec_t acc[WPT_M];
     for (int r = 0; r < WPT_M; ++r)
@@ -162,7 +179,12 @@ void pv(const __global float *probs, const __global data_t *v, __global data_t *
         for (int idx = tid; idx < TILE_K * RUNS_V; idx += THREADS) {
             const int r = idx / RUNS_V, c = idx % RUNS_V * LVN;
             const int j = k0 + r;
-            const CAT(float, LVN) x = load_v_run(v, v_base + j * v_rs, j, k_end, col0 + c, dv);
+#if KV_INT8
+            const float sc = j < k_end ? v_sc[(long)j * s_rs] : 0.0f;
+#else
+            const float sc = 1.0f;
+#endif
+            const CAT(float, LVN) x = load_v_run(v, v_base + j * v_rs, j, k_end, col0 + c, dv, sc);
             CAT(vstore, LVN)(x, 0, &vs[r * V_LD + c]);
             if (any(!isfinite(x)))
                 atomic_or(&v_nonfinite, 1);

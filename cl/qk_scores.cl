@@ -67,6 +67,24 @@ inline run_t load_run(const __global data_t *p, long base, long rs, int row, int
     return CAT(vload, LV)(0, t);
 }
 
+#if KV_INT8
+/* load_run for int8 K: the values times their key's scale (at s_base + row*s_rs). */
+inline run_t load_k_run(const __global char *p, const __global float *sc, long base, long rs,
+                        long s_base, long s_rs, int row, int n_rows, int kk, int d)
+{
+    if (row >= n_rows)
+        return 0.0f;
+    const long at = base + row * rs + kk;
+    const float s = sc[s_base + row * s_rs];
+    if (kk + LV <= d)
+        return CAT(convert_float, LV)(CAT(vload, LV)(0, p + at)) * s;
+    float t[LV];
+    for (int e = 0; e < LV; ++e)
+        t[e] = kk + e < d ? (float)p[at + e] * s : 0.0f;
+    return CAT(vload, LV)(0, t);
+}
+#endif
+
 #if WPT_N == 1
 typedef float vec_t;
 #define VLOAD(p) (*(p))
@@ -85,7 +103,7 @@ typedef CAT(float, WPT_N) vec_t;
 #define K_LD (TILE_N + WPT_N)
 
 __kernel __attribute__((reqd_work_group_size(THREADS_N, THREADS_M, 1)))
-void qk_scores(const __global data_t *q, const __global data_t *k, const __global mask_t *mask,
+void qk_scores(const __global data_t *q, const __global kv_t *k, const __global mask_t *mask,
                __global float *scores,
                const int Lk, const int d, const int Hq, const int group,
                const long q_bs, const long q_hs, const long q_rs,
@@ -93,6 +111,7 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
                const long m_bs, const long m_hs, const long m_rs,
                const float scale, const int causal_offset,
                const int Lq, const int lo_offset, const float softcap, const __global float *alibi,
+               const __global float *k_scale, const long s_bs, const long s_hs, const long s_rs,
                const int bh0, const int row0, const int rows, const long s_bhs)
 {
     __local float qs[TILE_M * Q_LD];
@@ -124,6 +143,11 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
     const int h = bh % Hq;
     const long q_base = b * q_bs + h * q_hs + (long)row0 * q_rs;
     const long k_base = b * k_bs + (h / group) * k_hs;
+#if KV_INT8
+    const long s_base = b * s_bs + (h / group) * s_hs;   /* key j's scale at s_base + j*s_rs */
+#else
+    (void)k_scale, (void)s_bs, (void)s_hs, (void)s_rs;
+#endif
 
     vec_t acc[WPT_M];
     for (int r = 0; r < WPT_M; ++r)
@@ -154,7 +178,12 @@ void qk_scores(const __global data_t *q, const __global data_t *k, const __globa
         for (int idx = tid; idx < TILE_N * RUNS; idx += THREADS) {
             const int r = idx % TILE_N, c = idx / TILE_N * LV;
             float t[LV];
+#if KV_INT8
+            CAT(vstore, LV)(load_k_run(k, k_scale, k_base + (long)col0 * k_rs, k_rs,
+                                       s_base + (long)col0 * s_rs, s_rs, r, Lk - col0, k0 + c, d), 0, t);
+#else
             CAT(vstore, LV)(load_run(k, k_base + (long)col0 * k_rs, k_rs, r, Lk - col0, k0 + c, d), 0, t);
+#endif
             for (int e = 0; e < LV; ++e)
                 ks[(c + e) * K_LD + r] = t[e];
         }

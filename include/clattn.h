@@ -212,6 +212,12 @@ typedef enum { CLATTN_PATH_AUTO = 0, CLATTN_PATH_UNFUSED, CLATTN_PATH_FUSED } cl
    file) or the device class's default; OWN is clattn's kernel (cl/proj_gemm.cl); CLBLAST is
    CLBlast's Xgemm with the parameters clattn tuned for the device, if any. */
 typedef enum { CLATTN_PROJ_AUTO = 0, CLATTN_PROJ_OWN, CLATTN_PROJ_CLBLAST } clattn_projection_impl;
+/* How k and v are stored. SAME: in desc.dtype, like q and out. INT8: signed 8-bit values with one
+   float32 scale per token and KV head (symmetric: k[b,h,j,c] = k8[b,h,j,c] · k_scale[b,h,j], v
+   likewise), as clattn_quantize_kv makes them; q and out stay in desc.dtype. The scales are laid
+   out as their tensor without its last dimension: [B,Hkv,Lk] (BHSD) or [B,Lk,Hkv] (BSHD), float32,
+   B·Hkv·Lk·4 bytes each. A non-finite scale makes the rows that read its token NaN. */
+typedef enum { CLATTN_KV_SAME = 0, CLATTN_KV_INT8 } clattn_kv_storage;
 
 typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "default" where noted */
     int batch;            /* B >= 0 */
@@ -245,6 +251,15 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
                                  sums V with weights below 1, lse includes it, and probs sum to
                                  1 - exp(sinks[h] - lse). A row that sees no key gives out 0 and
                                  lse sinks[h]. Not scaled, not capped. */
+
+    /* Quantized K/V (zero: k and v in dtype). With CLATTN_KV_INT8, k and v are int8 and their scales
+       come with the desc: device buffers for clattn_attention (and clattn_plan_describe ignores
+       them), host arrays for clattn_attention_host and clattn_attention_reference; the other pair
+       must be NULL. Both paths, split-KV, GQA, both layouts, every variant; the unfused path
+       dequantizes K and V into scratch in dtype first. Not for the multi-head layer. */
+    clattn_kv_storage kv_storage;
+    cl_mem k_scale, v_scale;                  /* float32, see clattn_kv_storage */
+    const float *k_scale_host, *v_scale_host; /* float32, finite */
 } clattn_attention_desc;
 
 /* Device buffers. Enqueues on the context's queue and returns without waiting. mask, probs and lse
@@ -280,13 +295,29 @@ CLATTN_API clattn_status clattn_plan_describe(clattn_context *ctx, const clattn_
                                               int with_probs, char *buf, size_t len);
 
 /* Bytes each tensor of the problem occupies, for allocating buffers (0 for a tensor that is empty).
-   mask: the smallest buffer the desc's mask strides can address. Returns CLATTN_INVALID_ARGUMENT
+   mask: the smallest buffer the desc's mask strides can address; k and v one byte per element
+   with CLATTN_KV_INT8 (each scale array is B·Hkv·Lk·4 bytes). Returns CLATTN_INVALID_ARGUMENT
    for a desc the library would refuse. Any pointer may be NULL. */
 typedef struct clattn_tensor_sizes {
     size_t q, k, v, out, mask, probs, lse;
 } clattn_tensor_sizes;
 CLATTN_API clattn_status clattn_attention_sizes(const clattn_attention_desc *desc,
                                                 clattn_tensor_sizes *sizes);
+
+/* Quantizes one K or V tensor for CLATTN_KV_INT8: per token and KV head, scale = max|x| / 127 and
+   x8 = round-to-nearest-even(x / scale), so |x - x8·scale| <= scale/2 (a row of zeros gets scale 0;
+   a row holding inf or NaN gets a NaN scale). Reads batch, heads_q/heads_kv, seq_kv, head_dim
+   (KEYS) or head_dim_v (VALUES), dtype (of src) and layout of desc; src [.., Lk, Hkv, dim] as k or v
+   would be, dst the same elements as int8, scale as described at clattn_kv_storage. Device buffers,
+   enqueued and not waited for; dst and scale may overlap nothing. */
+typedef enum { CLATTN_KV_KEYS = 0, CLATTN_KV_VALUES } clattn_kv_tensor;
+CLATTN_API clattn_status clattn_quantize_kv(clattn_context *ctx, const clattn_attention_desc *desc,
+                                            clattn_kv_tensor which, cl_mem src, cl_mem dst,
+                                            cl_mem scale);
+/* The same on the CPU over host memory (F16/BF16 src: uint16_t bits), with no OpenCL at all. */
+CLATTN_API clattn_status clattn_quantize_kv_host(const clattn_attention_desc *desc,
+                                                 clattn_kv_tensor which, const void *src,
+                                                 signed char *dst, float *scale);
 
 /* ---- merging partial results ----------------------------------------------------------------- */
 
@@ -518,13 +549,16 @@ typedef struct clattn_tune_report {
 } clattn_tune_report;
 
 /* Tunes the kernel families desc's path uses for desc's shape class (dtype, d, dv, Lq class 1 /
-   <=16 / <=128 / larger, Lk power-of-two bucket, causal or not, Hq/Hkv): every candidate is built,
+   <=16 / <=128 / larger, Lk power-of-two bucket, causal or not, Hq/Hkv, and the variants that
+   change the kernel: a window's lower edge, soft-capping, ALiBi, sinks): every candidate is built,
    checked against clattn_attention_reference on a small problem of the class and against the
    defaults' output at full size (a failing or wrong one is recorded, never chosen), then timed on
    desc's shape after a warm-up (median of repeats). A space larger than the budget allows is
    sampled at random, then refined by local search around the best point. The winners apply to ctx
    at once and are merged into the tuning file (under its lock) unless no_save. The mask and probs
-   are not part of the class: tuning runs without them. Blocks until done; uses its own buffers
+   are not part of the class: tuning runs without them. Int8 K/V is tuned as its plain twin (the
+   same desc with CLATTN_KV_SAME), whose parameters int8 calls then take as the nearest tuned
+   class. A class with variants never tuned takes the plain class's. Blocks until done; uses its own buffers
    and a private context on ctx's queue. opt and report may be NULL. */
 CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_attention_desc *desc,
                                      const clattn_tune_options *opt, clattn_tune_report *report);

@@ -150,6 +150,15 @@ int main(void)
         printf("     (window, softcap, ALiBi and sinks:)\n");
         ok &= run_case(ctx, &c, &keep);
     }
+    /* Int8 K/V (their per-token scales are two more buffers each kernel reads) on the unfused path,
+       the fused one and split-KV decode, F32 and F16 q. */
+    static const size_t with_int8[] = {1, 4, 7};
+    for (size_t t = 0; t < sizeof with_int8 / sizeof with_int8[0]; t++) {
+        tu_case c = shape_case(&shapes[with_int8[t]], 300 + t, &keep);
+        c.desc.kv_storage = CLATTN_KV_INT8;
+        printf("     (int8 K/V:)\n");
+        ok &= run_case(ctx, &c, &keep);
+    }
     for (int splits = 2; splits <= 3; splits++)
         ok &= run_split(ctx, splits, splits == 2 ? CLATTN_CAUSAL_NONE : CLATTN_CAUSAL_BOTTOM_RIGHT, &keep);
     clattn_context_release(ctx);

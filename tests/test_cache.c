@@ -146,7 +146,7 @@ static clattn_tune_entry make_entry(const char *family, clattn_dtype dtype, int 
 {
     clattn_tune_entry e;
     memset(&e, 0, sizeof e);
-    assert_int_equal(clattn_tune_key_make(&e.key, family, dtype, d, d, lq, lk, causal, group),
+    assert_int_equal(clattn_tune_key_make(&e.key, family, dtype, d, d, lq, lk, causal, group, 0),
                      CLATTN_SUCCESS);
     e.n_params = 2;
     strcpy(e.params[0].name, "BLOCK_N");
@@ -512,22 +512,22 @@ static void test_shape_classes(void **state)
     assert_int_equal(clattn_tune_lk_bucket(4096), 4096);
     assert_int_equal(clattn_tune_lk_bucket(4097), 8192);
     assert_int_equal(clattn_tune_lk_bucket(0x7fffffff), 1 << 30);
-    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 128, 1000, 3000, 2, 4),
+    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 128, 1000, 3000, 2, 4, 0),
                      CLATTN_SUCCESS);
     assert_string_equal(k.family, "flash");
     assert_int_equal(k.lq_class, CLATTN_TUNE_LQ_LARGE);
     assert_int_equal(k.lk_bucket, 4096);
     assert_int_equal(k.causal, 1);
     assert_int_equal(k.dv, 128);
-    assert_int_equal(clattn_tune_key_make(&k, "Flash", CLATTN_F16, 64, 64, 1, 1, 0, 1),
+    assert_int_equal(clattn_tune_key_make(&k, "Flash", CLATTN_F16, 64, 64, 1, 1, 0, 1, 0),
                      CLATTN_INVALID_ARGUMENT);
     assert_int_equal(clattn_tune_key_make(&k, "a_family_name_far_too_long", CLATTN_F16, 64, 64, 1,
-                                          1, 0, 1), CLATTN_INVALID_ARGUMENT);
-    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 0, 64, 1, 1, 0, 1),
+                                          1, 0, 1, 0), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 0, 64, 1, 1, 0, 1, 0),
                      CLATTN_INVALID_ARGUMENT);
-    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 1, 0, 0),
+    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 1, 0, 0, 0),
                      CLATTN_INVALID_ARGUMENT);
-    assert_int_equal(clattn_tune_key_make(&k, "flash", (clattn_dtype)7, 64, 64, 1, 1, 0, 1),
+    assert_int_equal(clattn_tune_key_make(&k, "flash", (clattn_dtype)7, 64, 64, 1, 1, 0, 1, 0),
                      CLATTN_INVALID_ARGUMENT);
 }
 
@@ -537,7 +537,7 @@ static void test_lookup_fallback(void **state)
     clattn_tune_key k;
     int exact = -1;
     (void)state;
-    assert_null(clattn_tune_cache_lookup(c, &(clattn_tune_key){"flash", CLATTN_F16, 64, 64, 0, 1, 0, 1}, &exact));
+    assert_null(clattn_tune_cache_lookup(c, &(clattn_tune_key){"flash", CLATTN_F16, 64, 64, 0, 1, 0, 1, 0}, &exact));
     assert_int_equal(exact, 0);
     put_entry(c, make_entry("flash", CLATTN_F16, 64, 1, 4096, 0, 1, 1));
     put_entry(c, make_entry("flash", CLATTN_F16, 64, 1000, 4096, 0, 1, 2));
@@ -550,44 +550,44 @@ static void test_lookup_fallback(void **state)
     assert_int_equal(clattn_tune_cache_count(c), 8);
 
     /* exact key first */
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 3000, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 3000, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 1);
     assert_int_equal(exact, 1);
-    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 4096, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 7);
     /* nearest Lq class wins over any Lk distance */
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 2, 4096, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 2, 4096, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 1);
     assert_int_equal(exact, 0);
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 5000, 2, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 5000, 2, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 2);
     /* same class: nearest Lk bucket, ahead of causal and group */
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 512, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 512, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 3);
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 8192, 1, 4);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 8192, 1, 4, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 1);
     /* causal and group decide between equal Lk distances */
     put_entry(c, make_entry("flash", CLATTN_F16, 64, 1, 64, 0, 1, 9));
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 128, 1, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 128, 1, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 3);
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 128, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 128, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 9);
     /* a tie goes to the smaller key: Lk 1024 and 4096 are as far from 2048 */
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 100, 2048, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 100, 2048, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 4);
     /* nothing shares family, dtype, d and dv: the caller's defaults apply */
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 96, 96, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 96, 96, 1, 4096, 0, 1, 0);
     assert_null(clattn_tune_cache_lookup(c, &k, &exact));
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 128, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 128, 1, 4096, 0, 1, 0);
     assert_null(clattn_tune_cache_lookup(c, &k, NULL));
-    clattn_tune_key_make(&k, "pv", CLATTN_F16, 64, 64, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "pv", CLATTN_F16, 64, 64, 1, 4096, 0, 1, 0);
     assert_null(clattn_tune_cache_lookup(c, &k, &exact));
-    clattn_tune_key_make(&k, "softmax", CLATTN_F32, 128, 128, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "softmax", CLATTN_F32, 128, 128, 1, 4096, 0, 1, 0);
     assert_null(clattn_tune_cache_lookup(c, &k, &exact));
 
     /* put replaces an equal key */
     put_entry(c, make_entry("flash", CLATTN_F16, 64, 1, 4096, 0, 1, 42));
-    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(c, &k, &exact)), 42);
     assert_int_equal(clattn_tune_cache_count(c), 9);
     /* entries come out in key order */
@@ -705,7 +705,7 @@ static void test_round_trip(void **state)
         assert_int_equal(clattn_tune_cache_parse(d, hand, strlen(hand), &stale, err, sizeof err),
                          CLATTN_SUCCESS);
         assert_int_equal(clattn_tune_cache_count(d), 1);
-        clattn_tune_key_make(&k, "qk", CLATTN_F32, 64, 64, 10, 8, 0, 1);
+        clattn_tune_key_make(&k, "qk", CLATTN_F32, 64, 64, 10, 8, 0, 1, 0);
         e = clattn_tune_cache_lookup(d, &k, NULL);
         assert_non_null(e);
         assert_int_equal(e->n_params, 2);
@@ -718,6 +718,66 @@ static void test_round_trip(void **state)
     }
     free(text);
     clattn_tune_cache_release(c);
+}
+
+/* Variants are part of a key: they round-trip through the file by name, an exact lookup needs
+   them equal, a nearest lookup prefers the same variants and otherwise serves a plain class's
+   parameters; bad names, repeats and empty lists make the file invalid. */
+static void test_tune_variants(void **state)
+{
+    (void)state;
+    clattn_tune_cache *c = new_cache(IDENTITY, SOURCES), *d = new_cache(IDENTITY, SOURCES);
+    clattn_tune_entry plain = make_entry("flash", CLATTN_F32, 64, 1000, 4096, 1, 1, 5);
+    clattn_tune_entry windowed = plain, int8 = plain;
+    windowed.key.variants = CLATTN_VARIANT_WINDOW | CLATTN_VARIANT_SOFTCAP;
+    windowed.params[0].value = 6;
+    int8.key.variants = CLATTN_VARIANT_KV_INT8;
+    int8.params[0].value = 7;
+    put_entry(c, plain);
+    put_entry(c, windowed);
+    put_entry(c, int8);
+    assert_int_equal(clattn_tune_cache_count(c), 3);
+    char *text = NULL, err[512];
+    size_t len;
+    int stale = -1, exact = -1, v = 0;
+    assert_int_equal(clattn_tune_cache_serialize(c, &text, &len), CLATTN_SUCCESS);
+    assert_non_null(strstr(text, "group=1 variants=window+softcap : BLOCK_N=6"));
+    assert_non_null(strstr(text, "group=1 variants=kv_int8 : BLOCK_N=7"));
+    assert_non_null(strstr(text, "group=1 : BLOCK_N=5"));
+    assert_int_equal(clattn_tune_cache_parse(d, text, len, &stale, err, sizeof err), CLATTN_SUCCESS);
+    for (size_t i = 0; i < 3; i++)
+        assert_memory_equal(clattn_tune_cache_entry(c, i), clattn_tune_cache_entry(d, i),
+                            sizeof(clattn_tune_entry));
+    clattn_tune_key k;
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1000, 4096, 1, 1,
+                         CLATTN_VARIANT_WINDOW | CLATTN_VARIANT_SOFTCAP);
+    assert_int_equal(clattn_tune_entry_param(clattn_tune_cache_lookup(d, &k, &exact), "BLOCK_N", &v), 0);
+    assert_int_equal(exact, 1);
+    assert_int_equal(v, 6);
+    /* ALiBi was never tuned: a class of other variants (the lookup does not rank them) serves */
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1000, 4096, 1, 1, CLATTN_VARIANT_ALIBI);
+    assert_int_equal(clattn_tune_entry_param(clattn_tune_cache_lookup(d, &k, &exact), "BLOCK_N", &v), 0);
+    assert_int_equal(exact, 0);
+    assert_true(v == 5 || v == 6 || v == 7);
+    /* bits past the known variants are not a key */
+    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 1, 0, 1, 32),
+                     CLATTN_INVALID_ARGUMENT);
+    free(text);
+    static const char *const bad[] = {"variants=", "variants=window+window", "variants=tanh",
+                                      "variants=window+", "variants=+window", "variants=0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char file[1024];
+        snprintf(file, sizeof file,
+                 "clattn-tune-cache 1\nlibrary 0.1.0\nsources " SOURCES "\ndevice " IDENTITY "\n"
+                 "flash dtype=f32 d=64 dv=64 lq=1 lk=8 causal=0 group=1 %s : A=1\nend\n", bad[i]);
+        clattn_tune_cache *e = new_cache(IDENTITY, SOURCES);
+        if (clattn_tune_cache_parse(e, file, strlen(file), &stale, err, sizeof err) == CLATTN_SUCCESS)
+            fail_msg("'%s' was accepted", bad[i]);
+        assert_non_null(strstr(err, "variants="));
+        clattn_tune_cache_release(e);
+    }
+    clattn_tune_cache_release(c);
+    clattn_tune_cache_release(d);
 }
 
 /* Writes bytes (unless NULL: the file is already in place) as the device's tuning file, checks
@@ -849,9 +909,9 @@ static void test_tune_save_merges(void **state)
     save_ok(b, f->dir);
     /* b now holds the union, its own entry winning the shared key */
     assert_int_equal(clattn_tune_cache_count(b), 3);
-    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 128, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 128, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(b, &k, NULL)), 20);
-    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 64, 0, 1);
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 64, 0, 1, 0);
     assert_int_equal(value_of(clattn_tune_cache_lookup(b, &k, NULL)), 1);
     /* a saves again: its stale value for the shared key wins now (last saver's own entries) */
     save_ok(a, f->dir);
@@ -872,7 +932,7 @@ static int child_saves(const char *dir, int gate, const char *family, int saves)
     for (int i = 0; i < saves; i++) {
         clattn_tune_entry e;
         memset(&e, 0, sizeof e);
-        clattn_tune_key_make(&e.key, family, CLATTN_F32, 64, 64, 1, 1 << (i % 30), 0, 1 + i / 30);
+        clattn_tune_key_make(&e.key, family, CLATTN_F32, 64, 64, 1, 1 << (i % 30), 0, 1 + i / 30, 0);
         e.n_params = 1;
         strcpy(e.params[0].name, "X");
         e.params[0].value = i;
@@ -1031,7 +1091,7 @@ static int check_read_only(const char *dir, const char *bin_key)
     if (clattn_tune_cache_count(c) != 4)
         return 12;
     memset(&e, 0, sizeof e);
-    clattn_tune_key_make(&e.key, "pv", CLATTN_F32, 64, 64, 1, 64, 0, 1);
+    clattn_tune_key_make(&e.key, "pv", CLATTN_F32, 64, 64, 1, 64, 0, 1, 0);
     e.n_params = 1;
     strcpy(e.params[0].name, "X");
     clattn_tune_cache_put(c, &e);
@@ -1457,6 +1517,7 @@ int main(void)
         T(test_lookup_fallback),
         T(test_put_validation),
         T(test_round_trip),
+        T(test_tune_variants),
         T(test_tune_bad_files),
         T(test_tune_stale_sources),
         T(test_tune_save_merges),

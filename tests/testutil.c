@@ -272,10 +272,11 @@ void tu_case_string(const tu_case *c, char *buf, size_t len)
     _Static_assert(sizeof kinds / sizeof kinds[0] == TU_MASK_KIND_COUNT, "a name per mask kind");
     const clattn_attention_desc *d = &c->desc;
     snprintf(buf, len,
-             "B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s %s causal=%s mask=%s%s%s path=%s%s%s%s%s "
+             "B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s%s %s causal=%s mask=%s%s%s path=%s%s%s%s%s "
              "%s seed=%llu",
              d->batch, d->heads_q, d->heads_kv, d->seq_q, d->seq_kv, d->head_dim, d->head_dim_v,
-             d->dtype == CLATTN_F16 ? "F16" : d->dtype == CLATTN_BF16 ? "BF16" : "F32", d->layout == CLATTN_LAYOUT_BSHD ? "BSHD" : "BHSD",
+             d->dtype == CLATTN_F16 ? "F16" : d->dtype == CLATTN_BF16 ? "BF16" : "F32",
+             d->kv_storage == CLATTN_KV_INT8 ? " kv=int8" : "", d->layout == CLATTN_LAYOUT_BSHD ? "BSHD" : "BHSD",
              causal_name(d->causal), mask_name(d->mask_type), d->mask_type ? "/" : "",
              d->mask_type ? kinds[c->mask_kind % TU_MASK_KIND_COUNT] : "", path_name(d->path),
              c->want_probs ? " probs" : "", c->want_lse ? " lse" : "",
@@ -434,13 +435,22 @@ static cl_mem make_buffer(clattn_context *ctx, size_t bytes, const void *src, cl
 }
 
 /* The device call through cl_mem buffers: upload, run, read back. */
-static clattn_status run_with_buffers(clattn_context *ctx, const clattn_attention_desc *d,
+static clattn_status run_with_buffers(clattn_context *ctx, const clattn_attention_desc *desc,
                                       const clattn_tensor_sizes *s, const void *q, const void *k,
                                       const void *v, const void *mask, void *out, float *probs,
                                       float *lse, tu_keep *keep, char *why, size_t why_len)
 {
     cl_int err = CL_SUCCESS;
     clattn_status st = CLATTN_OPENCL_ERROR;
+    /* int8 K/V: the desc's host scales become device buffers */
+    clattn_attention_desc dd = *desc;
+    const clattn_attention_desc *d = &dd;
+    const size_t scale_bytes = desc->kv_storage == CLATTN_KV_INT8 ? tu_kv_scale_bytes(desc) : 0;
+    cl_mem bks = make_buffer(ctx, scale_bytes, desc->k_scale_host, &err);
+    cl_mem bvs = make_buffer(ctx, scale_bytes, desc->v_scale_host, &err);
+    dd.k_scale = bks;
+    dd.v_scale = bvs;
+    dd.k_scale_host = dd.v_scale_host = NULL;
     cl_mem bq = make_buffer(ctx, s->q, q, &err);
     cl_mem bk = make_buffer(ctx, s->k, k, &err);
     cl_mem bv = make_buffer(ctx, s->v, v, &err);
@@ -470,8 +480,8 @@ static clattn_status run_with_buffers(clattn_context *ctx, const clattn_attentio
     }
 out:
     clFinish(queue);
-    cl_mem all[] = {bq, bk, bv, bm, bo, bp, bl};
-    for (int i = 0; i < 7; i++) {
+    cl_mem all[] = {bq, bk, bv, bm, bo, bp, bl, bks, bvs};
+    for (int i = 0; i < 9; i++) {
         if (keep)
             tu_keep_add(keep, all[i]);
         if (all[i])
@@ -505,10 +515,14 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
         return res->status;
     }
 
-    size_t es = clattn_dtype_size(d.dtype);
-    size_t nq = s.q / es, nk = s.k / es, nv = s.v / es, no = s.out / es;
+    const int int8 = d.kv_storage == CLATTN_KV_INT8;
+    size_t es = clattn_dtype_size(d.dtype), kv_es = int8 ? 1 : es;
+    size_t nq = s.q / es, nk = s.k / kv_es, nv = s.v / kv_es, no = s.out / es;
     size_t np = s.probs / sizeof(float), nl = s.lse / sizeof(float);
-    void *q = tu_alloc(s.q), *k = tu_alloc(s.k), *v = tu_alloc(s.v);
+    /* k and v in the storage type; with int8 K/V, quantized from these (k8, v8 and their scales) */
+    void *q = tu_alloc(s.q), *k = tu_alloc(nk * es), *v = tu_alloc(nv * es);
+    signed char *k8 = NULL, *v8 = NULL;
+    float *k_scale = NULL, *v_scale = NULL;
     void *mask = d.mask_type != CLATTN_MASK_NONE ? tu_alloc(s.mask) : NULL;
     void *out = tu_alloc(s.out);
     float *probs = c->want_probs ? tu_alloc(s.probs) : NULL;
@@ -532,6 +546,23 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
     if (c->nan_in_q && nq > 0)
         tu_set(q, d.dtype, row_offset(d.layout, d.heads_q, d.seq_q, d.head_dim, d.batch - 1, d.heads_q - 1, d.seq_q / 2),
                NAN);
+    if (int8) {
+        const size_t rows = tu_kv_scale_bytes(&d) / sizeof(float);
+        k8 = tu_alloc(nk + 1);
+        v8 = tu_alloc(nv + 1);
+        k_scale = tu_alloc(rows * sizeof(float) + 1);
+        v_scale = tu_alloc(rows * sizeof(float) + 1);
+        if (clattn_quantize_kv_host(&d, CLATTN_KV_KEYS, k, k8, k_scale) != CLATTN_SUCCESS ||
+            clattn_quantize_kv_host(&d, CLATTN_KV_VALUES, v, v8, v_scale) != CLATTN_SUCCESS) {
+            strncat(res->msg, ": clattn_quantize_kv_host refused the case",
+                    sizeof res->msg - strlen(res->msg) - 1);
+            res->status = CLATTN_INVALID_ARGUMENT;
+            goto out;
+        }
+        d.k_scale_host = k_scale;
+        d.v_scale_host = v_scale;
+    }
+    const void *k_dev = int8 ? (const void *)k8 : k, *v_dev = int8 ? (const void *)v8 : v;
     /* A sentinel in the outputs: a result the device never wrote cannot pass. */
     tu_fill_value(out, d.dtype, no, -77.0f);
     if (probs)
@@ -541,10 +572,10 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
 
     char why[512] = "";
     if (c->use_buffers)
-        res->status = run_with_buffers(ctx, &d, &s, q, k, v, mask, out, probs, lse, c->keep, why,
-                                       sizeof why);
+        res->status = run_with_buffers(ctx, &d, &s, q, k_dev, v_dev, mask, out, probs, lse, c->keep,
+                                       why, sizeof why);
     else {
-        res->status = clattn_attention_host(ctx, &d, q, k, v, mask, out, probs, lse);
+        res->status = clattn_attention_host(ctx, &d, q, k_dev, v_dev, mask, out, probs, lse);
         if (res->status != CLATTN_SUCCESS)
             snprintf(why, sizeof why, "%s", clattn_context_last_error(ctx));
     }
@@ -558,16 +589,25 @@ clattn_status tu_run_case(clattn_context *ctx, const tu_case *c, tu_outcome *res
     clattn_attention_desc d32 = d;
     d32.dtype = CLATTN_F32;
     q32 = tu_widen(q, d.dtype, nq);
-    k32 = tu_widen(k, d.dtype, nk);
-    v32 = tu_widen(v, d.dtype, nv);
+    if (int8) {
+        /* the reference reads the int8 values and their scales itself; k32 and v32 are what they
+           stand for, for the score magnitude */
+        k32 = tu_dequantize(&d, CLATTN_KV_KEYS, k8, k_scale);
+        v32 = tu_dequantize(&d, CLATTN_KV_VALUES, v8, v_scale);
+    } else {
+        k32 = tu_widen(k, d.dtype, nk);
+        v32 = tu_widen(v, d.dtype, nv);
+    }
     /* A broadcast mask reaches the reference written out densely, so that the reference does not
        share the library's reading of mask_rows_broadcast. */
     if (mask && d.mask_rows_broadcast) {
         ref_mask = densify_mask(&d, mask, &d32);
         d32.dtype = CLATTN_F32;
     }
-    clattn_status rst = clattn_attention_reference(&d32, q32, k32, v32, ref_mask ? ref_mask : mask,
-                                                   ref_out, ref_probs, ref_lse);
+    clattn_status rst = clattn_attention_reference(&d32, q32, int8 ? (const void *)k8 : k32,
+                                                   int8 ? (const void *)v8 : v32,
+                                                   ref_mask ? ref_mask : mask, ref_out, ref_probs,
+                                                   ref_lse);
     if (rst != CLATTN_SUCCESS) {
         snprintf(res->msg + at, sizeof res->msg - at, ": reference failed: %s", clattn_status_string(rst));
         res->status = rst;
@@ -604,7 +644,29 @@ out:
     free(k32);
     free(v32);
     free(ref_mask);
+    free(k8);
+    free(v8);
+    free(k_scale);
+    free(v_scale);
     return res->status;
+}
+
+size_t tu_kv_scale_bytes(const clattn_attention_desc *d)
+{
+    const int hkv = d->heads_kv ? d->heads_kv : d->heads_q;
+    return (size_t)d->batch * (size_t)hkv * (size_t)d->seq_kv * sizeof(float);
+}
+
+float *tu_dequantize(const clattn_attention_desc *d, clattn_kv_tensor which, const signed char *x8,
+                     const float *scale)
+{
+    const int dim = which == CLATTN_KV_KEYS ? d->head_dim : d->head_dim_v ? d->head_dim_v : d->head_dim;
+    const size_t rows = tu_kv_scale_bytes(d) / sizeof(float);
+    float *out = tu_alloc(rows * (size_t)dim * sizeof(float) + 1);
+    for (size_t t = 0; t < rows; t++)
+        for (int c = 0; c < dim; c++)
+            out[t * (size_t)dim + (size_t)c] = (float)x8[t * (size_t)dim + (size_t)c] * scale[t];
+    return out;
 }
 
 /* ---- memory objects the library must refuse or see through ---------------------------------- */

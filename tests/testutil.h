@@ -144,6 +144,14 @@ typedef struct tu_outcome {
     char msg[1024];          /* the case and, on failure, what went wrong */
 } tu_outcome;
 
+/* Int8 K/V (desc.kv_storage CLATTN_KV_INT8): tu_run_case quantizes its random K and V with
+   clattn_quantize_kv_host and hands the library and the reference the same int8 values and scales.
+   The bytes of one scale array, and a tensor's values as float (x8 · scale, as the device forms
+   them; free() it). */
+size_t tu_kv_scale_bytes(const clattn_attention_desc *d);
+float *tu_dequantize(const clattn_attention_desc *d, clattn_kv_tensor which, const signed char *x8,
+                     const float *scale);
+
 /* Describes c in one line ("B=2 Hq=8 Hkv=2 Lq=7 Lk=300 d=40 dv=64 F16 BSHD causal=BR ..."). */
 void tu_case_string(const tu_case *c, char *buf, size_t len);
 /* Makes c's inputs, runs them on ctx and on the reference, compares. Returns the device status. */

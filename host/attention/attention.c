@@ -28,6 +28,11 @@ clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention
     if (p->mask_type == CLATTN_MASK_NONE && mask)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
                            "mask buffer given but desc->mask_type is CLATTN_MASK_NONE");
+    if (p->k_scale_host || p->v_scale_host)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
+                           "desc->k_scale_host/v_scale_host given to clattn_attention, which reads "
+                           "device buffers: set desc->k_scale and v_scale (the host arrays are "
+                           "for clattn_attention_host and clattn_attention_reference)");
     /* With no query row nothing is read or written, so no buffer is required; any given is checked.
        Outputs may share memory with nothing: scores would overwrite what P·V still reads. */
     int empty = p->B == 0 || p->Lq == 0;
@@ -36,6 +41,10 @@ clattn_status clattn_attention_check(clattn_context *ctx, const clattn_attention
         {.name = "q", .mem = q, .need = p->bytes.q, .role = in, .optional = empty},
         {.name = "k", .mem = k, .need = p->bytes.k, .role = in, .optional = empty},
         {.name = "v", .mem = v, .need = p->bytes.v, .role = in, .optional = empty},
+        {.name = "desc->k_scale", .mem = p->k_scale, .need = p->scale_bytes, .role = in,
+         .optional = empty},
+        {.name = "desc->v_scale", .mem = p->v_scale, .need = p->scale_bytes, .role = in,
+         .optional = empty},
         {.name = "mask", .mem = mask, .need = p->bytes.mask, .role = in, .optional = empty},
         {.name = "out", .mem = out, .need = p->bytes.out, .role = o, .optional = empty},
         {.name = "probs", .mem = probs, .need = p->bytes.probs, .role = o, .optional = 1},

@@ -16,6 +16,7 @@
  *   flash.c           the flash and flash_split families and the fused path
  *   merge.c           the merge family, split-KV merges and the public clattn_merge_partials(_host)
  *   variants.c        clattn_variant_args: the per-head arrays of ALiBi and sinks on the device
+ *   quant.c           int8 K/V: the public clattn_quantize_kv(_host)
  */
 #ifndef CLATTN_ATTENTION_H
 #define CLATTN_ATTENTION_H

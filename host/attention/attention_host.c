@@ -3,6 +3,7 @@
  * the lock that covers the enqueue. */
 #include "host/attention/attention.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct staged {
@@ -40,18 +41,31 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
         pthread_mutex_unlock(&ctx->lock);
         return st;
     }
+    int empty = p.B == 0 || p.Lq == 0;
+    /* Int8 K/V: the host scales, staged like the tensors (the device pair is clattn_attention's). */
+    if (p.k_scale || p.v_scale ||
+        (p.kv_int8 && !empty && clattn_kv_scales_check(&p, 1, err, sizeof err) != CLATTN_SUCCESS)) {
+        if (p.k_scale || p.v_scale)
+            snprintf(err, sizeof err, "desc->k_scale/v_scale (device buffers) given to "
+                     "clattn_attention_host: set desc->k_scale_host and v_scale_host");
+        pthread_mutex_lock(&ctx->lock);
+        clattn_status st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
+        pthread_mutex_unlock(&ctx->lock);
+        return st;
+    }
     staged bufs[] = {
         {"q", q, NULL, p.bytes.q, NULL},         {"k", k, NULL, p.bytes.k, NULL},
         {"v", v, NULL, p.bytes.v, NULL},         {"mask", mask, NULL, p.bytes.mask, NULL},
         {"out", NULL, out, p.bytes.out, NULL},   {"probs", NULL, probs, p.bytes.probs, NULL},
         {"lse", NULL, lse, p.bytes.lse, NULL},
+        {"k_scale", p.k_scale_host, NULL, p.scale_bytes, NULL},
+        {"v_scale", p.v_scale_host, NULL, p.scale_bytes, NULL},
     };
-    enum { Q, K, V, MASK, OUT, PROBS, LSE, N };
+    enum { Q, K, V, MASK, OUT, PROBS, LSE, KS, VS, N };
     clattn_status st = CLATTN_SUCCESS;
     /* Required host pointers are checked here, where their names are known; clattn_attention then
        checks the rest (mask/type agreement, path and probs) on the staged buffers. */
     const void *required[] = {q, k, v, NULL, out};
-    int empty = p.B == 0 || p.Lq == 0;
     for (int i = Q; i <= OUT && !empty; i++)
         if (i != MASK && bufs[i].bytes && !required[i]) {
             pthread_mutex_lock(&ctx->lock);
@@ -74,11 +88,15 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
 
     for (int i = 0; i < N && st == CLATTN_SUCCESS; i++)
         st = stage(ctx, &bufs[i]);
+    clattn_attention_desc staged_desc = *desc;
+    staged_desc.k_scale = bufs[KS].mem;
+    staged_desc.v_scale = bufs[VS].mem;
+    staged_desc.k_scale_host = staged_desc.v_scale_host = NULL;
     if (st == CLATTN_SUCCESS)
-        st = clattn_attention(ctx, desc, bufs[Q].mem, bufs[K].mem, bufs[V].mem, bufs[MASK].mem,
-                              bufs[OUT].mem, bufs[PROBS].mem, bufs[LSE].mem);
+        st = clattn_attention(ctx, &staged_desc, bufs[Q].mem, bufs[K].mem, bufs[V].mem,
+                              bufs[MASK].mem, bufs[OUT].mem, bufs[PROBS].mem, bufs[LSE].mem);
     /* Read back only after success, so a failed call leaves the caller's memory as it was. */
-    for (int i = OUT; i < N && st == CLATTN_SUCCESS; i++) {
+    for (int i = OUT; i <= LSE && st == CLATTN_SUCCESS; i++) {
         if (!bufs[i].mem)
             continue;
         cl_int e = clEnqueueReadBuffer(ctx->queue, bufs[i].mem, CL_FALSE, 0, bufs[i].bytes, bufs[i].dst,

@@ -331,6 +331,11 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     ARG(softcap_l2);
     ARG(va.alibi);   /* NULL when the call has none: the kernel never reads it */
     ARG(va.sinks);
+    ARG(p->k_scale);   /* NULL unless K/V are int8 */
+    ARG(p->v_scale);
+    ARG(p->s_bs);
+    ARG(p->s_hs);
+    ARG(p->s_rs);
 
     const size_t wgs = flash_work_group_size(pr);
     const long rows = (long)p->group * p->Lq;

@@ -163,7 +163,8 @@ void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len)
         appendf(buf, len, &used, " window");
     if (p->softcap > 0.0f)
         appendf(buf, len, &used, " softcap=%g", (double)p->softcap);
-    appendf(buf, len, &used, "%s%s", p->alibi ? " alibi" : "", p->sinks ? " sinks" : "");
+    appendf(buf, len, &used, "%s%s%s", p->alibi ? " alibi" : "", p->sinks ? " sinks" : "",
+            p->kv_int8 ? " kv=int8" : "");
     if (plan->n_steps == 0)
         appendf(buf, len, &used, ": empty, no kernel runs");
     if (plan->path == CLATTN_PATH_FUSED && plan->splits > 1)

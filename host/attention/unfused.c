@@ -254,6 +254,7 @@ static clattn_status set_common_args(clattn_context *ctx, const clattn_problem *
     const cl_long v_bs = p->v_bs, v_hs = p->v_hs, v_rs = p->v_rs;
     const cl_long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs;
     const cl_long m_bs = p->mask_bs, m_hs = p->mask_hs, m_rs = p->mask_rs;
+    const cl_long s_bs = p->s_bs, s_hs = p->s_hs, s_rs = p->s_rs;   /* int8 K/V scales */
     const cl_int Lq = p->Lq, Lk = p->Lk, d = p->d, dv = p->dv, Hq = p->Hq, group = p->group;
     const cl_int causal_offset = p->causal_offset, lo_offset = p->lo_offset;
     const cl_float scale = clattn_variant_score_scale(p), softcap = p->softcap;
@@ -261,12 +262,13 @@ static clattn_status set_common_args(clattn_context *ctx, const clattn_problem *
                                   ARG(d),    ARG(Hq),   ARG(group), ARG(q_bs),  ARG(q_hs),
                                   ARG(q_rs), ARG(k_bs), ARG(k_hs), ARG(k_rs),   ARG(m_bs),
                                   ARG(m_hs), ARG(m_rs), ARG(scale), ARG(causal_offset),
-                                  ARG(Lq),   ARG(lo_offset), ARG(softcap), ARG(va->alibi)};
+                                  ARG(Lq),   ARG(lo_offset), ARG(softcap), ARG(va->alibi),
+                                  ARG(p->k_scale), ARG(s_bs), ARG(s_hs), ARG(s_rs)};
     const kernel_arg sm_args[] = {ARG(scores), ARG(lse), ARG(Lq), ARG(Lk), ARG(Hq), ARG(va->sinks)};
     const kernel_arg pv_args[] = {ARG(scores), ARG(v),    ARG(out),  ARG(Lk),   ARG(dv),
                                   ARG(Hq),     ARG(group), ARG(v_bs), ARG(v_hs), ARG(v_rs),
                                   ARG(o_bs),   ARG(o_hs), ARG(o_rs), ARG(causal_offset),
-                                  ARG(lo_offset)};
+                                  ARG(lo_offset), ARG(p->v_scale), ARG(s_bs), ARG(s_hs), ARG(s_rs)};
     clattn_status st;
     uk->n_common_qk = COUNT(qk_args);
     uk->n_common_sm = COUNT(sm_args);

@@ -344,14 +344,15 @@ void clattn_program_to_binary_cache(clattn_context *ctx, const char *file, const
 int clattn_tuning_key(const char *family, const clattn_problem *p, clattn_tune_key *key)
 {
     return clattn_tune_key_make(key, family ? family : "any", p->dtype, p->d, p->dv, p->Lq, p->Lk,
-                                p->causal_bound, p->group) == CLATTN_SUCCESS
+                                p->causal_bound, p->group, clattn_problem_variants(p)) == CLATTN_SUCCESS
                ? 0 : -1;
 }
 
 int clattn_tuning_same_class(const clattn_tune_key *a, const clattn_tune_key *b)
 {
     return a->dtype == b->dtype && a->d == b->d && a->dv == b->dv && a->lq_class == b->lq_class &&
-           a->lk_bucket == b->lk_bucket && a->causal == b->causal && a->group == b->group;
+           a->lk_bucket == b->lk_bucket && a->causal == b->causal && a->group == b->group &&
+           a->variants == b->variants;
 }
 
 /* The entry's values in the family's order; 0 when it names exactly the family's parameters. */

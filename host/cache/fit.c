@@ -16,7 +16,7 @@ struct clattn_fit_entry {
     const clattn_family *family;
     clattn_params params;
     int d, dv, dtype, mask_type, causal;
-    int variants;               /* bits: window's lower edge, soft-cap, ALiBi, sinks */
+    int variants;               /* clattn_problem_variants */
     int ok;
     char why[1024];             /* a rejection's reason */
     struct clattn_fit_entry *next;
@@ -34,8 +34,7 @@ static void fill_key(struct clattn_fit_entry *e, const clattn_family *family, co
     e->dtype = (int)p->dtype;
     e->mask_type = (int)p->mask_type;
     e->causal = p->causal_bound;
-    e->variants = p->window_lo | (p->softcap > 0.0f) << 1 | (p->alibi != NULL) << 2 |
-                  (p->sinks != NULL) << 3;
+    e->variants = clattn_problem_variants(p);
 }
 
 static int same_key(const struct clattn_fit_entry *a, const struct clattn_fit_entry *b)

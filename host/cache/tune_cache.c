@@ -70,7 +70,8 @@ static int valid_key(const clattn_tune_key *k)
            k->d >= 1 && k->d <= CLATTN_TUNE_MAX_DIM && k->dv >= 1 && k->dv <= CLATTN_TUNE_MAX_DIM &&
            k->lq_class >= CLATTN_TUNE_LQ_1 && k->lq_class <= CLATTN_TUNE_LQ_LARGE &&
            clattn_tune_is_pow2(k->lk_bucket) && k->lk_bucket <= CLATTN_TUNE_MAX_LK_BUCKET &&
-           (k->causal == 0 || k->causal == 1) && k->group >= 1 && k->group <= CLATTN_TUNE_MAX_DIM;
+           (k->causal == 0 || k->causal == 1) && k->group >= 1 && k->group <= CLATTN_TUNE_MAX_DIM &&
+           k->variants >= 0 && k->variants <= CLATTN_VARIANT_ALL;
 }
 
 static int valid_entry(const clattn_tune_entry *e)
@@ -89,7 +90,8 @@ static int valid_entry(const clattn_tune_entry *e)
 }
 
 clattn_status clattn_tune_key_make(clattn_tune_key *key, const char *family, clattn_dtype dtype,
-                                   int d, int dv, int lq, int lk, int causal, int group)
+                                   int d, int dv, int lq, int lk, int causal, int group,
+                                   int variants)
 {
     clattn_tune_key k;
     size_t n = family ? strlen(family) : 0;
@@ -104,6 +106,7 @@ clattn_status clattn_tune_key_make(clattn_tune_key *key, const char *family, cla
     k.lk_bucket = clattn_tune_lk_bucket(lk);
     k.causal = causal != 0;
     k.group = group;
+    k.variants = variants;
     if (!valid_key(&k))
         return CLATTN_INVALID_ARGUMENT;
     *key = k;
@@ -142,6 +145,7 @@ int clattn_tune_key_compare(const clattn_tune_key *a, const clattn_tune_key *b)
     if (!c) c = cmp_int(a->lk_bucket, b->lk_bucket);
     if (!c) c = cmp_int(a->causal, b->causal);
     if (!c) c = cmp_int(a->group, b->group);
+    if (!c) c = cmp_int(a->variants, b->variants);
     return c;
 }
 
@@ -170,14 +174,15 @@ static int log2i(int v)
     return l;
 }
 
-/* Lexicographic: Lq class outweighs any Lk distance (at most 30), which outweighs causal and
-   group. The Lq class decides the strategy (split-KV decoding vs query blocks); Lk mostly
+/* Lexicographic: Lq class outweighs any Lk distance (at most 30), which outweighs causal, group
+   and variants. The Lq class decides the strategy (split-KV decoding vs query blocks); Lk mostly
    moves the balance within it. */
 static long distance(const clattn_tune_key *a, const clattn_tune_key *b)
 {
     return labs((long)a->lq_class - b->lq_class) * 1000 +
            labs((long)log2i(a->lk_bucket) - log2i(b->lk_bucket)) * 10 +
-           (a->causal != b->causal) * 3 + (a->group != b->group);
+           (a->causal != b->causal) * 3 + (a->group != b->group) * 2 +
+           (a->variants != b->variants);
 }
 
 const clattn_tune_entry *clattn_tune_cache_lookup(const clattn_tune_cache *c,
@@ -327,6 +332,7 @@ static void normalise(clattn_tune_entry *dst, const clattn_tune_entry *src)
     dst->key.lk_bucket = src->key.lk_bucket;
     dst->key.causal = src->key.causal;
     dst->key.group = src->key.group;
+    dst->key.variants = src->key.variants;
     dst->n_params = src->n_params;
     for (int i = 0; i < src->n_params; i++) {
         memcpy(dst->params[i].name, src->params[i].name,

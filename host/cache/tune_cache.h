@@ -24,6 +24,16 @@
 /* Lq classes: decoding (one query) and short, medium and long query blocks behave differently. */
 enum { CLATTN_TUNE_LQ_1 = 0, CLATTN_TUNE_LQ_16, CLATTN_TUNE_LQ_128, CLATTN_TUNE_LQ_LARGE };
 
+/* The variants that change a kernel's code, as bits of a key (clattn_problem_variants makes them). */
+enum {
+    CLATTN_VARIANT_WINDOW = 1,    /* a window's lower edge (its upper edge is the causal bound) */
+    CLATTN_VARIANT_SOFTCAP = 2,
+    CLATTN_VARIANT_ALIBI = 4,
+    CLATTN_VARIANT_SINKS = 8,
+    CLATTN_VARIANT_KV_INT8 = 16,
+    CLATTN_VARIANT_ALL = 31
+};
+
 typedef struct clattn_tune_key {
     char family[CLATTN_TUNE_NAME_LEN];      /* [a-z0-9_]+, e.g. "flash" */
     clattn_dtype dtype;
@@ -32,6 +42,7 @@ typedef struct clattn_tune_key {
     int lk_bucket;                          /* a power of two (clattn_tune_lk_bucket) */
     int causal;                             /* 0 or 1: either causal mode counts as causal */
     int group;                              /* GQA group size Hq / Hkv, 1..CLATTN_TUNE_MAX_DIM */
+    int variants;                           /* CLATTN_VARIANT_* bits; 0: plain attention */
 } clattn_tune_key;
 
 typedef struct clattn_tune_param {
@@ -52,7 +63,8 @@ int clattn_tune_lk_bucket(int lk);          /* the next power of two >= lk (at l
 /* Fills key for a problem. causal: any nonzero mode. CLATTN_INVALID_ARGUMENT (with nothing
    written) for a bad family name or out-of-range size. */
 clattn_status clattn_tune_key_make(clattn_tune_key *key, const char *family, clattn_dtype dtype,
-                                   int d, int dv, int lq, int lk, int causal, int group);
+                                   int d, int dv, int lq, int lk, int causal, int group,
+                                   int variants);
 /* The value of the parameter called name in e: 0 and *value set when present, else -1. */
 int clattn_tune_entry_param(const clattn_tune_entry *e, const char *name, int *value);
 
@@ -65,13 +77,15 @@ clattn_status clattn_tune_cache_create(const char *identity, const char *sources
 void clattn_tune_cache_release(clattn_tune_cache *cache);   /* NULL is a no-op */
 
 size_t clattn_tune_cache_count(const clattn_tune_cache *cache);
-/* Entry i of count, in key order (family, dtype, d, dv, lq, lk, causal, group). */
+/* Entry i of count, in key order (family, dtype, d, dv, lq, lk, causal, group, variants). */
 const clattn_tune_entry *clattn_tune_cache_entry(const clattn_tune_cache *cache, size_t i);
 /* Adds e, replacing an entry with the same key. CLATTN_INVALID_ARGUMENT for an invalid entry. */
 clattn_status clattn_tune_cache_put(clattn_tune_cache *cache, const clattn_tune_entry *e);
 /* The entry for key: the exact one if present (*exact 1), else the nearest shape class with the
    same family, dtype, d and dv (*exact 0): nearest Lq class first, then nearest Lk bucket (in
-   powers of two), then the same causal flag, then the same group; ties go to the smaller key.
+   powers of two), then the same causal flag, then the same group, then the same variants (a plain
+   class's parameters serve a variant's: the kernels share their parameter space); ties go to the
+   smaller key.
    NULL when no entry shares family, dtype, d and dv: the caller falls back to the device-class
    defaults. exact may be NULL. The pointer is valid until the cache next changes. */
 const clattn_tune_entry *clattn_tune_cache_lookup(const clattn_tune_cache *cache,

@@ -8,6 +8,7 @@
        sources 3f5a...(64 hex digits: SHA-256 of the embedded kernel sources)
        device Portable Computing Language / OpenCL 3.0 PoCL 3.1 / AuthenticAMD / cpu-... / 3.1 / 2 CU
        flash dtype=f16 d=64 dv=64 lq=1 lk=4096 causal=0 group=4 : BLOCK_N=64 SPLITS=8 # time_ms=0.123 default_ms=0.456
+       flash dtype=f32 d=128 dv=128 lq=large lk=8192 causal=1 group=1 variants=window+softcap : BLOCK_M=64
        qk dtype=f32 d=128 dv=128 lq=large lk=2048 causal=1 group=1 : TM=4 TN=4 WG=16
        end
 
@@ -17,9 +18,12 @@
      stale: its entries are not used and the next save replaces them.
    - device: the identity the file is for, with bytes outside printable ASCII and '\' written as
      \xHH; it must equal the caller's (a copied or colliding file is foreign).
-   - One entry per line: the family, then exactly these fields in this order: dtype=f32|f16, d=,
-     dv=, lq=1|16|128|large (Lq = 1, <= 16, <= 128, larger), lk= (a power of two, the bucket of
-     Lk), causal=0|1, group= (Hq / Hkv); then ':' and 1 to 8 NAME=integer parameters. Text after
+   - One entry per line: the family, then exactly these fields in this order: dtype=f32|f16|bf16,
+     d=, dv=, lq=1|16|128|large (Lq = 1, <= 16, <= 128, larger), lk= (a power of two, the bucket of
+     Lk), causal=0|1, group= (Hq / Hkv), and, only for a class with variants that change the kernel,
+     variants= their names joined by '+' (window, softcap, alibi, sinks, kv_int8: clattn.h's sliding
+     window's lower edge, soft-capping, ALiBi, sinks, int8 K/V); then ':' and 1 to 16 NAME=integer
+     parameters. Text after
      '#' is a comment, from which time_ms= and default_ms= are read when present.
    - "end" closes the file, so a truncated file is recognised. After it, and anywhere after line
      1, blank lines and lines starting with '#' are allowed (a save does not keep them).
@@ -147,6 +151,35 @@ static int fail_line(char *why, size_t why_len, size_t line, const char *what)
     return -1;
 }
 
+/* The names of the CLATTN_VARIANT_* bits, lowest first, as the file spells them. */
+static const char *const variant_names[] = {"window", "softcap", "alibi", "sinks", "kv_int8"};
+#define N_VARIANT_NAMES ((int)(sizeof variant_names / sizeof variant_names[0]))
+
+/* "softcap+alibi": names joined by '+', each at most once, none empty. */
+static int parse_variants(span v, int *out)
+{
+    int bits = 0;
+    size_t at = 0;
+    if (v.n == 0)
+        return -1;
+    while (at <= v.n) {
+        const char *plus = memchr(v.p + at, '+', v.n - at);
+        span name = {v.p + at, plus ? (size_t)(plus - (v.p + at)) : v.n - at};
+        int found = -1;
+        for (int i = 0; i < N_VARIANT_NAMES && found < 0; i++)
+            if (span_is(name, variant_names[i]))
+                found = i;
+        if (found < 0 || (bits & (1 << found)))
+            return -1;
+        bits |= 1 << found;
+        if (!plus)
+            break;
+        at += name.n + 1;
+    }
+    *out = bits;
+    return 0;
+}
+
 static int parse_entry(span line, size_t ln, clattn_tune_entry *e, char *why, size_t why_len)
 {
     const char *hash = memchr(line.p, '#', line.n);
@@ -180,6 +213,14 @@ static int parse_entry(span line, size_t ln, clattn_tune_entry *e, char *why, si
         return fail_line(why, why_len, ln, "expected causal=0|1");
     if (field(&body, "group=", &v) || parse_int(v, 1, CLATTN_TUNE_MAX_DIM, &e->key.group))
         return fail_line(why, why_len, ln, "expected group=<1..65536>");
+    span after_group = body;
+    if (field(&body, "variants=", &v) == 0) {
+        if (parse_variants(v, &e->key.variants))
+            return fail_line(why, why_len, ln, "expected variants=<name>[+<name>...] of window, "
+                             "softcap, alibi, sinks, kv_int8, each once");
+    } else {
+        body = after_group;   /* optional: absent means plain attention */
+    }
     if (!span_is(next_token(&body), ":"))
         return fail_line(why, why_len, ln, "expected ':' before the parameters");
     for (t = next_token(&body); t.n; t = next_token(&body)) {
@@ -426,9 +467,18 @@ static void put_ms(buf *b, const char *name, double ms)
 /* One entry line, without its line end. */
 static void put_entry(buf *b, const clattn_tune_entry *e)
 {
-    put(b, "%s dtype=%s d=%d dv=%d lq=%s lk=%d causal=%d group=%d :", e->key.family,
+    put(b, "%s dtype=%s d=%d dv=%d lq=%s lk=%d causal=%d group=%d", e->key.family,
         e->key.dtype == CLATTN_F16 ? "f16" : e->key.dtype == CLATTN_BF16 ? "bf16" : "f32", e->key.d, e->key.dv, lq_name(e->key.lq_class),
         e->key.lk_bucket, e->key.causal, e->key.group);
+    if (e->key.variants) {
+        put(b, " variants=");
+        for (int i = 0, first = 1; i < N_VARIANT_NAMES; i++)
+            if (e->key.variants & (1 << i)) {
+                put(b, "%s%s", first ? "" : "+", variant_names[i]);
+                first = 0;
+            }
+    }
+    put(b, " :");
     for (int j = 0; j < e->n_params; j++)
         put(b, " %s=%d", e->params[j].name, e->params[j].value);
     if (e->time_ms >= 0 || e->default_ms >= 0) {

@@ -23,6 +23,7 @@
 
 #define CLATTN_BUILDING 1
 #include "clattn.h"
+#include "host/cache/tune_cache.h"
 #include "host/core/error_text.h"
 #include "host/core/options.h"
 
@@ -171,8 +172,14 @@ typedef struct clattn_problem {
     int causal_bound;             /* whether that bound applies: causal, or a window's right edge */
     int window_lo;                /* a window's left edge: key j visible only if j >= i + lo_offset */
     int lo_offset;
+    int window, window_left, window_right;   /* the desc's, as given (for clattn_problem_shape_desc) */
     float softcap;                /* 0: none */
     const float *alibi, *sinks;   /* the call's host arrays [Hq], or NULL */
+    int kv_int8;                  /* k and v int8 with per-token scales (CLATTN_KV_INT8) */
+    cl_mem k_scale, v_scale;      /* the desc's, as given (device entry point) */
+    const float *k_scale_host, *v_scale_host;
+    long s_bs, s_hs, s_rs;        /* element strides of the scales [batch, head, token] */
+    size_t scale_bytes;           /* what each scale buffer must hold */
     clattn_mask_type mask_type;
     long mask_bs, mask_hs, mask_rs;
     clattn_path path;
@@ -187,7 +194,12 @@ typedef struct clattn_problem {
 /* Validates desc and fills p. On failure writes a message naming the field into err. */
 clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_problem *p,
                                   char *err, size_t err_len);
-/* The desc of p's shape without its mask: what the tuner builds its problems from. */
+/* The variants of p that change a kernel's code (its -D defines beyond storage, mask and causality),
+   as CLATTN_VARIANT_* bits (cache/tune_cache.h): what fit records and tuning keys tell problems
+   apart by. */
+int clattn_problem_variants(const clattn_problem *p);
+/* The desc of p's shape and variants without its mask and int8 K/V (whose scales are buffers): what
+   the tuner builds its problems from. */
 void clattn_problem_shape_desc(const clattn_problem *p, clattn_attention_desc *desc);
 size_t clattn_dtype_size(clattn_dtype dtype);
 size_t clattn_mask_elem_size(clattn_mask_type type);
@@ -208,6 +220,10 @@ clattn_ref_elem clattn_ref_elem_of(clattn_dtype dtype);
 clattn_status clattn_attention_reference_run(const clattn_problem *p, clattn_ref_elem elem,
                                              const void *q, const void *k, const void *v,
                                              const void *mask, void *out, float *probs, float *lse);
+
+/* The host scales of an int8 K/V problem: present (v's only when need_v) and finite. On failure
+   writes a message naming the first bad entry into err (may be NULL). */
+clattn_status clattn_kv_scales_check(const clattn_problem *p, int need_v, char *err, size_t err_len);
 
 /* ---- half precision on the host (half.c) ----------------------------------------------------- */
 

@@ -98,6 +98,7 @@ int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
            appendf(buf, len, " -DWINDOW=%d", p->window_lo) ||
            appendf(buf, len, " -DSOFTCAP=%d", p->softcap > 0.0f) ||
            appendf(buf, len, " -DALIBI=%d", p->alibi != NULL) ||
-           appendf(buf, len, " -DSINKS=%d", p->sinks != NULL);
+           appendf(buf, len, " -DSINKS=%d", p->sinks != NULL) ||
+           appendf(buf, len, " -DKV_INT8=%d", p->kv_int8);
 }
 

@@ -119,6 +119,13 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
         if (isnan(desc->sinks[h]) || desc->sinks[h] == INFINITY)
             BAD("desc->sinks[%d] = %g: sink logits must be finite or -inf", h, (double)desc->sinks[h]);
 
+    if ((unsigned)desc->kv_storage > CLATTN_KV_INT8)
+        BAD("desc->kv_storage = %d: not a clattn_kv_storage", (int)desc->kv_storage);
+    if (desc->kv_storage == CLATTN_KV_SAME &&
+        (desc->k_scale || desc->v_scale || desc->k_scale_host || desc->v_scale_host))
+        BAD("desc->k_scale/v_scale (or their _host) given but desc->kv_storage is CLATTN_KV_SAME: "
+            "set CLATTN_KV_INT8 to use them");
+
     p->B = desc->batch;
     p->Hq = desc->heads_q;
     p->Hkv = hkv;
@@ -151,9 +158,17 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
             p->lo_offset = (int)lo;
         }
     }
+    p->window = desc->window;
+    p->window_left = desc->window_left;
+    p->window_right = desc->window_right;
     p->softcap = desc->softcap;
     p->alibi = desc->alibi_slopes;
     p->sinks = desc->sinks;
+    p->kv_int8 = desc->kv_storage == CLATTN_KV_INT8;
+    p->k_scale = desc->k_scale;
+    p->v_scale = desc->v_scale;
+    p->k_scale_host = desc->k_scale_host;
+    p->v_scale_host = desc->v_scale_host;
     p->mask_type = desc->mask_type;
     p->mask_bs = desc->mask_batch_stride;
     p->mask_hs = desc->mask_head_stride;
@@ -166,11 +181,14 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
     strides(p->layout, p->Hkv, p->Lk, p->dv, &p->v_bs, &p->v_hs, &p->v_rs);
     strides(p->layout, p->Hq, p->Lq, p->dv, &p->o_bs, &p->o_hs, &p->o_rs);
 
-    size_t es = clattn_dtype_size(p->dtype);
+    strides(p->layout, p->Hkv, p->Lk, 1, &p->s_bs, &p->s_hs, &p->s_rs);
+
+    size_t es = clattn_dtype_size(p->dtype), kv_es = p->kv_int8 ? 1 : es;
     clattn_tensor_sizes *s = &p->bytes;
     s->q = tensor_bytes(p->B, p->Hq, p->Lq, p->d, es);
-    s->k = tensor_bytes(p->B, p->Hkv, p->Lk, p->d, es);
-    s->v = tensor_bytes(p->B, p->Hkv, p->Lk, p->dv, es);
+    s->k = tensor_bytes(p->B, p->Hkv, p->Lk, p->d, kv_es);
+    s->v = tensor_bytes(p->B, p->Hkv, p->Lk, p->dv, kv_es);
+    p->scale_bytes = p->kv_int8 ? tensor_bytes(p->B, p->Hkv, p->Lk, 1, sizeof(float)) : 0;
     s->out = tensor_bytes(p->B, p->Hq, p->Lq, p->dv, es);
     s->probs = tensor_bytes(p->B, p->Hq, p->Lq, p->Lk, sizeof(float));
     s->lse = tensor_bytes(p->B, p->Hq, p->Lq, 1, sizeof(float));
@@ -193,6 +211,13 @@ clattn_status clattn_problem_init(const clattn_attention_desc *desc, clattn_prob
         BAD("problem too large to address (B=%d Hq=%d Lq=%d Lk=%d d=%d dv=%d)", p->B, p->Hq, p->Lq, p->Lk,
             p->d, p->dv);
     return CLATTN_SUCCESS;
+}
+
+int clattn_problem_variants(const clattn_problem *p)
+{
+    return (p->window_lo ? CLATTN_VARIANT_WINDOW : 0) | (p->softcap > 0.0f ? CLATTN_VARIANT_SOFTCAP : 0) |
+           (p->alibi ? CLATTN_VARIANT_ALIBI : 0) | (p->sinks ? CLATTN_VARIANT_SINKS : 0) |
+           (p->kv_int8 ? CLATTN_VARIANT_KV_INT8 : 0);
 }
 
 clattn_status clattn_attention_sizes(const clattn_attention_desc *desc, clattn_tensor_sizes *sizes)
@@ -219,4 +244,10 @@ void clattn_problem_shape_desc(const clattn_problem *p, clattn_attention_desc *d
     desc->layout = p->layout;
     desc->causal = p->causal;
     desc->path = p->path;
+    desc->window = p->window;
+    desc->window_left = p->window_left;
+    desc->window_right = p->window_right;
+    desc->softcap = p->softcap;
+    desc->alibi_slopes = p->alibi;
+    desc->sinks = p->sinks;
 }

@@ -12,6 +12,7 @@
 #include "host/core/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* The element types of q, k, v and out widened to double. */
@@ -23,6 +24,15 @@ static double load(const void *base, clattn_ref_elem elem, long index)
     case CLATTN_REF_F64: return ((const double *)base)[index];
     default: return ((const float *)base)[index];
     }
+}
+
+/* A K or V element: in the storage type, or int8 times its token's scale (CLATTN_KV_INT8). */
+static double load_kv(const clattn_problem *p, const void *base, clattn_ref_elem elem,
+                      const float *scale, long scale_index, long index)
+{
+    if (p->kv_int8)
+        return (double)((const signed char *)base)[index] * (double)scale[scale_index];
+    return load(base, elem, index);
 }
 
 /* Rounded once from double to float, then to half. The double rounding can differ from a direct
@@ -154,6 +164,12 @@ clattn_status clattn_attention_reference(const clattn_attention_desc *desc, cons
         return CLATTN_INVALID_ARGUMENT;
     if (p.Lk > 0 && out && !v)
         return CLATTN_INVALID_ARGUMENT;
+    /* Int8 K/V: the host scales, finite (the device buffers are for clattn_attention). */
+    if (p.k_scale || p.v_scale)
+        return CLATTN_INVALID_ARGUMENT;
+    if (p.kv_int8 && p.Lk > 0 && any_out &&
+        (clattn_kv_scales_check(&p, out != NULL, NULL, 0) != CLATTN_SUCCESS))
+        return CLATTN_INVALID_ARGUMENT;
     if (!any_out)
         return CLATTN_SUCCESS;
     return clattn_attention_reference_run(&p, clattn_ref_elem_of(p.dtype),
@@ -190,12 +206,16 @@ clattn_status clattn_attention_reference_run(const clattn_problem *p, clattn_ref
             /* Query heads of one group share a KV head, but widening it again per query head keeps
                the loop plain; its cost is small next to the Lq*Lk*d products. */
             for (int j = 0; j < p->Lk; j++) {
+                const long s_at = b * p->s_bs + kvh * p->s_hs + j * p->s_rs;
                 for (int x = 0; x < p->d; x++)
-                    hs.k[(long)j * p->d + x] = load(k, elem, b * p->k_bs + kvh * p->k_hs + j * p->k_rs + x);
+                    hs.k[(long)j * p->d + x] =
+                        load_kv(p, k, elem, p->k_scale_host, s_at,
+                                b * p->k_bs + kvh * p->k_hs + j * p->k_rs + x);
                 if (out)
                     for (int x = 0; x < p->dv; x++)
                         hs.v[(long)j * p->dv + x] =
-                            load(v, elem, b * p->v_bs + kvh * p->v_hs + j * p->v_rs + x);
+                            load_kv(p, v, elem, p->v_scale_host, s_at,
+                                    b * p->v_bs + kvh * p->v_hs + j * p->v_rs + x);
             }
             for (int i = 0; i < p->Lq; i++)
                 reference_row(p, &hs, q, mask, out, probs, lse, b, h, i);
@@ -208,4 +228,31 @@ out:
     free(hs.q);
     free(hs.s);
     return st;
+}
+
+clattn_status clattn_kv_scales_check(const clattn_problem *p, int need_v, char *err, size_t err_len)
+{
+    char scratch[8];
+    if (!err) {
+        err = scratch;
+        err_len = sizeof scratch;
+    }
+    const long n = (long)p->B * p->Hkv * p->Lk;
+    const float *arrays[2] = {p->k_scale_host, need_v ? p->v_scale_host : NULL};
+    const char *names[2] = {"desc->k_scale_host", "desc->v_scale_host"};
+    for (int a = 0; a < 2 && n > 0; a++) {
+        if (!arrays[a]) {
+            if (a == 1 && !need_v)
+                continue;
+            snprintf(err, err_len, "%s is NULL but desc->kv_storage is CLATTN_KV_INT8", names[a]);
+            return CLATTN_INVALID_ARGUMENT;
+        }
+        for (long t = 0; t < n; t++)
+            if (!isfinite(arrays[a][t])) {
+                snprintf(err, err_len, "%s[%ld] = %g: int8 scales must be finite", names[a], t,
+                         (double)arrays[a][t]);
+                return CLATTN_INVALID_ARGUMENT;
+            }
+    }
+    return CLATTN_SUCCESS;
 }

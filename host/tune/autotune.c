@@ -15,6 +15,10 @@ void clattn_autotune_after_call(clattn_context *ctx, const clattn_plan *plan)
     /* a private context (the tuner's own) never tunes: that would recurse */
     if (ctx->settings.private_context || !c || !c->tuning_enabled || !clattn_plan_untuned(plan))
         return;
+    /* The tuner's workloads have no int8 K/V (their scales are the caller's buffers): such a class
+       takes its plain twin's tuned parameters (the nearest-class lookup) instead. */
+    if (plan->p.kv_int8)
+        return;
     /* the class as the path looks it up (a step may run a reshaped problem: the unfused decode
        fold); the tuner files its winners under that same reshaping */
     const clattn_plan_step *miss = NULL;

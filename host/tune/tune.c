@@ -144,7 +144,12 @@ clattn_status clattn_tune_locked(clattn_context *ctx, const clattn_attention_des
     t.start = clattn_tune_now();
     t.deadline = t.start + t.opt.budget_s;
 
-    /* the shape class is what is tuned: no mask, no probs */
+    /* the shape class is what is tuned: no mask, no probs; int8 K/V as their plain twin, whose
+       tuned parameters an int8 call takes through the nearest-class lookup (the workloads make
+       their own tensors and have no scales) */
+    desc.kv_storage = CLATTN_KV_SAME;
+    desc.k_scale = desc.v_scale = NULL;
+    desc.k_scale_host = desc.v_scale_host = NULL;
     desc.mask_type = CLATTN_MASK_NONE;
     desc.mask_batch_stride = desc.mask_head_stride = desc.mask_row_stride = 0;
     desc.mask_rows_broadcast = 0;
