@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 dir=${1:-build}
 # A representative subset: every path and dtype on the attention grid, the merge, the layer, the
 # argument checks and the projection GEMM (the whole device suite takes over half an hour here).
-tests=(test_attention test_merge test_bad_input test_mha test_mha_bad_input test_proj_gemm test_variants)
+tests=(test_attention test_merge test_bad_input test_mha test_mha_bad_input test_proj_gemm test_variants test_kv_int8)
 
 export RUSTICL_ENABLE=swrast   # rusticl exposes no device unless told which drivers to use
 sel=$("$dir/tools/clattn-info" 2>/dev/null | awk '
