@@ -391,6 +391,11 @@ typedef struct clattn_mha_desc {   /* zero-initialise, then set */
     clattn_path path;     /* of the attention inside the layer; AUTO: fused unless weights wanted */
     int mask_rows_broadcast;  /* 0 or 1, as in the attention: every query row reads mask row 0 */
     clattn_projection_impl projections;   /* AUTO (0): the faster on this device and shape */
+    /* The attention variants, as in clattn_attention_desc (zero: none): a sliding window, logit
+       soft-capping, ALiBi slopes and sink logits (host arrays [heads_q]). */
+    int window, window_left, window_right;
+    float softcap;
+    const float *alibi_slopes, *sinks;
 } clattn_mha_desc;
 
 /* The layer's tensors in host memory, float32, as PyTorch's state_dict holds them. Either

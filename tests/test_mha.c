@@ -237,6 +237,40 @@ static void test_gqa_cross_causal_mask(void **state)
     fx_layer_free(&L);
 }
 
+/* The attention variants inside the layer (sliding window, soft-capping, ALiBi, sinks), against
+   the layer's reference, which runs the attention reference with the same variants. */
+static void test_variants(void **state)
+{
+    clattn_mha_desc d = {0};
+    fx_layer L;
+    float slopes[6], sinks[6];
+    for (int h = 0; h < 6; h++) {
+        slopes[h] = powf(2.0f, -8.0f * (float)(h + 1) / 6.0f);
+        sinks[h] = h == 4 ? -INFINITY : 0.5f * (float)(h % 3);
+    }
+    d.batch = 2, d.seq_q = 9, d.seq_kv = 17, d.embed_dim = 48, d.kdim = 20, d.vdim = 11;
+    d.heads_q = 6, d.heads_kv = 2, d.in_bias = d.out_bias = 1;
+    d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    d.window = 1, d.window_left = 5, d.window_right = 0;
+    d.softcap = 3.0f, d.alibi_slopes = slopes, d.sinks = sinks;
+    fx_layer_make(&L, &d, 0, 21);
+    fx_check_layer(*state, "GQA 6/2 cross, window 5 + softcap + ALiBi + sinks", &L, 0);
+    fx_check_layer(*state, "  same through buffers", &L, 1);
+    L.d.path = CLATTN_PATH_FUSED;
+    float *out = tu_alloc(L.s.out * 4), *ref = tu_alloc(L.s.out * 4);
+    clattn_status st = clattn_mha_forward_host(*state, &L.d, &L.w, L.xq, L.xk, L.xv, NULL, out, NULL);
+    if (st != CLATTN_SUCCESS)
+        fail_msg("fused path: %s (%s)", clattn_status_string(st), clattn_context_last_error(*state));
+    assert_int_equal(clattn_mha_reference(&L.d, &L.w, L.xq, L.xk, L.xv, NULL, ref, NULL, NULL, 0),
+                     CLATTN_SUCCESS);
+    fx_err e = fx_compare(out, ref, L.s.out);
+    printf("  %-40s out max|err| %.2e (max|ref| %.2f)\n", "  fused", e.err, e.ref);
+    assert_false(e.nan);
+    assert_true(e.err <= FX_OUT_REL * fmax(1.0, e.ref));
+    free(out), free(ref);
+    fx_layer_free(&L);
+}
+
 /* ---- the projection backends on odd shapes ----------------------------------------------------- */
 
 /* Shapes whose projection GEMMs straddle every tile edge: rows B*L, columns E, Hkv*dh, inner E,
@@ -529,6 +563,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_masked),
         cmocka_unit_test(test_fixture_additive),
         cmocka_unit_test(test_gqa_cross_causal_mask),
+        cmocka_unit_test(test_variants),
         cmocka_unit_test(test_grid_auto),
         cmocka_unit_test(test_grid_own),
 #ifdef CLATTN_HAVE_CLBLAST

@@ -221,6 +221,17 @@ static void test_bad_input(void **state)
     d.scale = NAN;
     CALL("NaN scale", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "scale");
     d = d0;
+    d.softcap = -1.0f;
+    CALL("softcap -1", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "softcap");
+    d = d0;
+    d.window = 1, d.window_left = -3;
+    CALL("window_left -3", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "window_left");
+    d = d0;
+    const float nan_slopes[16] = {NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
+                                  NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    d.alibi_slopes = nan_slopes;
+    CALL("NaN ALiBi slope", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "alibi_slopes[0]");
+    d = d0;
     d.projections = (clattn_projection_impl)7;
     CALL("projections 7", &d, &f->w, f->xq, f->xk, f->xv, f->mask, f->out, f->wts, bad, "projections");
     d.projections = (clattn_projection_impl)-1;

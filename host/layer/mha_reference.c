@@ -112,7 +112,12 @@ clattn_status clattn_mha_shape_init(const clattn_mha_desc *desc, clattn_mha_shap
     }
     if (of)
         return clattn_fail_into(err, err_len, bad, "the layer's tensors are too large to address");
-    return CLATTN_SUCCESS;
+    /* The variants are the attention's: checked by its rules (and named by its field names, which
+       the layer's desc shares). */
+    clattn_attention_desc a;
+    clattn_problem p;
+    clattn_mha_attention_desc(desc, &a);
+    return clattn_problem_init(&a, &p, err, err_len);
 }
 
 void clattn_mha_attention_desc(const clattn_mha_desc *desc, clattn_attention_desc *a)
@@ -135,6 +140,12 @@ void clattn_mha_attention_desc(const clattn_mha_desc *desc, clattn_attention_des
     a->mask_row_stride = desc->mask_row_stride;
     a->mask_rows_broadcast = desc->mask_rows_broadcast;
     a->path = CLATTN_PATH_AUTO;
+    a->window = desc->window;
+    a->window_left = desc->window_left;
+    a->window_right = desc->window_right;
+    a->softcap = desc->softcap;
+    a->alibi_slopes = desc->alibi_slopes;
+    a->sinks = desc->sinks;
 }
 
 /* y[r, o] = sum_c x[r, c] * w[o, c] + bias[o]: a row of x times the transposed weight, PyTorch's
