@@ -342,16 +342,27 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #endif
 
     /* Q block, transposed so that a work-item's rows are one vector load. Rows past the end are
-       zero; their results are discarded. */
-    for (int e = lid; e < BLOCK_M * HEAD_D; e += WGS) {
-        const int r = e / HEAD_D, kk = e - r * HEAD_D;
+       zero; their results are discarded. Copied in runs of LVK elements of a row, so that the
+       row's position and head (a division by G) are worked out once per run, not per element:
+       per element they cost as much as a window's whole block of products on a CPU. */
+    for (int e = lid; e < BLOCK_M * (HEAD_D / LVK); e += WGS) {
+        const int r = e / (HEAD_D / LVK), kk = (e - r * (HEAD_D / LVK)) * LVK;
         const int row = blk + r;
-        float x = 0.0f;
+        float t[LVK];
         if (row < rows) {
             const int i = row / G, h = hk * G + row - i * G;
-            x = LOAD(q, b * q_bs + h * q_hs + i * q_rs + kk);
+            const __global data_t *src = q + b * q_bs + h * q_hs + i * q_rs + kk;
+#if LVK == 1
+            t[0] = LOAD(src, 0);
+#else
+            CAT(vstore, LVK)(VLOAD_DATA(LVK, src), 0, t);
+#endif
+        } else {
+            for (int x = 0; x < LVK; x++)
+                t[x] = 0.0f;
         }
-        Ql[kk * BLOCK_M + r] = x;
+        for (int x = 0; x < LVK; x++)
+            Ql[(kk + x) * BLOCK_M + r] = t[x];
     }
 #if DVP > HEAD_DV
     for (int e = lid; e < BLOCK_N * (DVP - HEAD_DV); e += WGS) {

@@ -111,9 +111,11 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
 /* A sliding window: a block's keys span the window plus the positions of its rows, so a tall block
    reads keys that most of its rows do not see. The default block is cut (by halves, to one row
    vector at least) until its positions are at most 1/WINDOW_BLOCK_SHARE of the window. Measured
-   on the 2-core CPU (window 512, L 8192, bench long-window512): BLOCK_M 128 116 ms, 64 96 ms,
-   32 104 ms, 16 107 ms, one run each; 8 keeps 64 there. */
-#define WINDOW_BLOCK_SHARE 8
+   on the 2-core CPU (window 512, L 8192, bench long-window512, quiet machine), once the Q block
+   was staged in runs rather than element by element: BLOCK_M 128 40.3 ms, 64 41.6 ms, 32 44.3 ms,
+   16 46.1 ms (BLOCK_N 16 and 32 alike, 64 worse); so 4, which keeps 128 at window 512 and cuts
+   for narrower windows only. */
+#define WINDOW_BLOCK_SHARE 4
 static void flash_fit_defaults(clattn_params *pr, const clattn_problem *p)
 {
     if (!p->window_lo || !p->causal_bound)
