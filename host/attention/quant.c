@@ -73,11 +73,12 @@ static clattn_status quant_kernel(clattn_context *ctx, const clattn_problem *p, 
     return clattn_kernel_get(ctx, "quant.cl", options, name, out);
 }
 
-static clattn_status launch_rows(clattn_context *ctx, cl_kernel kernel, long rows, const char *what)
+/* One work-item per row; the group size is the runtime's choice (the kernel has no local memory
+   and no barrier, so any size the device takes will do, a capped one included). */
+static clattn_status launch_rows(clattn_context *ctx, cl_kernel kernel, cl_long rows, const char *what)
 {
-    const size_t group = 64;
-    const size_t global = ((size_t)rows + group - 1) / group * group;
-    return clattn_launch(ctx, kernel, 1, &global, &group, what);
+    const size_t global = (size_t)rows;
+    return clattn_launch(ctx, kernel, 1, &global, NULL, what);
 }
 
 clattn_status clattn_quantize_kv(clattn_context *ctx, const clattn_attention_desc *desc,
@@ -95,20 +96,21 @@ clattn_status clattn_quantize_kv(clattn_context *ctx, const clattn_attention_des
         st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT,
                          "which = %d: not a clattn_kv_tensor (CLATTN_KV_KEYS or CLATTN_KV_VALUES)",
                          (int)which);
-    long rows = 0;
+    long n_rows = 0;
     int dim = 0;
     if (st == CLATTN_SUCCESS) {
-        kv_rows(&p, which, &rows, &dim);
-        const size_t n = (size_t)rows * (size_t)dim;
+        kv_rows(&p, which, &n_rows, &dim);
+        const size_t n = (size_t)n_rows * (size_t)dim;
         const clattn_buffer_role in = CLATTN_BUFFER_INPUT, o = CLATTN_BUFFER_OUTPUT;
         clattn_buffer_arg bufs[] = {
             {.name = "src", .mem = src, .need = n * clattn_dtype_size(p.dtype), .role = in},
             {.name = "dst", .mem = dst, .need = n, .role = o},
-            {.name = "scale", .mem = scale, .need = (size_t)rows * sizeof(float), .role = o},
+            {.name = "scale", .mem = scale, .need = (size_t)n_rows * sizeof(float), .role = o},
         };
         st = clattn_buffers_check(ctx, bufs, 3);
     }
     cl_kernel kernel = NULL;
+    const cl_long rows = n_rows;   /* the kernel's long */
     if (st == CLATTN_SUCCESS && rows > 0)
         st = quant_kernel(ctx, &p, dim, "quantize_kv", &kernel);
     if (st == CLATTN_SUCCESS && rows > 0) {
