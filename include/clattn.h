@@ -255,8 +255,8 @@ typedef struct clattn_attention_desc {   /* zero-initialise, then set; 0 means "
     /* Quantized K/V (zero: k and v in dtype). With CLATTN_KV_INT8, k and v are int8 and their scales
        come with the desc: device buffers for clattn_attention (and clattn_plan_describe ignores
        them), host arrays for clattn_attention_host and clattn_attention_reference; the other pair
-       must be NULL. Both paths, split-KV, GQA, both layouts, every variant; the unfused path
-       dequantizes K and V into scratch in dtype first. Not for the multi-head layer. */
+       must be NULL. Both paths (each kernel multiplies a value by its token's scale as it loads
+       it), split-KV, GQA, both layouts, every variant. Not for the multi-head layer. */
     clattn_kv_storage kv_storage;
     cl_mem k_scale, v_scale;                  /* float32, see clattn_kv_storage */
     const float *k_scale_host, *v_scale_host; /* float32, finite */
@@ -563,7 +563,7 @@ typedef struct clattn_tune_report {
    at once and are merged into the tuning file (under its lock) unless no_save. The mask and probs
    are not part of the class: tuning runs without them. Int8 K/V is tuned as its plain twin (the
    same desc with CLATTN_KV_SAME), whose parameters int8 calls then take as the nearest tuned
-   class. A class with variants never tuned takes the plain class's. Blocks until done; uses its own buffers
+   class. A class with variants never tuned takes the nearest class's (fewest variants apart). Blocks until done; uses its own buffers
    and a private context on ctx's queue. opt and report may be NULL. */
 CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_attention_desc *desc,
                                      const clattn_tune_options *opt, clattn_tune_report *report);

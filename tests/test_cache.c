@@ -754,11 +754,33 @@ static void test_tune_variants(void **state)
     assert_int_equal(clattn_tune_entry_param(clattn_tune_cache_lookup(d, &k, &exact), "BLOCK_N", &v), 0);
     assert_int_equal(exact, 1);
     assert_int_equal(v, 6);
-    /* ALiBi was never tuned: a class of other variants (the lookup does not rank them) serves */
+    /* ALiBi was never tuned: the plain class is one variant away, int8 two, window+softcap three */
+    const clattn_tune_entry *got;
     clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1000, 4096, 1, 1, CLATTN_VARIANT_ALIBI);
-    assert_int_equal(clattn_tune_entry_param(clattn_tune_cache_lookup(d, &k, &exact), "BLOCK_N", &v), 0);
+    assert_non_null(got = clattn_tune_cache_lookup(d, &k, &exact));
+    assert_int_equal(clattn_tune_entry_param(got, "BLOCK_N", &v), 0);
     assert_int_equal(exact, 0);
-    assert_true(v == 5 || v == 6 || v == 7);
+    assert_int_equal(v, 5);
+    /* int8 with window and soft-capping: window+softcap is one variant away (the class the tuner
+       files such a desc under), plain three */
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1000, 4096, 1, 1,
+                         CLATTN_VARIANT_KV_INT8 | CLATTN_VARIANT_WINDOW | CLATTN_VARIANT_SOFTCAP);
+    assert_non_null(got = clattn_tune_cache_lookup(d, &k, &exact));
+    assert_int_equal(clattn_tune_entry_param(got, "BLOCK_N", &v), 0);
+    assert_int_equal(v, 6);
+    /* the causal flag outweighs group and variants together: a causal entry of another group and
+       variants beats a non-causal one that matches both */
+    clattn_tune_cache *two = new_cache(IDENTITY, SOURCES);
+    clattn_tune_entry other_causal = make_entry("flash", CLATTN_F32, 64, 1000, 4096, 0, 4, 8);
+    clattn_tune_entry same_causal = make_entry("flash", CLATTN_F32, 64, 1000, 4096, 1, 1, 9);
+    same_causal.key.variants = CLATTN_VARIANT_SINKS;
+    put_entry(two, other_causal);
+    put_entry(two, same_causal);
+    clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1000, 4096, 1, 4, 0);
+    assert_non_null(got = clattn_tune_cache_lookup(two, &k, &exact));
+    assert_int_equal(clattn_tune_entry_param(got, "BLOCK_N", &v), 0);
+    assert_int_equal(v, 9);
+    clattn_tune_cache_release(two);
     /* bits past the known variants are not a key */
     assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 1, 0, 1, 32),
                      CLATTN_INVALID_ARGUMENT);

@@ -201,7 +201,6 @@ static void test_reference_reads_int8(void **state)
         assert_true(fabsf(out_f[i] - out_8[i]) <= 1e-6f * (1.0f + fabsf(out_f[i])));
     for (int i = 0; i < 40; i++)
         assert_true(fabsf(lse_f[i] - lse_8[i]) <= 1e-6f * (1.0f + fabsf(lse_f[i])));
-    /* and int8 is not read as the storage type: the answers differ from reading k8 as floats */
     free(q), free(k), free(v), free(k8), free(v8), free(kf), free(vf);
 }
 
@@ -287,6 +286,20 @@ static void test_decode(void **state)
         make_case(&c, &r, 1);
         run(ctx, &c, &n);
     }
+    /* the unfused path's decode fold (a GQA group's query heads become the rows of one KV head),
+       where the scales are indexed through the folded problem */
+    tu_case f;
+    memset(&f, 0, sizeof f);
+    f.desc = (clattn_attention_desc){.batch = 2, .heads_q = 8, .heads_kv = 2, .seq_q = 1, .seq_kv = 77,
+                                     .head_dim = 40, .layout = CLATTN_LAYOUT_BSHD,
+                                     .path = CLATTN_PATH_UNFUSED, .kv_storage = CLATTN_KV_INT8};
+    f.want_lse = f.want_probs = 1;
+    f.use_buffers = 1;
+    f.seed = 3;
+    run(ctx, &f, &n);
+    f.desc.layout = CLATTN_LAYOUT_BHSD;
+    f.use_buffers = 0;
+    run(ctx, &f, &n);
     /* the benchmark's decode shape class, small: GQA 4, d 128, F16 q */
     tu_case c;
     memset(&c, 0, sizeof c);

@@ -174,15 +174,24 @@ static int log2i(int v)
     return l;
 }
 
-/* Lexicographic: Lq class outweighs any Lk distance (at most 30), which outweighs causal, group
-   and variants. The Lq class decides the strategy (split-KV decoding vs query blocks); Lk mostly
-   moves the balance within it. */
+/* Lexicographic: the Lq class outweighs any Lk distance (at most 30 steps), which outweighs the
+   causal flag, which outweighs the group, which outweighs the variants, counted as the number of
+   variants that differ (at most 5), so that int8+softcap finds softcap before plain. The Lq class
+   decides the strategy (split-KV decoding vs query blocks); Lk mostly moves the balance within it. */
+static int popcount5(int v)
+{
+    int n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
 static long distance(const clattn_tune_key *a, const clattn_tune_key *b)
 {
     return labs((long)a->lq_class - b->lq_class) * 1000 +
-           labs((long)log2i(a->lk_bucket) - log2i(b->lk_bucket)) * 10 +
-           (a->causal != b->causal) * 3 + (a->group != b->group) * 2 +
-           (a->variants != b->variants);
+           labs((long)log2i(a->lk_bucket) - log2i(b->lk_bucket)) * 25 +
+           (a->causal != b->causal) * 12 + (a->group != b->group) * 6 +
+           popcount5(a->variants ^ b->variants);
 }
 
 const clattn_tune_entry *clattn_tune_cache_lookup(const clattn_tune_cache *c,

@@ -83,9 +83,9 @@ const clattn_tune_entry *clattn_tune_cache_entry(const clattn_tune_cache *cache,
 clattn_status clattn_tune_cache_put(clattn_tune_cache *cache, const clattn_tune_entry *e);
 /* The entry for key: the exact one if present (*exact 1), else the nearest shape class with the
    same family, dtype, d and dv (*exact 0): nearest Lq class first, then nearest Lk bucket (in
-   powers of two), then the same causal flag, then the same group, then the same variants (a plain
-   class's parameters serve a variant's: the kernels share their parameter space); ties go to the
-   smaller key.
+   powers of two), then the same causal flag, then the same group, then the fewest differing
+   variants (another variant class's parameters serve: the kernels share their parameter space);
+   ties go to the smaller key.
    NULL when no entry shares family, dtype, d and dv: the caller falls back to the device-class
    defaults. exact may be NULL. The pointer is valid until the cache next changes. */
 const clattn_tune_entry *clattn_tune_cache_lookup(const clattn_tune_cache *cache,
