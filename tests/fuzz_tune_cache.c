@@ -28,7 +28,7 @@ static clattn_tune_cache *fresh(void)
         abort();
     /* one entry of our own, which a parsed file must never displace */
     memset(&e, 0, sizeof e);
-    if (clattn_tune_key_make(&e.key, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1) != CLATTN_SUCCESS)
+    if (clattn_tune_key_make(&e.key, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1, 0) != CLATTN_SUCCESS)
         abort();
     e.n_params = 1;
     strcpy(e.params[0].name, "OWN");
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (st != CLATTN_SUCCESS && clattn_tune_cache_count(c) != 1)
         abort();                 /* a refused file changed the cache */
-    if (clattn_tune_key_make(&key, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1) != CLATTN_SUCCESS)
+    if (clattn_tune_key_make(&key, "flash", CLATTN_F16, 64, 64, 1, 4096, 0, 1, 0) != CLATTN_SUCCESS)
         abort();
     own = clattn_tune_cache_lookup(c, &key, NULL);
     if (!own || clattn_tune_entry_param(own, "OWN", &value) || value != 7)
@@ -61,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const char *families[] = {"flash", "qk", "pv", "softmax"};
         if (clattn_tune_key_make(&key, families[data[i] & 3], (clattn_dtype)(data[i] >> 7),
                                  1 + (data[i + 1] & 127), 1 + (data[i + 1] & 127),
-                                 data[i + 2], data[i + 3] << 4, data[i] & 4, 1 + (data[i] >> 5 & 3))
+                                 data[i + 2], data[i + 3] << 4, data[i] & 4, 1 + (data[i] >> 5 & 3),
+                                 data[i + 2] & 31)
             == CLATTN_SUCCESS)
             clattn_tune_cache_lookup(c, &key, NULL);
     }
