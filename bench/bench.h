@@ -25,6 +25,8 @@ typedef struct bench_shape {
 
 /* The default suite, or the reduced one of --quick: a static table and its length. */
 const bench_shape *bench_suite(int quick, int *count);
+/* The first suite shape whose name starts with prefix (the suite's first if none does). */
+const bench_shape *bench_suite_find(int quick, const char *prefix);
 /* Parses "B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]" (causal: 0/1 or the word "causal"; W >= 0,
    0: none). 0 on success. */
 int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len);
@@ -210,6 +212,13 @@ int bench_check(const bench_data *data, clattn_dtype dtype, double tol_rel, benc
 bench_outcome bench_time_clattn_desc(clattn_context *ctx, const clattn_attention_desc *desc,
                                      const bench_buffers *buf, const bench_options *opt,
                                      bench_result *r);
+/* The setup of an entry that times several descs on one context: s's data in dtypes and a context
+   on dev's queue, tuning as opt says. On failure prints why and returns -1 with nothing held. */
+int bench_entry_open(const bench_device *dev, const bench_options *opt, const bench_shape *s,
+                     const int dtypes[BENCH_DTYPE_COUNT], bench_data *data, clattn_context **ctx);
+/* Sorts v (n > 0) and returns its median. */
+double bench_median(double *v, int n);
+
 /* --variants (variants.c): what soft-capping, ALiBi and sinks cost over plain attention on bert
    (bert-q with --quick), fused, f32. 0 when every variant ran. */
 int bench_variants_entry(const bench_device *dev, const bench_options *opt);

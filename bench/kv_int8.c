@@ -21,22 +21,6 @@ enum { F32 = 0, F16, INT8_Q32, INT8_Q16, CONFIGS };
 static const char *const storage_names[CONFIGS] = {"f32", "f16", "int8", "int8"};
 static const clattn_dtype q_types[CONFIGS] = {CLATTN_F32, CLATTN_F16, CLATTN_F32, CLATTN_F16};
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static const bench_shape *decode_shape(int quick)
-{
-    int n;
-    const bench_shape *suite = bench_suite(quick, &n);
-    for (int i = 0; i < n; i++)
-        if (strncmp(suite[i].name, "decode", 6) == 0)
-            return &suite[i];
-    return &suite[0];
-}
-
 /* Int8 copies of data's F32 K and V, quantized on the device, and their scales. */
 typedef struct int8_kv {
     cl_mem k, v, k_scale, v_scale;
@@ -138,24 +122,15 @@ out:
 
 int bench_kv_int8_entry(const bench_device *dev, const bench_options *opt)
 {
-    const bench_shape *s = decode_shape(opt->quick);
+    const bench_shape *s = bench_suite_find(opt->quick, "decode");
     printf("\n== int8 K/V on %s: B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d, fused, %d interleaved rounds\n",
            s->name, s->B, s->Hq, s->Hkv, s->Lq, s->Lk, s->d, ROUNDS);
-    int dtypes[BENCH_DTYPE_COUNT] = {1, 1, 0};
-    char err[512];
+    const int dtypes[BENCH_DTYPE_COUNT] = {1, 1, 0};
     bench_data data;
-    if (bench_data_create(dev, s, dtypes, &data, err, sizeof err)) {
-        printf("  failed: %s\n", err);
+    clattn_context *ctx;
+    if (bench_entry_open(dev, opt, s, dtypes, &data, &ctx))
         return -1;
-    }
-    clattn_context *ctx = NULL;
-    clattn_status st = clattn_context_create_from_queue(dev->queue, &ctx);
-    if (st != CLATTN_SUCCESS) {
-        printf("  failed: clattn_context_create_from_queue: %s\n", clattn_status_string(st));
-        bench_data_release(&data);
-        return -1;
-    }
-    clattn_context_set_tuning(ctx, !opt->no_tuning);
+    char err[512];
     clattn_attention_desc base;
     bench_shape_desc(s, CLATTN_F32, CLATTN_PATH_FUSED, &base);
     int8_kv q8;
@@ -213,13 +188,10 @@ int bench_kv_int8_entry(const bench_device *dev, const bench_options *opt)
         printf("  %-8s %-5s %12s %10s %8s %10s %8s %8s %9s %9s\n", "K/V", "q", "K/V MB read",
                "median ms", "GB/s", "tokens/s", "vs f32", "vs f16", "max err", "tol");
         for (int c = 0; c < CONFIGS; c++) {
-            qsort(ms[c], ROUNDS, sizeof ms[c][0], cmp_double);
-            qsort(vs32[c], ROUNDS, sizeof vs32[c][0], cmp_double);
-            qsort(vs16[c], ROUNDS, sizeof vs16[c][0], cmp_double);
-            const double med = ms[c][ROUNDS / 2];
+            const double med = bench_median(ms[c], ROUNDS);
             printf("  %-8s %-5s %12.1f %10.3f %8.2f %10.0f %7.2fx %7.2fx", storage_names[c],
                    bench_dtype_name(q_types[c]), bytes[c] / 1e6, med, bytes[c] / (med * 1e-3) / 1e9,
-                   s->B / (med * 1e-3), vs32[c][ROUNDS / 2], vs16[c][ROUNDS / 2]);
+                   s->B / (med * 1e-3), bench_median(vs32[c], ROUNDS), bench_median(vs16[c], ROUNDS));
             if (checked[c]) {
                 printf(" %9.2e %9.1e %s\n", max_err[c], tol[c], max_err[c] <= tol[c] ? "ok" : "EXCEEDED");
                 errors_ok &= max_err[c] <= tol[c];

@@ -81,3 +81,22 @@ out:
     clattn_context_release(run.ctx);
     return o;
 }
+
+int bench_entry_open(const bench_device *dev, const bench_options *opt, const bench_shape *s,
+                     const int dtypes[BENCH_DTYPE_COUNT], bench_data *data, clattn_context **ctx)
+{
+    char err[512];
+    *ctx = NULL;
+    if (bench_data_create(dev, s, dtypes, data, err, sizeof err)) {
+        printf("  failed: %s\n", err);
+        return -1;
+    }
+    clattn_status st = clattn_context_create_from_queue(dev->queue, ctx);
+    if (st != CLATTN_SUCCESS) {
+        printf("  failed: clattn_context_create_from_queue: %s\n", clattn_status_string(st));
+        bench_data_release(data);
+        return -1;
+    }
+    clattn_context_set_tuning(*ctx, !opt->no_tuning);
+    return 0;
+}

@@ -45,6 +45,16 @@ const bench_shape *bench_suite(int quick, int *count)
     return default_suite;
 }
 
+const bench_shape *bench_suite_find(int quick, const char *prefix)
+{
+    int n;
+    const bench_shape *suite = bench_suite(quick, &n);
+    for (int i = 0; i < n; i++)
+        if (strncmp(suite[i].name, prefix, strlen(prefix)) == 0)
+            return &suite[i];
+    return &suite[0];
+}
+
 #define SHAPE_SYNTAX "B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]"
 
 int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len)

@@ -93,12 +93,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void stats_of(double *v, int n, bench_stats *s)
+double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void stats_of(double *v, int n, bench_stats *s)
+{
+    s->median = bench_median(v, n);
     s->min = v[0];
     s->max = v[n - 1];
-    s->median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 bench_outcome bench_measure(bench_run_fn run, void *state, const bench_options *opt,

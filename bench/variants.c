@@ -18,25 +18,9 @@ enum { PLAIN = 0, SOFTCAP, ALIBI, SINKS, ALL, CONFIGS };
 static const char *const config_names[CONFIGS] = {"plain", "softcap 50", "ALiBi", "sinks",
                                                   "all three"};
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static const bench_shape *bert_shape(int quick)
-{
-    int n;
-    const bench_shape *suite = bench_suite(quick, &n);
-    for (int i = 0; i < n; i++)
-        if (strncmp(suite[i].name, "bert", 4) == 0)
-            return &suite[i];
-    return &suite[0];
-}
-
 int bench_variants_entry(const bench_device *dev, const bench_options *opt)
 {
-    const bench_shape *s = bert_shape(opt->quick);
+    const bench_shape *s = bench_suite_find(opt->quick, "bert");
     float slopes[MAX_HEADS], sinks[MAX_HEADS];
     for (int h = 0; h < MAX_HEADS; h++) {
         slopes[h] = powf(2.0f, -8.0f * (float)(h + 1) / (float)(s->Hq < MAX_HEADS ? s->Hq : MAX_HEADS));
@@ -48,21 +32,11 @@ int bench_variants_entry(const bench_device *dev, const bench_options *opt)
         printf("  skipped: more than %d heads\n", MAX_HEADS);
         return 0;
     }
-    int dtypes[BENCH_DTYPE_COUNT] = {1, 0, 0};
-    char err[512];
+    const int dtypes[BENCH_DTYPE_COUNT] = {1, 0, 0};
     bench_data data;
-    if (bench_data_create(dev, s, dtypes, &data, err, sizeof err)) {
-        printf("  failed: %s\n", err);
+    clattn_context *ctx;
+    if (bench_entry_open(dev, opt, s, dtypes, &data, &ctx))
         return -1;
-    }
-    clattn_context *ctx = NULL;
-    clattn_status st = clattn_context_create_from_queue(dev->queue, &ctx);
-    if (st != CLATTN_SUCCESS) {
-        printf("  failed: clattn_context_create_from_queue: %s\n", clattn_status_string(st));
-        bench_data_release(&data);
-        return -1;
-    }
-    clattn_context_set_tuning(ctx, !opt->no_tuning);
 
     double ms[CONFIGS][ROUNDS], ratio[CONFIGS][ROUNDS];
     int ok = 1;
@@ -91,10 +65,8 @@ int bench_variants_entry(const bench_device *dev, const bench_options *opt)
     if (ok) {
         printf("  %-11s %10s %10s\n", "variant", "median ms", "vs plain");
         for (int c = 0; c < CONFIGS; c++) {
-            qsort(ms[c], ROUNDS, sizeof ms[c][0], cmp_double);
-            qsort(ratio[c], ROUNDS, sizeof ratio[c][0], cmp_double);
-            printf("  %-11s %10.3f %+9.1f%%\n", config_names[c], ms[c][ROUNDS / 2],
-                   100.0 * (ratio[c][ROUNDS / 2] - 1.0));
+            printf("  %-11s %10.3f %+9.1f%%\n", config_names[c], bench_median(ms[c], ROUNDS),
+                   100.0 * (bench_median(ratio[c], ROUNDS) - 1.0));
         }
     }
     clattn_context_release(ctx);

@@ -43,11 +43,11 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
     }
     int empty = p.B == 0 || p.Lq == 0;
     /* Int8 K/V: the host scales, staged like the tensors (the device pair is clattn_attention's). */
+    if (p.k_scale || p.v_scale)
+        snprintf(err, sizeof err, "desc->k_scale/v_scale (device buffers) given to "
+                 "clattn_attention_host: set desc->k_scale_host and v_scale_host");
     if (p.k_scale || p.v_scale ||
         (p.kv_int8 && !empty && clattn_kv_scales_check(&p, 1, err, sizeof err) != CLATTN_SUCCESS)) {
-        if (p.k_scale || p.v_scale)
-            snprintf(err, sizeof err, "desc->k_scale/v_scale (device buffers) given to "
-                     "clattn_attention_host: set desc->k_scale_host and v_scale_host");
         pthread_mutex_lock(&ctx->lock);
         clattn_status st = clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
         pthread_mutex_unlock(&ctx->lock);
