@@ -52,6 +52,19 @@
  *            l = 1 (sinks [Hq]); under SPLIT only chunk 0 counts it, so the merge counts it once.
  *   KV_INT8  k and v are int8: a staged element is its value times its token's scale (k_scale,
  *            v_scale at b*s_bs + hk*s_hs + j*s_rs), so everything after the copy is unchanged.
+ *
+ * Ragged batches and paged keys (clattn_attention_varlen):
+ *   VARLEN   dim 1 is sequence x KV head; sequence b's query rows are cu_q[b] .. cu_q[b+1]-1 of the
+ *            packed q and out (q_bs, o_bs unused), Lq and Lk are the launch's bounds (max_seqlen_q,
+ *            max_seqlen_k) and each group works out its sequence's own Lq_b, Lk_b, causal bound
+ *            (min(causal_abs, Lk_b - Lq_b + causal_offset)) and window edge (Lk_b - Lq_b +
+ *            lo_offset). Keys are packed rows cu_k[b] .. cu_k[b+1]-1 of k and v, or with
+ *   PAGED    seqlens_k[b] keys, key j in row block_table[b][j >> page_shift] << page_shift |
+ *            (j & mask) of the caches, looked up once per tile into local memory.
+ *   The tables come from the caller and are not trusted: a sequence whose query range is invalid
+ *   returns at once (there is nowhere safe to write); one whose key range or length is invalid, or
+ *   a block id out of range (read as block 0, and flagged), writes NaN to its rows. Nothing outside
+ *   the buffers is read or written whatever the tables hold (tests/oclgrind_cases.c).
  */
 #ifndef HEAD_D
 #define HEAD_D 64        /* d: query/key head dimension (compile time, so the loops unroll) */
@@ -82,6 +95,12 @@
 #endif
 #ifndef SPLIT
 #define SPLIT 0          /* 1: one chunk of keys per group, float partials for the merge */
+#endif
+#ifndef VARLEN
+#define VARLEN 0         /* 1: a ragged batch, sequences' extents from cu_q and cu_k/seqlens_k */
+#endif
+#ifndef PAGED
+#define PAGED 0          /* 1 (with VARLEN): keys in a paged cache through block_table */
 #endif
 /* SPLIT_OCC (work-groups per compute unit that split-KV aims for) is a host-side parameter: the
    host never passes it as a define, so its values share one program. */
@@ -250,23 +269,31 @@ __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void flash_attention(const __global data_t *q, const __global kv_t *k, const __global kv_t *v,
                      const __global mask_t *mask, __global out_t *out, __global float *lse,
                      const int Hq, const int Hkv, const int Lq, const int Lk, const float qscale,
-                     const int causal_offset, const int chunk,
+                     const int causal_offset_arg, const int chunk,
                      const long q_bs, const long q_hs, const long q_rs,
                      const long k_bs, const long k_hs, const long k_rs,
                      const long v_bs, const long v_hs, const long v_rs,
                      const long o_bs, const long o_hs, const long o_rs, const long o_split,
                      const long lse_split,
                      const long m_bs, const long m_hs, const long m_rs,
-                     const int lo_offset, const float softcap_l2,
+                     const int lo_offset_arg, const float softcap_l2,
                      const __global float *alibi, const __global float *sinks,
                      const __global float *k_scale, const __global float *v_scale,
-                     const long s_bs, const long s_hs, const long s_rs)
+                     const long s_bs, const long s_hs, const long s_rs,
+                     const __global int *cu_q, const __global int *cu_k,
+                     const __global int *seqlens_k, const __global int *block_table,
+                     const int total_q, const int total_k, const int num_blocks,
+                     const int max_blocks, const int page_shift, const int causal_abs)
 {
     __local float Ql[HEAD_D * BLOCK_M];   /* [k][row] */
     __local float Kl[BLOCK_N * KD];       /* [key][k] */
     __local float Vl[BLOCK_N * DVP];      /* [key][c] */
     __local float Sl[BLOCK_N * SLD];      /* [key][row]: scores, then probabilities */
     __local int v_bad;                    /* a staged V value was inf or NaN (stays raised) */
+#if PAGED
+    __local int Rl[BLOCK_N];              /* the tile's keys' rows in the caches */
+    __local int index_bad;                /* a block id was out of range (stays raised) */
+#endif
 #if WPR > 1
     __local float red_m[WPR * BLOCK_M];   /* partial row maxima of each share of keys */
     __local float red_s[WPR * BLOCK_M];   /* partial row sums */
@@ -279,24 +306,85 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     const int bh = get_group_id(1);
     const int b = bh / Hkv;
     const int hk = bh - b * Hkv;
-    const int rows = G * Lq;
     const int blk = get_group_id(0) * BLOCK_M;
     const int rb = rg * ROWS_PER_ITEM;       /* my first row within the block */
 
-    const __global kv_t *kbase = k + b * k_bs + hk * k_hs;
-    const __global kv_t *vbase = v + b * v_bs + hk * v_hs;
-#if KV_INT8
-    const __global float *ksbase = k_scale + b * s_bs + hk * s_hs;   /* key j's scale at j*s_rs */
-    const __global float *vsbase = v_scale + b * s_bs + hk * s_hs;
+#if VARLEN
+    /* This group's sequence, from the caller's tables (whole-group values: every work-item reads
+       the same entries, so the returns below are taken by the whole group). */
+    const int q_first = cu_q[b], q_end = cu_q[b + 1];
+    if (q_first < 0 || q_end < q_first || q_end > total_q || q_end - q_first > Lq)
+        return;
+    const int Lq_b = q_end - q_first;
+#if PAGED
+    int k_first = 0, Lk_b = seqlens_k[b];
+    const int keys_bad = Lk_b < 0 || Lk_b > Lk || (long)Lk_b > ((long)max_blocks << page_shift);
+    const __global int *btab = block_table + (long)b * max_blocks;
+    (void)cu_k; (void)total_k;
 #else
-    (void)k_scale; (void)v_scale; (void)s_bs; (void)s_hs; (void)s_rs;
+    int k_first = cu_k[b];
+    const int k_end = cu_k[b + 1];
+    const int keys_bad = k_first < 0 || k_end < k_first || k_end > total_k || k_end - k_first > Lk;
+    int Lk_b = k_end - k_first;
+    (void)seqlens_k; (void)block_table; (void)num_blocks; (void)max_blocks; (void)page_shift;
+#endif
+    if (keys_bad) {                          /* no key is read; the rows are written NaN */
+        Lk_b = 0;
+        k_first = 0;
+    }
+    /* Per-sequence bounds in long arithmetic (a window edge may be INT_MAX), then held to the
+       range where they still mean the same: at most Lk_b, at least one below any row's reach. */
+    const long delta = (long)Lk_b - Lq_b;
+    const int causal_offset = (int)clamp(min((long)causal_abs, delta + causal_offset_arg),
+                                         -(long)Lq_b - 1, (long)Lk_b);
+    const int lo_offset = (int)clamp(delta + lo_offset_arg, -(long)Lq_b - 1, (long)Lk_b + 1);
+    const long q_base = (long)q_first * q_rs, o_base = (long)q_first * o_rs;
+    const long lse_base = q_first, lse_hs = total_q;
+    const long k_base = (long)k_first * k_rs, v_base = (long)k_first * v_rs;
+    const long s_base = (long)k_first * s_rs;
+    (void)q_bs; (void)o_bs; (void)k_bs; (void)v_bs; (void)s_bs;
+#else
+    (void)cu_q; (void)cu_k; (void)seqlens_k; (void)block_table; (void)total_q; (void)total_k;
+    (void)num_blocks; (void)max_blocks; (void)page_shift; (void)causal_abs;
+    const int Lq_b = Lq, Lk_b = Lk, keys_bad = 0;
+    const long delta = (long)Lk - Lq;
+    const int causal_offset = causal_offset_arg, lo_offset = lo_offset_arg;
+    const long q_base = b * q_bs, o_base = b * o_bs;
+    const long lse_base = ((long)b * Hq) * Lq, lse_hs = Lq;
+    const long k_base = b * k_bs, v_base = b * v_bs, s_base = b * s_bs;
+#endif
+    const int rows = G * Lq_b;
+#if VARLEN
+    if (blk >= rows)
+        return;                              /* a row block past this sequence's queries */
+#if SPLIT
+    if (get_group_id(2) > 0 && get_group_id(2) * chunk >= Lk_b)
+        return;     /* a chunk past its keys: the host set its partial max to -inf, which the merge
+                       skips (chunk 0 always runs: it carries a sink and a NaN for bad keys) */
+#endif
+#endif
+    (void)delta;
+
+    const __global kv_t *kbase = k + k_base + hk * k_hs;
+    const __global kv_t *vbase = v + v_base + hk * v_hs;
+#if KV_INT8
+    const __global float *ksbase = k_scale + s_base + hk * s_hs;   /* key row r's scale at r*s_rs */
+    const __global float *vsbase = v_scale + s_base + hk * s_hs;
+#else
+    (void)k_scale; (void)v_scale; (void)s_base; (void)s_hs; (void)s_rs;
 #endif
 #if KV_INT8
-#define K_SCALE(j) ksbase[(long)(j) * s_rs]
-#define V_SCALE(j) vsbase[(long)(j) * s_rs]
+#define K_SCALE(r) ksbase[(r) * s_rs]
+#define V_SCALE(r) vsbase[(r) * s_rs]
 #else
-#define K_SCALE(j) 1.0f
-#define V_SCALE(j) 1.0f
+#define K_SCALE(r) 1.0f
+#define V_SCALE(r) 1.0f
+#endif
+/* The row of tile key j in k and v (from kbase/vbase): the key itself, or its slot in the cache. */
+#if PAGED
+#define KV_ROW(j) ((long)Rl[(j)])
+#else
+#define KV_ROW(j) ((long)(j0 + (j)))
 #endif
 #if SPLIT
     out += get_group_id(2) * o_split;
@@ -307,10 +395,10 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     /* The keys this group visits: its chunk, and under a causal mask no key past the last row's
        diagonal. Tiles wholly before the first row's diagonal need no per-element test. */
     const int last_row = min(blk + BLOCK_M, rows) - 1;
-    int n_lo = 0, n_hi = Lk;
+    int n_lo = 0, n_hi = Lk_b;
 #if SPLIT
     n_lo = get_group_id(2) * chunk;
-    n_hi = min(Lk, n_lo + chunk);
+    n_hi = min(Lk_b, n_lo + chunk);
 #endif
     int n_full = n_hi;
 #if CAUSAL
@@ -351,7 +439,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         float t[LVK];
         if (row < rows) {
             const int i = row / G, h = hk * G + row - i * G;
-            const __global data_t *src = q + b * q_bs + h * q_hs + i * q_rs + kk;
+            const __global data_t *src = q + q_base + h * q_hs + i * q_rs + kk;
 #if LVK == 1
             t[0] = LOAD(src, 0);
 #else
@@ -371,10 +459,17 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     }
 #endif
 
-    if (lid == 0)
+    if (lid == 0) {
         v_bad = 0;                          /* read only after the first tile's barriers */
+#if PAGED
+        index_bad = 0;
+#endif
+    }
     floatv m[RM], l[RM];
     floatv o[RM][COLS_PER_ITEM];
+#if PAGED
+    int my_index_bad = 0;                    /* joined into index_bad after the last tile */
+#endif
 #if CAUSAL
     intv ilim[RM];                           /* last key each lane's row may see */
 #endif
@@ -406,7 +501,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
                 sl[x] = alibi[hk * G + row % G] * LOG2E;
             }
             aslope[rm] = VLOADV(sl);
-            apos[rm] = (blk + rb + rm * VW + LANES) / G + (Lk - Lq);
+            apos[rm] = (blk + rb + rm * VW + LANES) / G + (int)delta;
         }
 #endif
 #if SINKS
@@ -436,6 +531,21 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         const int run = j0 < my_hi;                 /* my rows see a key of this tile */
         const int edge = j0 + BLOCK_N > my_full;    /* ... but not every key for every row */
 #endif
+#if PAGED
+        /* The tile's rows in the caches. Rl was last read by the previous tile's copies, which
+           ended at its second barrier. A block id out of range reads block 0 and flags the rows. */
+        for (int j = lid; j < BLOCK_N; j += WGS) {
+            int r = 0;
+            if (j0 + j < n_hi) {
+                const int key = j0 + j, id = btab[key >> page_shift];
+                if (id < 0 || id >= num_blocks)
+                    my_index_bad = 1;
+                else
+                    r = (id << page_shift) | (key & ((1 << page_shift) - 1));
+            }
+            Rl[j] = r;
+        }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
         /* A whole tile copies without a test per element (the usual case). */
         const int whole = j0 + BLOCK_N <= n_hi;
@@ -443,7 +553,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
             __local float *dst = Kl + j * KD + kk;
             if (whole || j0 + j < n_hi)
-                COPY_K(kbase + (long)(j0 + j) * k_rs + kk, K_SCALE(j0 + j), dst);
+                COPY_K(kbase + KV_ROW(j) * k_rs + kk, K_SCALE(KV_ROW(j)), dst);
             else
                 ZERO_K(dst);
         }
@@ -456,7 +566,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
             __local float *dst = Vl + j * DVP + c;
             /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
             if (whole || j0 + j < n_hi) {
-                const vcopy_t x = LOAD_V(vbase + (long)(j0 + j) * v_rs + c, V_SCALE(j0 + j));
+                const vcopy_t x = LOAD_V(vbase + KV_ROW(j) * v_rs + c, V_SCALE(KV_ROW(j)));
                 STORE_V(x, dst);
                 bad |= (AS_VBITS(x) & (vbits_t)(0x7f800000)) == (vbits_t)(0x7f800000);
             } else {
@@ -695,6 +805,23 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         }
     }
 
+#if VARLEN
+    /* Bad keys or a bad block id: the rows are NaN (a NaN l makes out and lse NaN, and under
+       SPLIT the partial max, which the merge passes on). */
+    int poisoned = keys_bad;
+#if PAGED
+    if (my_index_bad)
+        atomic_or(&index_bad, 1);
+    barrier(CLK_LOCAL_MEM_FENCE);           /* whole-group: the loop's bounds are the group's */
+    poisoned |= index_bad;
+#endif
+    if (poisoned)
+        for (int rm = 0; rm < RM; rm++)
+            l[rm] = (floatv)(NAN);
+#else
+    (void)keys_bad;
+#endif
+
     /* out = O / l, lse = m + log(l); a row that saw no key has l = 0: out 0, lse -inf. A NaN l
        (a NaN input) stays NaN in both. A row at the -FLT_MAX floor has lse -FLT_MAX (above). */
 #pragma unroll
@@ -720,11 +847,11 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         for (int x = 0; x < VW; x++) {
             const int row = blk + rb + rm * VW + x;
             const int i = row / G, h = hk * G + row - i * G;
-            obase[x] = row < rows ? b * o_bs + h * o_hs + i * o_rs : -1;
+            obase[x] = row < rows ? o_base + h * o_hs + i * o_rs : -1;
             if (w == 0 && lse && row < rows) {
-                lse[((long)b * Hq + h) * Lq + i] = lb[x];
+                lse[lse_base + h * lse_hs + i] = lb[x];
 #if SPLIT
-                lse[l_at + ((long)b * Hq + h) * Lq + i] = sb[x];
+                lse[l_at + lse_base + h * lse_hs + i] = sb[x];
 #endif
             }
         }

@@ -319,6 +319,102 @@ CLATTN_API clattn_status clattn_quantize_kv_host(const clattn_attention_desc *de
                                                  clattn_kv_tensor which, const void *src,
                                                  signed char *dst, float *scale);
 
+/* ---- serving: ragged batches and a paged KV cache --------------------------------------------- */
+
+/* B sequences of different lengths in one call, FlashAttention's varlen convention: sequence b owns
+   query rows cu_seqlens_q[b] .. cu_seqlens_q[b+1]-1 of the packed q and out, and its keys are either
+     packed  (block_size 0): rows cu_seqlens_k[b] .. cu_seqlens_k[b+1]-1 of k and v, or
+     paged   (block_size > 0): seqlens_k[b] keys, key j of it in slot j % block_size of block
+             block_table[b*max_blocks_per_seq + j / block_size] of k_cache and v_cache.
+   Sequence b's queries attend only to sequence b's keys, with the causal mode and the variants
+   applied per sequence (i' = i + Lk_b - Lq_b: bottom-right is what chunked prefill and decoding
+   need). Shapes (elements, innermost last; always token-major, the BSHD of clattn_attention):
+     q [total_q, Hq, d]   out [total_q, Hq, dv]   lse float32 [Hq, total_q]
+     packed: k [total_k, Hkv, d]   v [total_k, Hkv, dv]
+     paged:  k_cache [num_blocks, block_size, Hkv, d]   v_cache [num_blocks, block_size, Hkv, dv]
+     index tables int32: cu_seqlens_q [B+1]; cu_seqlens_k [B+1] (packed) or seqlens_k [B] and
+     block_table [B, max_blocks_per_seq] (paged)
+     int8 K/V scales float32, the K/V tensor without its last dimension: [total_k, Hkv] or
+     [num_blocks, block_size, Hkv].
+   Runs on the fused path (split-KV for long keys; no probs). Not supported: masks (use causal
+   modes and windows), probs, the unfused path, the BHSD layout.
+
+   Valid tables: cu_seqlens_* start at 0, never decrease and end at total_q (total_k); no length
+   exceeds max_seqlen_q (max_seqlen_k); 0 <= seqlens_k[b] <= min(max_seqlen_k,
+   max_blocks_per_seq*block_size); the block ids a sequence uses (its first ceil(seqlens_k[b] /
+   block_size)) lie in 0..num_blocks-1; other entries are not read. Blocks may be shared between
+   sequences (a common prefix).
+   The tables live in device memory and are not trusted: whatever they hold, the kernels read and
+   write only inside the buffers given. A sequence whose query range is invalid is skipped (its
+   rows are not written); a sequence whose key range, length or any block id it uses is invalid
+   writes NaN to its out and lse rows; rows that no valid sequence covers are left unwritten, or
+   written 0 (lse -inf) when the keys are split. check_indices = 1 reads the tables back (a
+   blocking read) and validates them first: CLATTN_INVALID_ARGUMENT naming the first bad entry,
+   nothing enqueued. The host entry point always validates. */
+typedef struct clattn_varlen_desc {   /* zero-initialise, then set */
+    int batch;                /* B sequences, >= 0 */
+    int heads_q, heads_kv;    /* Hq >= 1; Hkv 0 -> Hq; Hq % Hkv == 0 */
+    int head_dim, head_dim_v; /* as clattn_attention_desc */
+    float scale;              /* 0 -> 1/sqrt(d) */
+    clattn_dtype dtype;       /* q, out (and k, v unless kv_storage says otherwise) */
+    clattn_causal causal;     /* per sequence */
+    int total_q;              /* query rows of q and out */
+    int max_seqlen_q;         /* >= every sequence's query count (sizes the launch) */
+    int max_seqlen_k;         /* >= every sequence's key count (sizes the key splits) */
+    int total_k;              /* packed: rows of k and v; paged: 0 */
+    int block_size;           /* 0: packed keys; else paged, a power of two 1..256 */
+    int num_blocks;           /* paged: blocks in k_cache and v_cache */
+    int max_blocks_per_seq;   /* paged: columns of block_table */
+    int check_indices;        /* 0 or 1: validate the device tables before enqueueing */
+    /* variants and int8 K/V, as in clattn_attention_desc */
+    int window, window_left, window_right;
+    float softcap;
+    const float *alibi_slopes, *sinks;
+    clattn_kv_storage kv_storage;
+    /* the index tables and int8 scales: device buffers for clattn_attention_varlen and
+       clattn_reshape_and_cache, host arrays for the _host and _reference calls (the other set
+       NULL). Which are needed: cu_seqlens_q always; cu_seqlens_k (packed) or seqlens_k and
+       block_table (paged); k_scale and v_scale with CLATTN_KV_INT8. */
+    cl_mem cu_seqlens_q, cu_seqlens_k, seqlens_k, block_table, k_scale, v_scale;
+    const int *cu_seqlens_q_host, *cu_seqlens_k_host, *seqlens_k_host, *block_table_host;
+    const float *k_scale_host, *v_scale_host;
+} clattn_varlen_desc;
+
+/* Device buffers (k, v: the packed tensors or the caches). Enqueues and returns without waiting
+   (check_indices: after its blocking read of the tables). lse may be NULL. The same buffer rules
+   as clattn_attention: outputs overlap nothing, every size checked before anything is enqueued. */
+CLATTN_API clattn_status clattn_attention_varlen(clattn_context *ctx, const clattn_varlen_desc *desc,
+                                                 cl_mem q, cl_mem k, cl_mem v, cl_mem out,
+                                                 cl_mem lse);
+/* Host memory and host tables: validates the tables, copies in, runs, copies out, returns when
+   done. On failure nothing the caller owns is written. */
+CLATTN_API clattn_status clattn_attention_varlen_host(clattn_context *ctx,
+                                                      const clattn_varlen_desc *desc, const void *q,
+                                                      const void *k, const void *v, void *out,
+                                                      float *lse);
+/* The same on the CPU in double precision with no OpenCL (host tables): each sequence gathered
+   into a dense problem for clattn_attention_reference. out and lse may be NULL. */
+CLATTN_API clattn_status clattn_attention_varlen_reference(const clattn_varlen_desc *desc,
+                                                           const void *q, const void *k,
+                                                           const void *v, void *out, float *lse,
+                                                           char *err, size_t err_len);
+/* Bytes of each tensor of a varlen/paged problem (q, k, v, out, lse; k and v are the caches when
+   paged), and of each int8 scale array in *scale_bytes (0 unless CLATTN_KV_INT8). */
+CLATTN_API clattn_status clattn_varlen_sizes(const clattn_varlen_desc *desc, clattn_tensor_sizes *sizes,
+                                             size_t *scale_bytes);
+
+/* Writes num_tokens new tokens' keys and values into their slots of a paged cache, as vLLM's
+   reshape_and_cache: token t's k_new [num_tokens, Hkv, d] and v_new [num_tokens, Hkv, dv] rows go
+   to slot slot_mapping[t] (int32; block slot / block_size, offset slot % block_size) of k_cache and
+   v_cache. A negative slot (padding) is skipped, as is any slot >= num_blocks*block_size (untrusted:
+   never written outside the caches). Reads heads_q/heads_kv, head_dim(_v), dtype (of k_new and
+   v_new), block_size, num_blocks and kv_storage of desc; with CLATTN_KV_INT8 each row is quantized
+   as clattn_quantize_kv does and its scale written to desc->k_scale / v_scale. Enqueued, not
+   waited for; the caches may overlap nothing else. */
+CLATTN_API clattn_status clattn_reshape_and_cache(clattn_context *ctx, const clattn_varlen_desc *desc,
+                                                  int num_tokens, cl_mem slot_mapping, cl_mem k_new,
+                                                  cl_mem v_new, cl_mem k_cache, cl_mem v_cache);
+
 /* ---- merging partial results ----------------------------------------------------------------- */
 
 /* Combines attention results computed over disjoint key sets (ring attention, several devices, a

@@ -113,6 +113,17 @@ clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
                                  cl_kernel *out);
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse);
+/* A ragged batch's extents for the fused kernel (VARLEN, PAGED): the caller's tables and what
+   bounds them (host/serving/). plan->p is the batch's envelope (clattn_problem.varlen). */
+typedef struct clattn_flash_tables {
+    cl_mem cu_q, cu_k, seqlens_k, block_table;  /* int32; cu_k packed, the other two paged */
+    int total_q, total_k;                       /* rows of q/out and of packed k/v */
+    int num_blocks, max_blocks, page_shift;     /* paged: blocks, block_table columns, log2 size */
+    int causal_abs;                             /* top-left causal: 0, else INT_MAX (no bound) */
+} clattn_flash_tables;
+clattn_status clattn_flash_run_varlen(clattn_context *ctx, const clattn_plan *plan,
+                                      const clattn_flash_tables *t, cl_mem q, cl_mem k, cl_mem v,
+                                      cl_mem out, cl_mem lse);
 
 /* ---- parameters that run (params.c, with cache/fit.c) ---------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include "host/attention/attention.h"
 #include "host/attention/defaults.h"
 
+#include <math.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -17,6 +18,10 @@
 #define MAX_SPLITS 64
 /* Split partials above this stay unsplit: the point of splitting is a small problem. */
 #define MAX_PARTIAL_BYTES ((size_t)256 << 20)
+/* A ragged batch splits its longest sequence into chunks of about this many keys, whatever the
+   count of groups, so that one long sequence among short ones does not finish alone; the chunks
+   past a short sequence's keys return at once. */
+#define VARLEN_SPLIT_KEYS 2048
 
 
 /* Local memory the kernel declares, mirroring cl/flash_attention.cl: Ql, Kl, Vl, Sl, v_bad, and
@@ -153,8 +158,26 @@ int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, cons
     return clattn_flash_splits_on(&ctx->info, p, pr);
 }
 
+static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,
+                        const clattn_params *pr);
+
 int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
                            const clattn_params *pr)
+{
+    int splits = dense_splits(dev, p, pr);
+    if (!p->varlen)
+        return splits;
+    long by_length = ((long)p->Lk + VARLEN_SPLIT_KEYS - 1) / VARLEN_SPLIT_KEYS;
+    if (by_length > MAX_SPLITS)
+        by_length = MAX_SPLITS;
+    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
+    while (by_length > 1 && per_split * (size_t)by_length > MAX_PARTIAL_BYTES)
+        by_length--;
+    return by_length > splits ? (int)by_length : splits;
+}
+
+static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,
+                        const clattn_params *pr)
 {
     long groups = row_groups(p, pr);
     long target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
@@ -254,8 +277,45 @@ clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, 
     return clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", out);
 }
 
+/* The problem the merge of a ragged batch's partials writes: one "batch entry" of total_q packed
+   rows, token-major, which is out's [total_q, Hq, dv] and lse's [Hq, total_q]. */
+static clattn_status varlen_merge_problem(clattn_context *ctx, const clattn_problem *p, int total_q,
+                                          clattn_problem *pm)
+{
+    clattn_attention_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = 1;
+    d.heads_q = p->Hq;
+    d.seq_q = total_q;
+    d.head_dim = p->dv;
+    d.dtype = p->dtype;
+    d.layout = CLATTN_LAYOUT_BSHD;
+    char err[256];
+    if (clattn_problem_init(&d, pm, err, sizeof err) != CLATTN_SUCCESS)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "varlen merge: %s", err);
+    return CLATTN_SUCCESS;
+}
+
+static clattn_status flash_launch(clattn_context *ctx, const clattn_plan *plan,
+                                  const clattn_flash_tables *t, cl_mem q, cl_mem k, cl_mem v,
+                                  cl_mem mask, cl_mem out, cl_mem lse);
+
 clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_mem q, cl_mem k,
                                cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
+{
+    return flash_launch(ctx, plan, NULL, q, k, v, mask, out, lse);
+}
+
+clattn_status clattn_flash_run_varlen(clattn_context *ctx, const clattn_plan *plan,
+                                      const clattn_flash_tables *t, cl_mem q, cl_mem k, cl_mem v,
+                                      cl_mem out, cl_mem lse)
+{
+    return flash_launch(ctx, plan, t, q, k, v, NULL, out, lse);
+}
+
+static clattn_status flash_launch(clattn_context *ctx, const clattn_plan *plan,
+                                  const clattn_flash_tables *t, cl_mem q, cl_mem k, cl_mem v,
+                                  cl_mem mask, cl_mem out, cl_mem lse)
 {
     clattn_status st = CLATTN_SUCCESS;
     const clattn_problem *p = &plan->p;
@@ -271,13 +331,15 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
 
     cl_mem dst = out, dst_lse = lse;
     long o_bs = p->o_bs, o_hs = p->o_hs, o_rs = p->o_rs, o_split = 0, lse_split = 0;
+    /* A ragged batch's rows are packed: Hq*total_q of them, row (h, t) at h*total_q + t. */
+    const long seq_rows = t ? t->total_q : p->Lq;
     if (split) {
         /* Partials: float [splits][B*Hq*Lq][dv], and [2][splits][B*Hq*Lq] (row maxima, then
            sums), as the merge reads them. */
-        const long all_rows = (long)p->B * p->Hq * p->Lq;
+        const long all_rows = (t ? 1 : (long)p->B) * p->Hq * seq_rows;
         o_rs = p->dv;
-        o_hs = (long)p->Lq * p->dv;
-        o_bs = (long)p->Hq * o_hs;
+        o_hs = seq_rows * p->dv;
+        o_bs = t ? 0 : (long)p->Hq * o_hs;
         o_split = all_rows * p->dv;
         lse_split = all_rows;
         st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_OUT,
@@ -285,6 +347,11 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
         if (st == CLATTN_SUCCESS)
             st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
                                     2 * (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
+        /* A ragged batch's groups skip the chunks past their sequence's keys: those partials read
+           as "saw no key" (max -inf), and so do the rows of a sequence whose tables are bad. */
+        if (st == CLATTN_SUCCESS && t)
+            st = clattn_fill_floats(ctx, dst_lse, -INFINITY, 0, (size_t)splits * (size_t)all_rows,
+                                    "the split maxima");
         if (st != CLATTN_SUCCESS)
             return st;
     }
@@ -338,6 +405,20 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
     ARG(p->s_bs);
     ARG(p->s_hs);
     ARG(p->s_rs);
+    {
+        const clattn_flash_tables none = {0};
+        const clattn_flash_tables *vt = t ? t : &none;   /* NULL buffers and zeros: dense */
+        ARG(vt->cu_q);
+        ARG(vt->cu_k);
+        ARG(vt->seqlens_k);
+        ARG(vt->block_table);
+        ARG(vt->total_q);
+        ARG(vt->total_k);
+        ARG(vt->num_blocks);
+        ARG(vt->max_blocks);
+        ARG(vt->page_shift);
+        ARG(vt->causal_abs);
+    }
 
     const size_t wgs = flash_work_group_size(pr);
     const long rows = (long)p->group * p->Lq;
@@ -345,9 +426,17 @@ clattn_status clattn_flash_run(clattn_context *ctx, const clattn_plan *plan, cl_
                               (size_t)splits};
     const size_t local[3] = {wgs, 1, 1};
     st = clattn_launch(ctx, kernel, 3, global, local, "flash_attention");
-    if (st == CLATTN_SUCCESS && split)
-        st = clattn_merge_enqueue_contiguous(ctx, p, &plan->step[1].params, splits, dst, dst_lse, out,
-                                             lse);
+    if (st == CLATTN_SUCCESS && split) {
+        clattn_problem pm;
+        const clattn_problem *merged = p;
+        if (t) {
+            st = varlen_merge_problem(ctx, p, t->total_q, &pm);
+            merged = &pm;
+        }
+        if (st == CLATTN_SUCCESS)
+            st = clattn_merge_enqueue_contiguous(ctx, merged, &plan->step[1].params, splits, dst,
+                                                 dst_lse, out, lse);
+    }
 out:
     clattn_variant_args_release(&va);
     return st;

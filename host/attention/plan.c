@@ -155,8 +155,11 @@ void clattn_plan_describe_text(const clattn_plan *plan, char *buf, size_t len)
     if (!len)
         return;
     buf[0] = '\0';
-    appendf(buf, len, &used, "%s path for B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d dv=%d %s%s%s",
-            plan->path == CLATTN_PATH_FUSED ? "fused" : "unfused", p->B, p->Hq, p->Hkv, p->Lq, p->Lk,
+    /* a ragged batch: B sequences of at most Lq queries and Lk keys each */
+    appendf(buf, len, &used, "%s path for %sB=%d Hq=%d Hkv=%d Lq%s=%d Lk%s=%d d=%d dv=%d %s%s%s",
+            plan->path == CLATTN_PATH_FUSED ? "fused" : "unfused",
+            p->varlen ? (p->paged ? "paged ragged " : "ragged ") : "", p->B, p->Hq, p->Hkv,
+            p->varlen ? "<" : "", p->Lq, p->varlen ? "<" : "", p->Lk,
             p->d, p->dv, dtype_name(p->dtype), p->causal != CLATTN_CAUSAL_NONE ? " causal" : "",
             p->mask_type != CLATTN_MASK_NONE ? " masked" : "");
     if (p->window_lo || (p->causal_bound && p->causal == CLATTN_CAUSAL_NONE))

@@ -14,7 +14,7 @@
  *                   clattn_storage_get/set
  *   kernel_params.c clattn_params_defaults/defines/string/in_space/in_range, clattn_problem_defines
  *   scratch.c       clattn_scratch_get, clattn_scratch_release_all
- *   enqueue.c       clattn_set_arg, clattn_launch
+ *   enqueue.c       clattn_set_arg, clattn_launch, clattn_fill_floats
  *   buffer_check.c  clattn_buffers_check (buffer_check.h)
  *   version.c       public clattn_version
  */
@@ -176,6 +176,9 @@ typedef struct clattn_problem {
     float softcap;                /* 0: none */
     const float *alibi, *sinks;   /* the call's host arrays [Hq], or NULL */
     int kv_int8;                  /* k and v int8 with per-token scales (CLATTN_KV_INT8) */
+    int varlen, paged;            /* a ragged batch (host/serving/): B, Lq and Lk are its sequence
+                                     count and bounds, causal_offset and lo_offset are relative to
+                                     each sequence's Lk - Lq; paged: keys in a paged cache */
     cl_mem k_scale, v_scale;      /* the desc's, as given (device entry point) */
     const float *k_scale_host, *v_scale_host;
     long s_bs, s_hs, s_rs;        /* element strides of the scales [batch, head, token] */
@@ -340,6 +343,10 @@ void clattn_scratch_poison(clattn_context *ctx, int on);
 /* Sets argument i from a value of the given size; on failure records which argument. */
 clattn_status clattn_set_arg(clattn_context *ctx, cl_kernel kernel, cl_uint index, size_t size,
                              const void *value);
+/* Fills count floats of mem from float offset first with value (clEnqueueFillBuffer), ordered
+   before what is enqueued next. */
+clattn_status clattn_fill_floats(clattn_context *ctx, cl_mem mem, float value, size_t first,
+                                 size_t count, const char *what);
 /* Enqueues with global sizes rounded up to multiples of local. Zero-sized launches are skipped. */
 clattn_status clattn_launch(clattn_context *ctx, cl_kernel kernel, cl_uint dims, const size_t *global,
                             const size_t *local, const char *what);

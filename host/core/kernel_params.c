@@ -99,6 +99,8 @@ int clattn_problem_defines(const clattn_problem *p, char *buf, size_t len)
            appendf(buf, len, " -DSOFTCAP=%d", p->softcap > 0.0f) ||
            appendf(buf, len, " -DALIBI=%d", p->alibi != NULL) ||
            appendf(buf, len, " -DSINKS=%d", p->sinks != NULL) ||
-           appendf(buf, len, " -DKV_INT8=%d", p->kv_int8);
+           appendf(buf, len, " -DKV_INT8=%d", p->kv_int8) ||
+           /* only when set, so that dense programs keep their options (and cached binaries) */
+           (p->varlen && appendf(buf, len, " -DVARLEN=1 -DPAGED=%d", p->paged));
 }
 
