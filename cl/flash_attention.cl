@@ -61,8 +61,9 @@
  *            lo_offset). Keys are packed rows cu_k[b] .. cu_k[b+1]-1 of k and v, or with
  *   PAGED    seqlens_k[b] keys, key j in row block_table[b][j >> page_shift] << page_shift |
  *            (j & mask) of the caches, looked up once per tile into local memory.
- *   The tables come from the caller and are not trusted: a sequence whose query range is invalid
- *   returns at once (there is nowhere safe to write); one whose key range or length is invalid, or
+ *   The tables come from the caller and are not trusted: a sequence whose query range is invalid,
+ *   or that follows a decreasing step of cu_q, returns at once (there is nowhere safe to write, and
+ *   sequences that run never share a row); one whose key range or length is invalid, or
  *   a block id out of range (read as block 0, and flagged), writes NaN to its rows. Nothing outside
  *   the buffers is read or written whatever the tables hold (tests/oclgrind_cases.c).
  */
@@ -312,8 +313,13 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #if VARLEN
     /* This group's sequence, from the caller's tables (whole-group values: every work-item reads
        the same entries, so the returns below are taken by the whole group). */
+    /* Valid only behind a non-decreasing prefix, so that two sequences that run can never share a
+       row (their writes would race): O(b) reads of a small table. */
+    int q_ok = cu_q[0] >= 0;
+    for (int x = 0; x <= b; x++)
+        q_ok &= cu_q[x] <= cu_q[x + 1];
     const int q_first = cu_q[b], q_end = cu_q[b + 1];
-    if (q_first < 0 || q_end < q_first || q_end > total_q || q_end - q_first > Lq)
+    if (!q_ok || q_end > total_q || q_end - q_first > Lq)
         return;
     const int Lq_b = q_end - q_first;
 #if PAGED
@@ -358,9 +364,15 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     if (blk >= rows)
         return;                              /* a row block past this sequence's queries */
 #if SPLIT
-    if (get_group_id(2) > 0 && get_group_id(2) * chunk >= Lk_b)
-        return;     /* a chunk past its keys: the host set its partial max to -inf, which the merge
-                       skips (chunk 0 always runs: it carries a sink and a NaN for bad keys) */
+    if (get_group_id(2) > 0 && get_group_id(2) * chunk >= Lk_b) {
+        /* A chunk past its sequence's keys saw none: its partial max is -inf, which the merge
+           skips (chunk 0 always runs the whole way: it carries a sink, and a NaN for bad keys). */
+        for (int r = lid; r < min(BLOCK_M, rows - blk); r += WGS) {
+            const int row = blk + r, i = row / G, h = hk * G + row - i * G;
+            lse[get_group_id(2) * lse_split + lse_base + h * lse_hs + i] = -INFINITY;
+        }
+        return;
+    }
 #endif
 #endif
     (void)delta;

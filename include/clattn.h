@@ -345,10 +345,11 @@ CLATTN_API clattn_status clattn_quantize_kv_host(const clattn_attention_desc *de
    block_size)) lie in 0..num_blocks-1; other entries are not read. Blocks may be shared between
    sequences (a common prefix).
    The tables live in device memory and are not trusted: whatever they hold, the kernels read and
-   write only inside the buffers given. A sequence whose query range is invalid is skipped (its
-   rows are not written); a sequence whose key range, length or any block id it uses is invalid
+   write only inside the buffers given, and no two sequences write the same row. A sequence whose
+   query range is invalid, or comes after a decreasing step of cu_seqlens_q, is skipped (its rows
+   are not written); a sequence whose key range, length or any block id it uses is invalid
    writes NaN to its out and lse rows; rows that no valid sequence covers are left unwritten, or
-   written 0 (lse -inf) when the keys are split. check_indices = 1 reads the tables back (a
+   (when the keys are split) written with unspecified values. check_indices = 1 reads the tables back (a
    blocking read) and validates them first: CLATTN_INVALID_ARGUMENT naming the first bad entry,
    nothing enqueued. The host entry point always validates. */
 typedef struct clattn_varlen_desc {   /* zero-initialise, then set */

@@ -223,12 +223,25 @@ typedef struct vbufs {
     cl_mem q, k, v, out, lse, cu_q, cu_k, seqlens, table, ks, vs;
 } vbufs;
 
+/* Under oclgrind (--oclgrind) every buffer is kept to the end of the run (testutil.h, tu_keep). */
+static tu_keep *keep_all;
+
+static void drop(cl_mem m)
+{
+    if (keep_all)
+        tu_keep_add(keep_all, m);
+    clReleaseMemObject(m);
+}
+
 static void release_all(vbufs *m)
 {
     cl_mem *all = (cl_mem *)m;
     for (size_t i = 0; i < sizeof *m / sizeof(cl_mem); i++)
-        if (all[i])
+        if (all[i]) {
+            if (keep_all)
+                tu_keep_add(keep_all, all[i]);
             clReleaseMemObject(all[i]);
+        }
     memset(m, 0, sizeof *m);
 }
 
@@ -480,13 +493,379 @@ static void test_equals_dense(void **state)
     vdata_free(&x);
 }
 
-int main(void)
+/* clattn_reshape_and_cache against a host-built cache, in F32, F16 and int8: slots anywhere in the
+   cache, a padding slot (-1) and slots past the end skipped, nothing else written. */
+static void test_reshape_and_cache(void **state)
 {
+    clattn_context *ctx = *state;
+    for (int t = 0; t < 3; t++) {
+        const clattn_dtype dtype = t == 1 ? CLATTN_F16 : CLATTN_F32;
+        const int int8 = t == 2, Hkv = 3, d = 24, dv = 40, bs = 4, nblocks = 5, ntok = 9;
+        const size_t slots_all = (size_t)nblocks * bs, es = int8 ? 1 : clattn_dtype_size(dtype);
+        clattn_varlen_desc desc = {0};
+        desc.heads_q = 6;
+        desc.heads_kv = Hkv;
+        desc.head_dim = d;
+        desc.head_dim_v = dv;
+        desc.dtype = dtype;
+        desc.block_size = bs;
+        desc.num_blocks = nblocks;
+        desc.kv_storage = int8 ? CLATTN_KV_INT8 : CLATTN_KV_SAME;
+        const int slots[9] = {7, 0, -1, 19, 20, 1000, 3, 12, INT_MIN};   /* 3 skipped */
+        tu_rng r;
+        tu_rng_seed(&r, 500 + (uint64_t)t);
+        void *kn = tu_alloc((size_t)ntok * Hkv * d * 4), *vn = tu_alloc((size_t)ntok * Hkv * dv * 4);
+        tu_fill_normal(kn, dtype, (size_t)ntok * Hkv * d, 1.0f, &r);
+        tu_fill_normal(vn, dtype, (size_t)ntok * Hkv * dv, 1.0f, &r);
+        /* the caches start as a pattern that must survive where nothing is written */
+        const size_t kb = slots_all * Hkv * d * es, vb = slots_all * Hkv * dv * es;
+        unsigned char *kc = tu_alloc(kb), *vc = tu_alloc(vb);
+        memset(kc, 0x5a, kb);
+        memset(vc, 0x5a, vb);
+        float *ks = tu_alloc(slots_all * Hkv * 4), *vs = tu_alloc(slots_all * Hkv * 4);
+        for (size_t i = 0; i < slots_all * Hkv; i++)
+            ks[i] = vs[i] = -3.0f;
+        /* the expected caches */
+        unsigned char *ek = tu_alloc(kb), *ev = tu_alloc(vb);
+        float *eks = tu_alloc(slots_all * Hkv * 4), *evs = tu_alloc(slots_all * Hkv * 4);
+        memcpy(ek, kc, kb);
+        memcpy(ev, vc, vb);
+        memcpy(eks, ks, slots_all * Hkv * 4);
+        memcpy(evs, vs, slots_all * Hkv * 4);
+        for (int i = 0; i < ntok; i++) {
+            if (slots[i] < 0 || (size_t)slots[i] >= slots_all)
+                continue;
+            for (int h = 0; h < Hkv; h++) {
+                const size_t src = (size_t)i * Hkv + h, dst = (size_t)slots[i] * Hkv + h;
+                if (!int8) {
+                    memcpy(ek + dst * d * es, (char *)kn + src * d * es, d * es);
+                    memcpy(ev + dst * dv * es, (char *)vn + src * dv * es, dv * es);
+                    continue;
+                }
+                clattn_attention_desc rows = {0};
+                rows.batch = rows.heads_q = rows.seq_q = rows.seq_kv = 1;
+                rows.head_dim = d;
+                rows.head_dim_v = dv;
+                assert_int_equal(clattn_quantize_kv_host(&rows, CLATTN_KV_KEYS, (float *)kn + src * d,
+                                                         (signed char *)ek + dst * d, eks + dst), 0);
+                assert_int_equal(clattn_quantize_kv_host(&rows, CLATTN_KV_VALUES,
+                                                         (float *)vn + src * dv,
+                                                         (signed char *)ev + dst * dv, evs + dst), 0);
+            }
+        }
+        cl_mem mslots = upload(ctx, slots, sizeof slots);
+        cl_mem mkn = upload(ctx, kn, (size_t)ntok * Hkv * d * clattn_dtype_size(dtype));
+        cl_mem mvn = upload(ctx, vn, (size_t)ntok * Hkv * dv * clattn_dtype_size(dtype));
+        cl_mem mkc = upload(ctx, kc, kb), mvc = upload(ctx, vc, vb);
+        cl_mem mks = int8 ? upload(ctx, ks, slots_all * Hkv * 4) : NULL;
+        cl_mem mvs = int8 ? upload(ctx, vs, slots_all * Hkv * 4) : NULL;
+        desc.k_scale = mks;
+        desc.v_scale = mvs;
+        assert_int_equal(clattn_reshape_and_cache(ctx, &desc, ntok, mslots, mkn, mvn, mkc, mvc),
+                         CLATTN_SUCCESS);
+        download(ctx, mkc, kc, kb);
+        download(ctx, mvc, vc, vb);
+        assert_memory_equal(kc, ek, kb);
+        assert_memory_equal(vc, ev, vb);
+        if (int8) {
+            download(ctx, mks, ks, slots_all * Hkv * 4);
+            download(ctx, mvs, vs, slots_all * Hkv * 4);
+            assert_memory_equal(ks, eks, slots_all * Hkv * 4);
+            assert_memory_equal(vs, evs, slots_all * Hkv * 4);
+            drop(mks);
+            drop(mvs);
+        }
+        drop(mslots);
+        drop(mkn);
+        drop(mvn);
+        drop(mkc);
+        drop(mvc);
+        free(kn);
+        free(vn);
+        free(kc);
+        free(vc);
+        free(ks);
+        free(vs);
+        free(ek);
+        free(ev);
+        free(eks);
+        free(evs);
+    }
+}
+
+/* A small paged case whose device tables the tests below corrupt. */
+static vcase small_paged(uint64_t seed)
+{
+    vcase c = base_case(4, 4, 2, 16, CLATTN_F32, 4, seed);
+    c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    const int lq[4] = {2, 1, 3, 1}, lk[4] = {9, 5, 12, 3};
+    memcpy(c.lq, lq, sizeof lq);
+    memcpy(c.lk, lk, sizeof lk);
+    c.use_buffers = 1;
+    return c;
+}
+
+/* Corrupted device tables without the checking mode: never a crash, and the documented rows: a
+   sequence with bad keys (a length past the bound, a block id past the cache) is NaN, one with a
+   bad query range is not written, the others are right. With the checking mode, each is refused
+   naming the entry, and nothing is written. */
+static void test_corrupt_tables(void **state)
+{
+    clattn_context *ctx = *state;
+    enum { SEQLEN, BLOCK_ID, NEG_BLOCK, CU_Q_DOWN, CU_Q_PAST, CASES };
+    static const char *names[] = {"seqlens_k[1]", "block_table[2][1]", "block_table[0][0]",
+                                  "cu_seqlens_q[2]", "cu_seqlens_q[4]"};
+    for (int kase = 0; kase < CASES; kase++) {
+        for (int check = 0; check < 2; check++) {
+            vcase c = small_paged(600 + (uint64_t)kase);
+            vdata x;
+            build(&c, &x);
+            const int mb = x.desc.max_blocks_per_seq;
+            int bad_seq = -1, skipped_seq = -1, skipped_too = -1, skipped_last = -1;
+            switch (kase) {
+            case SEQLEN: x.seqlens[1] = 1 << 20; bad_seq = 1; break;
+            case BLOCK_ID: x.table[2 * mb + 1] = x.desc.num_blocks + 7; bad_seq = 2; break;
+            case NEG_BLOCK: x.table[0] = -1; bad_seq = 0; break;
+            case CU_Q_DOWN:     /* 0 2 0 6 7: sequence 1 runs backwards; 2 and 3 come after it */
+                x.cu_q[2] = 0;
+                skipped_seq = 1;
+                skipped_too = 2;
+                skipped_last = 3;
+                break;
+            case CU_Q_PAST: x.cu_q[4] = x.desc.total_q + 50; skipped_seq = 3; break;
+            }
+            /* the reference on the uncorrupted tables, for the sequences that must stay right */
+            vdata good;
+            build(&c, &good);
+            const size_t nl = (size_t)x.desc.total_q * c.Hq, row = (size_t)c.Hq * c.dv;
+            float *ref_out = tu_alloc(x.no * 4), *ref_lse = tu_alloc(nl * 4);
+            run_reference(&c, &good, ref_out, ref_lse);
+            float *out = tu_alloc(x.no * 4), *lse = tu_alloc(nl * 4);
+            for (size_t i = 0; i < x.no; i++)
+                out[i] = 1234.0f;
+            for (size_t i = 0; i < nl; i++)
+                lse[i] = 1234.0f;
+            x.desc.check_indices = check;
+            clattn_status st = run_device(ctx, &c, &x, out, lse);
+            if (check) {
+                assert_int_equal(st, CLATTN_INVALID_ARGUMENT);
+                if (!strstr(clattn_context_last_error(ctx), names[kase]))
+                    fail_msg("corruption %d: the error does not name %s: %s", kase, names[kase],
+                             clattn_context_last_error(ctx));
+                /* the host entry point always checks */
+                c.use_buffers = 0;
+                assert_int_equal(run_device(ctx, &c, &x, out, lse), CLATTN_INVALID_ARGUMENT);
+                for (size_t i = 0; i < x.no; i++)
+                    assert_true(out[i] == 1234.0f);
+            } else {
+                assert_int_equal(st, CLATTN_SUCCESS);
+                for (int b = 0; b < c.B; b++) {
+                    const int q0 = good.cu_q[b], lq = c.lq[b];
+                    for (int i = 0; i < lq; i++)
+                        for (size_t e = 0; e < row; e++) {
+                            const size_t at = (size_t)(q0 + i) * row + e;
+                            if (b == bad_seq)
+                                assert_true(isnan(out[at]));
+                            else if (b == skipped_seq || b == skipped_too || b == skipped_last)
+                                assert_true(out[at] == 1234.0f);
+                            else if (!(fabsf(out[at] - ref_out[at]) <= 1e-5f * fmaxf(1.0f, fabsf(ref_out[at]))))
+                                fail_msg("corruption %d: sequence %d row %d: %g, reference %g", kase,
+                                         b, i, (double)out[at], (double)ref_out[at]);
+                        }
+                }
+            }
+            free(ref_out);
+            free(ref_lse);
+            free(out);
+            free(lse);
+            vdata_free(&x);
+            vdata_free(&good);
+        }
+    }
+}
+
+/* Bad arguments of every entry point: a clear status and message, nothing written. */
+static void test_bad_input(void **state)
+{
+    clattn_context *ctx = *state;
+    vcase c = small_paged(700);
+    vdata x;
+    build(&c, &x);
+    float out[4096], lse[256];
+    for (size_t i = 0; i < 4096; i++)
+        out[i] = 7.0f;
+    clattn_varlen_desc d;
+#define REFUSE(field_edit, needle)                                                                \
+    do {                                                                                          \
+        d = x.desc;                                                                               \
+        field_edit;                                                                               \
+        clattn_status st_ = clattn_attention_varlen_host(ctx, &d, x.q, x.k, x.v, out, lse);       \
+        assert_int_equal(st_, CLATTN_INVALID_ARGUMENT);                                           \
+        if (!strstr(clattn_context_last_error(ctx), needle))                                      \
+            fail_msg("%s: the message does not say %s: %s", #field_edit, needle,                  \
+                     clattn_context_last_error(ctx));                                             \
+        char err_[512] = "";                                                                      \
+        assert_int_equal(clattn_attention_varlen_reference(&d, x.q, x.k, x.v, out, lse, err_,     \
+                                                           sizeof err_),                          \
+                         CLATTN_INVALID_ARGUMENT);                                                \
+        assert_true(err_[0] != '\0');                                                             \
+        for (size_t i_ = 0; i_ < 4096; i_++)                                                      \
+            assert_true(out[i_] == 7.0f);                                                         \
+    } while (0)
+    REFUSE(d.block_size = 3, "block_size");
+    REFUSE(d.block_size = 512, "block_size");
+    REFUSE(d.total_q = -1, "total_q");
+    REFUSE(d.max_seqlen_q = -2, "max_seqlen_q");
+    REFUSE(d.num_blocks = -1, "num_blocks");
+    REFUSE(d.total_k = 5, "total_k");
+    REFUSE(d.check_indices = 2, "check_indices");
+    REFUSE(d.heads_kv = 3, "heads_kv");
+    REFUSE(d.head_dim = 0, "head_dim");
+    REFUSE(d.softcap = -1.0f, "softcap");
+    REFUSE((d.window = 1, d.window_left = -3), "window_left");
+    REFUSE(d.cu_seqlens_k_host = x.cu_q, "cu_seqlens_k");
+    REFUSE(d.k_scale_host = x.alibi, "kv_storage");
+    REFUSE(d.max_seqlen_k = 2, "seqlens_k[0]");
+    REFUSE(d.max_seqlen_q = 1, "cu_seqlens_q");
+    REFUSE(d.num_blocks = 2, "block_table");
+    REFUSE(d.dtype = (clattn_dtype)9, "dtype");
+    /* the host call: device tables given, NULL tensors */
+    d = x.desc;
+    d.cu_seqlens_q = (cl_mem)1;
+    assert_int_equal(clattn_attention_varlen_host(ctx, &d, x.q, x.k, x.v, out, lse),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen_host(ctx, &x.desc, NULL, x.k, x.v, out, lse),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "q is NULL"));
+    assert_int_equal(clattn_attention_varlen_host(ctx, &x.desc, x.q, x.k, x.v, NULL, lse),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen_host(NULL, &x.desc, x.q, x.k, x.v, out, lse),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen_host(ctx, NULL, x.q, x.k, x.v, out, lse),
+                     CLATTN_INVALID_ARGUMENT);
+    for (size_t i = 0; i < 4096; i++)
+        assert_true(out[i] == 7.0f);
+    assert_int_equal(clattn_attention_varlen_reference(NULL, x.q, x.k, x.v, out, lse, NULL, 0),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_varlen_sizes(NULL, NULL, NULL), CLATTN_INVALID_ARGUMENT);
+
+    /* the device call: host tables given, a missing table, a buffer too small, an output that
+       overlaps an input */
+    clattn_tensor_sizes sz;
+    assert_int_equal(clattn_varlen_sizes(&x.desc, &sz, NULL), CLATTN_SUCCESS);
+    cl_mem q = upload(ctx, x.q, sz.q), k = upload(ctx, x.k, sz.k), v = upload(ctx, x.v, sz.v);
+    cl_mem o = upload(ctx, out, sz.out), small = upload(ctx, out, 8);
+    cl_mem cu = upload(ctx, x.cu_q, ((size_t)c.B + 1) * 4), sl = upload(ctx, x.seqlens, (size_t)c.B * 4);
+    cl_mem tb = upload(ctx, x.table, (size_t)c.B * x.desc.max_blocks_per_seq * 4);
+    clattn_varlen_desc dd = x.desc;
+    dd.cu_seqlens_q_host = dd.seqlens_k_host = dd.block_table_host = NULL;
+    dd.cu_seqlens_q = cu;
+    dd.seqlens_k = sl;
+    dd.block_table = tb;
+    assert_int_equal(clattn_attention_varlen(ctx, &dd, q, k, v, o, NULL), CLATTN_SUCCESS);
+    clattn_varlen_desc e = dd;
+    e.cu_seqlens_q_host = x.cu_q;
+    assert_int_equal(clattn_attention_varlen(ctx, &e, q, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+    e = dd;
+    e.block_table = NULL;
+    assert_int_equal(clattn_attention_varlen(ctx, &e, q, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "block_table"));
+    e = dd;
+    e.cu_seqlens_k = cu;
+    assert_int_equal(clattn_attention_varlen(ctx, &e, q, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen(ctx, &dd, small, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "q"));
+    assert_int_equal(clattn_attention_varlen(ctx, &dd, q, k, v, q, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen(ctx, &dd, q, k, v, NULL, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen(NULL, &dd, q, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_varlen(ctx, NULL, q, k, v, o, NULL), CLATTN_INVALID_ARGUMENT);
+
+    /* clattn_reshape_and_cache: packed desc, negative count, caches too small, int8 without scales */
+    int slot = 0;
+    cl_mem ms = upload(ctx, &slot, sizeof slot);
+    e = dd;
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, ms, q, q, k, v), CLATTN_SUCCESS);
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, -1, ms, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, ms, q, q, small, v), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "k_cache"));
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, NULL, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, ms, q, q, k, k), CLATTN_INVALID_ARGUMENT);
+    e.kv_storage = CLATTN_KV_INT8;
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, ms, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "scale"));
+    e = dd;
+    e.block_size = 0;
+    e.num_blocks = e.max_blocks_per_seq = 0;
+    e.seqlens_k = e.block_table = NULL;
+    assert_int_equal(clattn_reshape_and_cache(ctx, &e, 1, ms, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "block_size"));
+    assert_int_equal(clattn_reshape_and_cache(NULL, &dd, 1, ms, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_reshape_and_cache(ctx, NULL, 1, ms, q, q, k, v), CLATTN_INVALID_ARGUMENT);
+    cl_mem all[] = {q, k, v, o, small, cu, sl, tb, ms};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        clReleaseMemObject(all[i]);
+    vdata_free(&x);
+}
+
+/* --oclgrind: small cases for `oclgrind --data-races --uninitialized` (tests/oclgrind.sh): packed and
+   paged (block sizes 1 and 4), int8 K/V, split keys, then every corruption of the tables the kernel
+   must survive (negative and past-the-end lengths and block ids, decreasing cu_seqlens), and cache
+   writes to slots past the end. Results are checked as in the tests above; the run fails on any
+   report of an access outside a buffer, a race or an uninitialised read. */
+static int run_oclgrind(void)
+{
+    clattn_context *ctx = tu_context_or_skip(NULL);
+    tu_keep keep = {0};
+    keep_all = &keep;
+    void *state = ctx;
+    for (int t = 0; t < 4; t++) {
+        vcase c = base_case(3, 2, 1, 8, t == 2 ? CLATTN_F16 : CLATTN_F32, t == 0 ? 0 : t == 1 ? 1 : 4,
+                            900 + (uint64_t)t);
+        c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        c.kv_int8 = t == 3;
+        c.use_buffers = 1;
+        c.share_prefix = t > 0;
+        const int lq[3] = {3, 1, 0}, lk[3] = {9, 5, 2};
+        memcpy(c.lq, lq, sizeof lq);
+        memcpy(c.lk, lk, sizeof lk);
+        check_case(ctx, &c);
+        tu_keep_scratch(&keep, ctx);
+        printf("ok   ragged case %d\n", t);
+    }
+    {   /* decode with the keys split: one long sequence and a short one */
+        vcase c = base_case(2, 2, 1, 8, CLATTN_F32, 16, 950);
+        c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        c.use_buffers = 1;
+        c.lq[0] = c.lq[1] = 1;
+        c.lk[0] = 700;
+        c.lk[1] = 20;
+        check_case(ctx, &c);
+        tu_keep_scratch(&keep, ctx);
+        printf("ok   split decode\n");
+    }
+    test_corrupt_tables(&state);
+    tu_keep_scratch(&keep, ctx);
+    printf("ok   corrupted tables\n");
+    test_reshape_and_cache(&state);
+    printf("ok   cache writes\n");
+    clattn_context_release(ctx);
+    tu_keep_release(&keep);
+    printf("all cases ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--oclgrind") == 0)
+        return run_oclgrind();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid),
         cmocka_unit_test(test_decode_split),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_equals_dense),
+        cmocka_unit_test(test_reshape_and_cache),
+        cmocka_unit_test(test_corrupt_tables),
+        cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }

@@ -5,7 +5,6 @@
 #include "host/attention/attention.h"
 #include "host/attention/defaults.h"
 
-#include <math.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -347,11 +346,6 @@ static clattn_status flash_launch(clattn_context *ctx, const clattn_plan *plan,
         if (st == CLATTN_SUCCESS)
             st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
                                     2 * (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
-        /* A ragged batch's groups skip the chunks past their sequence's keys: those partials read
-           as "saw no key" (max -inf), and so do the rows of a sequence whose tables are bad. */
-        if (st == CLATTN_SUCCESS && t)
-            st = clattn_fill_floats(ctx, dst_lse, -INFINITY, 0, (size_t)splits * (size_t)all_rows,
-                                    "the split maxima");
         if (st != CLATTN_SUCCESS)
             return st;
     }

@@ -14,7 +14,7 @@
  *                   clattn_storage_get/set
  *   kernel_params.c clattn_params_defaults/defines/string/in_space/in_range, clattn_problem_defines
  *   scratch.c       clattn_scratch_get, clattn_scratch_release_all
- *   enqueue.c       clattn_set_arg, clattn_launch, clattn_fill_floats
+ *   enqueue.c       clattn_set_arg, clattn_launch
  *   buffer_check.c  clattn_buffers_check (buffer_check.h)
  *   version.c       public clattn_version
  */
@@ -343,10 +343,6 @@ void clattn_scratch_poison(clattn_context *ctx, int on);
 /* Sets argument i from a value of the given size; on failure records which argument. */
 clattn_status clattn_set_arg(clattn_context *ctx, cl_kernel kernel, cl_uint index, size_t size,
                              const void *value);
-/* Fills count floats of mem from float offset first with value (clEnqueueFillBuffer), ordered
-   before what is enqueued next. */
-clattn_status clattn_fill_floats(clattn_context *ctx, cl_mem mem, float value, size_t first,
-                                 size_t count, const char *what);
 /* Enqueues with global sizes rounded up to multiples of local. Zero-sized launches are skipped. */
 clattn_status clattn_launch(clattn_context *ctx, cl_kernel kernel, cl_uint dims, const size_t *global,
                             const size_t *local, const char *what);

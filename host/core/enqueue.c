@@ -34,19 +34,3 @@ clattn_status clattn_launch(clattn_context *ctx, cl_kernel kernel, cl_uint dims,
     snprintf(msg, sizeof msg, "enqueueing %s", what);
     return clattn_fail_cl(ctx, err, msg);
 }
-
-clattn_status clattn_fill_floats(clattn_context *ctx, cl_mem mem, float value, size_t first,
-                                 size_t count, const char *what)
-{
-    if (count == 0)
-        return CLATTN_SUCCESS;
-    cl_int err = clEnqueueFillBuffer(ctx->queue, mem, &value, sizeof value, first * sizeof value,
-                                     count * sizeof value, 0, NULL, NULL);
-    if (err == CL_SUCCESS && ctx->queue_out_of_order)
-        err = clEnqueueBarrierWithWaitList(ctx->queue, 0, NULL, NULL);
-    if (err == CL_SUCCESS)
-        return CLATTN_SUCCESS;
-    char msg[160];
-    snprintf(msg, sizeof msg, "filling %s", what);
-    return clattn_fail_cl(ctx, err, msg);
-}

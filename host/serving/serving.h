@@ -42,6 +42,10 @@ clattn_status clattn_varlen_tables_check(const clattn_varlen_problem *vp, const 
                                          const int *cu_k, const int *seqlens_k,
                                          const int *block_table, char *err, size_t err_len);
 
+/* A host call's desc names host tables only, and only those its keys use. */
+clattn_status clattn_varlen_host_tables_given(const clattn_varlen_problem *vp,
+                                             const clattn_varlen_desc *desc, char *err,
+                                             size_t err_len);
 /* The int8 scales of every key a sequence reads (of valid tables) are finite; on failure names
    the first that is not. */
 clattn_status clattn_varlen_scales_check(const clattn_varlen_problem *vp, const int *cu_k,

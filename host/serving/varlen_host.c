@@ -30,12 +30,9 @@ clattn_status clattn_attention_varlen_host(clattn_context *ctx, const clattn_var
     char err[512];
     if (clattn_varlen_problem_init(desc, &vp, err, sizeof err) != CLATTN_SUCCESS)
         return fail_locked(ctx, CLATTN_INVALID_ARGUMENT, err);
-    if (desc->cu_seqlens_q || desc->cu_seqlens_k || desc->seqlens_k || desc->block_table ||
-        desc->k_scale || desc->v_scale)
-        return fail_locked(ctx, CLATTN_INVALID_ARGUMENT,
-                           "desc->cu_seqlens_q (or another device table) given to "
-                           "clattn_attention_varlen_host: set the *_host arrays");
-    const int paged = vp.paged, empty = vp.p.B == 0 || vp.t.total_q == 0;
+    if (clattn_varlen_host_tables_given(&vp, desc, err, sizeof err) != CLATTN_SUCCESS)
+        return fail_locked(ctx, CLATTN_INVALID_ARGUMENT, err);
+    const int empty = vp.p.B == 0 || vp.t.total_q == 0;
     staged bufs[] = {
         {"q", q, vp.q_bytes, NULL},
         {"k", k, vp.k_bytes, NULL},
@@ -50,14 +47,6 @@ clattn_status clattn_attention_varlen_host(clattn_context *ctx, const clattn_var
         {"lse", NULL, vp.lse_bytes, NULL},
     };
     enum { Q, K, V, CUQ, CUK, SEQK, TABLE, KS, VS, OUT, LSE, N };
-    if (paged && desc->cu_seqlens_k_host)
-        return fail_locked(ctx, CLATTN_INVALID_ARGUMENT,
-                           "desc->cu_seqlens_k_host given with a paged cache: the keys are counted "
-                           "by seqlens_k_host");
-    if (!paged && (desc->seqlens_k_host || desc->block_table_host))
-        return fail_locked(ctx, CLATTN_INVALID_ARGUMENT,
-                           "desc->seqlens_k_host/block_table_host given with packed keys "
-                           "(block_size 0): set block_size for a paged cache");
     if (empty)
         return CLATTN_SUCCESS;
     for (int i = Q; i <= VS; i++)

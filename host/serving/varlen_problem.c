@@ -219,6 +219,23 @@ clattn_status clattn_varlen_scales_check(const clattn_varlen_problem *vp, const 
     return CLATTN_SUCCESS;
 }
 
+clattn_status clattn_varlen_host_tables_given(const clattn_varlen_problem *vp,
+                                             const clattn_varlen_desc *desc, char *err,
+                                             size_t err_len)
+{
+    if (desc->cu_seqlens_q || desc->cu_seqlens_k || desc->seqlens_k || desc->block_table ||
+        desc->k_scale || desc->v_scale)
+        BAD("desc->cu_seqlens_q (or another device buffer) given to a call that reads host arrays: "
+            "set the *_host fields");
+    if (vp->paged && desc->cu_seqlens_k_host)
+        BAD("desc->cu_seqlens_k_host given with a paged cache (block_size %d): the keys are counted "
+            "by seqlens_k_host", vp->block_size);
+    if (!vp->paged && (desc->seqlens_k_host || desc->block_table_host))
+        BAD("desc->seqlens_k_host/block_table_host given with packed keys (block_size 0): set "
+            "block_size for a paged cache");
+    return CLATTN_SUCCESS;
+}
+
 clattn_status clattn_varlen_sizes(const clattn_varlen_desc *desc, clattn_tensor_sizes *sizes,
                                   size_t *scale_bytes)
 {

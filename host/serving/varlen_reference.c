@@ -32,6 +32,8 @@ clattn_status clattn_attention_varlen_reference(const clattn_varlen_desc *desc, 
     clattn_varlen_problem vp;
     if (clattn_varlen_problem_init(desc, &vp, err, err_len) != CLATTN_SUCCESS)
         return CLATTN_INVALID_ARGUMENT;
+    if (clattn_varlen_host_tables_given(&vp, desc, err, err_len) != CLATTN_SUCCESS)
+        return CLATTN_INVALID_ARGUMENT;
     const clattn_problem *p = &vp.p;
     if (p->B == 0 || vp.t.total_q == 0 || (!out && !lse))
         return CLATTN_SUCCESS;
