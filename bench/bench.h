@@ -27,6 +27,16 @@ typedef struct bench_shape {
 const bench_shape *bench_suite(int quick, int *count);
 /* The first suite shape whose name starts with prefix (the suite's first if none does). */
 const bench_shape *bench_suite_find(int quick, const char *prefix);
+/* The serving benchmark's decode step (clattn-bench --serving) and the class clattn-tune tunes for
+   serving: B sequences (64; 16 with quick) decoding one token each on contexts of log-normal
+   lengths (fixed seed; median 1024, longest 16384; 512 and 4096 with quick), Hq 32, Hkv 8, d 128,
+   f32, block_size 16. */
+#define BENCH_SERVING_MAX_B 64
+typedef struct bench_serving_batch {
+    int B, Hq, Hkv, d, block_size;
+    int lq[BENCH_SERVING_MAX_B], lk[BENCH_SERVING_MAX_B];
+} bench_serving_batch;
+void bench_serving_decode(int quick, bench_serving_batch *out);
 /* Parses "B,Hq,Hkv,Lq,Lk,d[,causal[,window=W]]" (causal: 0/1 or the word "causal"; W >= 0,
    0: none). 0 on success. */
 int bench_shape_parse(const char *text, bench_shape *out, char *err, size_t err_len);
@@ -108,6 +118,7 @@ typedef struct bench_options {
     int mha_only;                /* --mha: the multi-head layer entry alone */
     int variants_only;           /* --variants: the variants' cost entry alone (variants.c) */
     int kv_int8_only;            /* --kv-int8: int8 K/V decoding against f32/f16 (kv_int8.c) */
+    int serving_only;            /* --serving: ragged and paged serving steps (serving.c) */
     int reps;                    /* fixed sample count; 0: calibrate */
     int only[BENCH_METHOD_COUNT];
     int has_custom;
@@ -225,6 +236,10 @@ int bench_variants_entry(const bench_device *dev, const bench_options *opt);
 /* --kv-int8 (kv_int8.c): decode-step time, K/V bytes, GB/s and tokens/s with int8 K/V against f32
    and f16 storage, the int8 outputs checked against the reference. 0 when all ran and passed. */
 int bench_kv_int8_entry(const bench_device *dev, const bench_options *opt);
+/* --serving (serving.c): paged decode and chunked prefill against padded dense calls, a dense call
+   per sequence and a uniform batch of the same K/V bytes; ragged prefill against dense. 0 when
+   every call ran. */
+int bench_serving_entry(const bench_device *dev, const bench_options *opt);
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
                                clattn_dtype dtype, const bench_options *opt, bench_result *r);
 bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,

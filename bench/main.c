@@ -47,6 +47,9 @@ static void usage(FILE *f)
           "  --kv-int8           only decoding with int8 K/V (CLATTN_KV_INT8) against f32 and f16\n"
           "                      storage on the decode shape (decode-q with --quick), fused: K/V\n"
           "                      bytes read, GB/s, tokens/s and speed-ups, int8 rows checked\n"
+          "  --serving           only serving steps: paged decode of mixed lengths and chunked\n"
+          "                      prefill against padded dense, per-sequence dense and a uniform\n"
+          "                      batch; ragged prefill against dense (smaller with --quick)\n"
           "  --no-tuning         run clattn with the device-class defaults, ignoring its tuning file\n"
           "                      (the mha entry then skips its tuned rows)\n"
           "  --json FILE         write all results, device and options as JSON\n"
@@ -151,6 +154,8 @@ static int parse_args(int argc, char **argv, bench_options *opt)
             opt->variants_only = 1;
         } else if (strcmp(a, "--kv-int8") == 0) {
             opt->kv_int8_only = 1;
+        } else if (strcmp(a, "--serving") == 0) {
+            opt->serving_only = 1;
         } else if (strcmp(a, "--no-tuning") == 0) {
             opt->no_tuning = 1;
         } else if (strcmp(a, "--device") == 0) {
@@ -282,7 +287,7 @@ int main(int argc, char **argv)
     }
     bench_report_header(&dev, &opt);
 
-    n = opt.mha_only || opt.variants_only || opt.kv_int8_only ? 0 : opt.n_shapes;
+    n = opt.mha_only || opt.variants_only || opt.kv_int8_only || opt.serving_only ? 0 : opt.n_shapes;
     entries = calloc((size_t)(n ? n : 1), sizeof *entries);
     if (!entries) {
         fprintf(stderr, "clattn-bench: out of host memory\n");
@@ -331,6 +336,8 @@ int main(int argc, char **argv)
         passed &= bench_variants_entry(&dev, &opt) == 0;
     else if (opt.kv_int8_only)
         passed &= bench_kv_int8_entry(&dev, &opt) == 0;
+    else if (opt.serving_only)
+        passed &= bench_serving_entry(&dev, &opt) == 0;
     else if (opt.mha_only || (!opt.has_custom && !opt.quick && !opt.shapes_named)) {
         if (!(mha = calloc(1, sizeof *mha))) {
             fprintf(stderr, "clattn-bench: out of host memory\n");

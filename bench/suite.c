@@ -190,3 +190,28 @@ void bench_shape_desc(const bench_shape *s, clattn_dtype dtype, clattn_path path
     desc->mask_type = CLATTN_MASK_NONE;
     desc->path = path;
 }
+
+void bench_serving_decode(int quick, bench_serving_batch *out)
+{
+    /* log-normal context lengths (sigma 1, fixed seed) around the median, one sequence at the
+       longest: a long tail, as a server's mix of short chats and long documents has */
+    memset(out, 0, sizeof *out);
+    out->B = quick ? 16 : 64;
+    out->Hq = 32;
+    out->Hkv = 8;
+    out->d = 128;
+    out->block_size = 16;
+    const int longest = quick ? 4096 : 16384, median = quick ? 512 : 1024;
+    unsigned long long s = 20261203;
+    for (int b = 0; b < out->B; b++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        const double u1 = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        const double u2 = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
+        const double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        double len = median * exp(z);
+        len = len < 16 ? 16 : len > longest ? longest : len;
+        out->lk[b] = b == out->B / 2 ? longest : (int)len;
+        out->lq[b] = 1;
+    }
+}

@@ -665,6 +665,18 @@ typedef struct clattn_tune_report {
 CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_attention_desc *desc,
                                      const clattn_tune_options *opt, clattn_tune_report *report);
 
+/* Tunes the fused kernel for a ragged batch (clattn_attention_varlen): desc's host tables give the
+   lengths of the batch to tune on (a typical serving step, say 64 sequences of mixed context
+   lengths decoding one token each), the tensors are random. Every candidate is checked against
+   clattn_attention_varlen_reference on the same tables with each sequence cut short (at most 16
+   queries and 300 keys; the same bounds, so the same shape class and splits), then timed on the
+   whole batch. The winners are filed under the batch's shape class (max_seqlen_q and max_seqlen_k
+   as Lq and Lk, and the varlen, paged and other variants: docs/caches.md), which varlen calls of
+   that class take; int8 K/V is tuned as its plain twin. Otherwise as clattn_tune. */
+CLATTN_API clattn_status clattn_tune_varlen(clattn_context *ctx, const clattn_varlen_desc *desc,
+                                            const clattn_tune_options *opt,
+                                            clattn_tune_report *report);
+
 /* Tunes the layer of desc on ctx's device: each distinct projection GEMM shape (q and out: B*Lq x E
    x E; k: B*Lk x Hkv*dh x kdim; v: B*Lk x Hkv*dh x vdim) with every projection backend the build
    and device have (clattn's own kernel, family "proj"; CLBlast's Xgemm, family "clblast_xgemm",

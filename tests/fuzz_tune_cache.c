@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (clattn_tune_key_make(&key, families[data[i] & 3], (clattn_dtype)(data[i] >> 7),
                                  1 + (data[i + 1] & 127), 1 + (data[i + 1] & 127),
                                  data[i + 2], data[i + 3] << 4, data[i] & 4, 1 + (data[i] >> 5 & 3),
-                                 data[i + 2] & 31)
+                                 data[i + 2] & 127)
             == CLATTN_SUCCESS)
             clattn_tune_cache_lookup(c, &key, NULL);
     }

@@ -403,7 +403,7 @@ static void test_decode_split(void **state)
         c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
         c.kv_int8 = t == 2;
         c.use_buffers = t != 1;
-        const int lens[5] = {5000, 1, 1800, 0, 3600};   /* past chunk starts */
+        const int lens[5] = {5000, 1281, 1793, 0, 3841};   /* just past chunk starts */
         for (int b = 0; b < 5; b++) {
             c.lk[b] = lens[b];
             c.lq[b] = lens[b] ? (t == 3 ? 1 + b % 3 : 1) : 0;   /* t 3: a few draft tokens each */

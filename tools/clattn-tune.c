@@ -16,6 +16,7 @@ typedef struct options {
     const char *device, *export_dir, *families;
     int quick, f16, list, clear, clear_binaries, no_save, has_shape, paths;
     int has_mha, no_mha;
+    int serving, no_serving;      /* --serving: the serving batch alone; --no-serving: not it */
     int mha[5];                   /* B, L, E, Hq, Hkv (0: Hq) */
     int max_candidates, repeats;
     double budget_s;
@@ -37,6 +38,9 @@ static void usage(FILE *f)
           "  --mha B,L,E,H[,Hkv]    one multi-head layer (self-attention, biases) instead of the suite:\n"
           "                         its projection GEMMs with each backend, then its attention\n"
           "  --no-mha               the suite without the benchmark's layer (B 4, L 512, E 768, 12 heads)\n"
+          "  --serving              only the serving class: clattn-bench --serving's paged decode batch\n"
+          "                         (64 sequences of mixed lengths; 16 with --quick), clattn_tune_varlen\n"
+          "  --no-serving           the suite without the serving class\n"
           "  --quick                the benchmark's reduced suite (clattn-bench --quick)\n"
           "  --path fused|unfused|both   which path to tune (default both)\n"
           "  --f16                  F16 storage (the suite is fp32 otherwise)\n"
@@ -110,6 +114,10 @@ static int parse_args(int argc, char **argv, options *o)
             o->has_mha = 1;
         } else if (!strcmp(a, "--no-mha")) {
             o->no_mha = 1;
+        } else if (!strcmp(a, "--serving")) {
+            o->serving = 1;
+        } else if (!strcmp(a, "--no-serving")) {
+            o->no_serving = 1;
         } else if (!strcmp(a, "--path")) {
             o->paths = !strcmp(val, "fused") ? PATH_FUSED : !strcmp(val, "unfused") ? PATH_UNFUSED
                      : !strcmp(val, "both") ? PATH_FUSED | PATH_UNFUSED : 0;
@@ -276,6 +284,70 @@ static int tune_shape(clattn_context *ctx, const options *o, const bench_shape *
     return 0;
 }
 
+/* The serving class: clattn-bench --serving's decode batch (bench_serving_decode) in a paged cache,
+   tuned through clattn_tune_varlen. */
+static int tune_serving(clattn_context *ctx, const options *o, progress_state *ps)
+{
+    bench_serving_batch batch;
+    bench_serving_decode(o->quick, &batch);
+    clattn_varlen_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.batch = batch.B;
+    desc.heads_q = batch.Hq;
+    desc.heads_kv = batch.Hkv;
+    desc.head_dim = batch.d;
+    desc.dtype = o->f16 ? CLATTN_F16 : CLATTN_F32;
+    desc.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    desc.block_size = batch.block_size;
+    int cu_q[BENCH_SERVING_MAX_B + 1] = {0}, blocks = 0, max_k = 0;
+    for (int b = 0; b < batch.B; b++) {
+        cu_q[b + 1] = cu_q[b] + batch.lq[b];
+        blocks += (batch.lk[b] + batch.block_size - 1) / batch.block_size;
+        max_k = batch.lk[b] > max_k ? batch.lk[b] : max_k;
+    }
+    const int max_blocks = (max_k + batch.block_size - 1) / batch.block_size;
+    int *table = calloc((size_t)batch.B * (size_t)max_blocks + 1, sizeof(int));
+    if (!table)
+        return 1;
+    for (int b = 0, next = 0; b < batch.B; b++)   /* blocks in order: their order costs nothing */
+        for (int i = 0; i < (batch.lk[b] + batch.block_size - 1) / batch.block_size; i++)
+            table[(size_t)b * max_blocks + i] = next++;
+    desc.total_q = cu_q[batch.B];
+    desc.max_seqlen_q = 1;
+    desc.max_seqlen_k = max_k;
+    desc.num_blocks = blocks;
+    desc.max_blocks_per_seq = max_blocks;
+    desc.cu_seqlens_q_host = cu_q;
+    desc.seqlens_k_host = batch.lk;
+    desc.block_table_host = table;
+    clattn_tune_options topt;
+    clattn_tune_report rep;
+    memset(&topt, 0, sizeof topt);
+    topt.budget_s = o->budget_s;
+    topt.max_candidates = o->max_candidates;
+    topt.repeats = o->repeats;
+    topt.seed = o->seed;
+    topt.families = o->families;
+    topt.no_save = o->no_save;
+    topt.progress = on_progress;
+    topt.progress_user = ps;
+    ps->path = "paged";
+    printf("serving decode (%d sequences of mixed lengths up to %d, Hq=%d Hkv=%d d=%d, block_size "
+           "%d, %s), paged:\n", batch.B, max_k, batch.Hq, batch.Hkv, batch.d, batch.block_size,
+           o->f16 ? "f16" : "f32");
+    fflush(stdout);
+    clattn_status st = clattn_tune_varlen(ctx, &desc, &topt, &rep);
+    clear_bar(ps);
+    free(table);
+    if (st != CLATTN_SUCCESS) {
+        printf("    %s\n    %s\n", clattn_status_string(st), clattn_context_last_error(ctx));
+        return st == CLATTN_UNSUPPORTED ? 0 : 1;
+    }
+    print_report(&rep);
+    fflush(stdout);
+    return 0;
+}
+
 /* The layer: B tokens batches of L, width E, Hq query heads (Hkv key/value heads), self-attention
    with biases, as clattn-bench --mha runs it. */
 static int tune_layer(clattn_context *ctx, const options *o, const int m[5], progress_state *ps)
@@ -372,13 +444,15 @@ int main(int argc, char **argv)
 
     const bench_shape *shapes = &o.shape;
     int n = 1;
-    if (o.has_mha && !o.has_shape)
-        n = 0;   /* the layer alone */
+    if ((o.has_mha || o.serving) && !o.has_shape)
+        n = 0;   /* the layer or the serving class alone */
     else if (!o.has_shape)
         shapes = bench_suite(o.quick, &n);
     /* the benchmark's layer (clattn-bench --mha) comes with the suite */
     static const int bench_layer[5] = {4, 512, 768, 12, 0};
-    const int *layer = o.has_mha ? o.mha : !o.has_shape && !o.no_mha ? bench_layer : NULL;
+    const int *layer = o.has_mha ? o.mha : !o.has_shape && !o.no_mha && !o.serving ? bench_layer : NULL;
+    /* and the serving class */
+    const int serving = o.serving || (!o.has_shape && !o.has_mha && !o.no_serving);
 
     if (o.export_dir) {
         for (int i = 0; i < n; i++) {
@@ -409,6 +483,10 @@ int main(int argc, char **argv)
     if (layer) {
         ps.shape = "layer";
         rc |= tune_layer(ctx, &o, layer, &ps);
+    }
+    if (serving && !o.export_dir) {
+        ps.shape = "serving";
+        rc |= tune_serving(ctx, &o, &ps);
     }
     if (clattn_context_last_warning(ctx)[0])
         printf("last warning: %s\n", clattn_context_last_warning(ctx));

@@ -17,10 +17,14 @@
 #define MAX_SPLITS 64
 /* Split partials above this stay unsplit: the point of splitting is a small problem. */
 #define MAX_PARTIAL_BYTES ((size_t)256 << 20)
-/* A ragged batch splits its longest sequence into chunks of about this many keys, whatever the
-   count of groups, so that one long sequence among short ones does not finish alone; the chunks
-   past a short sequence's keys return at once. */
-#define VARLEN_SPLIT_KEYS 2048
+/* A ragged batch is split as if its sequences were on average this many times shorter than its
+   longest (which the host cannot see: the lengths are on the device), so that the longest does
+   not finish alone while the device has nothing else to do; chunks past a short sequence's keys
+   return at once. Measured on the 2-core CPU (clattn-bench --serving, paged decode, medians of
+   two runs): 16 sequences up to 4k keys: 8 (no split) 20.6-22.1 ms, 64 (2 splits) 17.7-18.0 ms,
+   which the tuner also chose; 64 sequences up to 16k: 8 123.8 ms, 64 111.4 ms, 256 111.1 ms, 1024
+   115.1 ms; chunks of 2048 keys whatever the batch (8 splits there) 109.7 ms. */
+#define VARLEN_SKEW 64
 
 
 /* Local memory the kernel declares, mirroring cl/flash_attention.cl: Ql, Kl, Vl, Sl, v_bad, and
@@ -164,15 +168,19 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
                            const clattn_params *pr)
 {
     int splits = dense_splits(dev, p, pr);
-    if (!p->varlen)
-        return splits;
-    long by_length = ((long)p->Lk + VARLEN_SPLIT_KEYS - 1) / VARLEN_SPLIT_KEYS;
-    if (by_length > MAX_SPLITS)
-        by_length = MAX_SPLITS;
+    if (!p->varlen || clattn_flash_keys_under_cap(dev, p->d, p->dv, pr->v[P_RM]))
+        return splits;   /* under a loop cap, the cap's splits (dense_splits) are what counts */
+    const long groups = row_groups(p, pr), target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
+    long by_skew = (VARLEN_SKEW * target + groups - 1) / (groups > 0 ? groups : 1);
+    long by_length = p->Lk / MIN_SPLIT_KEYS;
+    if (by_skew > by_length)
+        by_skew = by_length;
+    if (by_skew > MAX_SPLITS)
+        by_skew = MAX_SPLITS;
     size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
-    while (by_length > 1 && per_split * (size_t)by_length > MAX_PARTIAL_BYTES)
-        by_length--;
-    return by_length > splits ? (int)by_length : splits;
+    while (by_skew > 1 && per_split * (size_t)by_skew > MAX_PARTIAL_BYTES)
+        by_skew--;
+    return by_skew > splits ? (int)by_skew : splits;
 }
 
 static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,

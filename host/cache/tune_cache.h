@@ -31,7 +31,9 @@ enum {
     CLATTN_VARIANT_ALIBI = 4,
     CLATTN_VARIANT_SINKS = 8,
     CLATTN_VARIANT_KV_INT8 = 16,
-    CLATTN_VARIANT_ALL = 31
+    CLATTN_VARIANT_VARLEN = 32,   /* a ragged batch (clattn_attention_varlen): lengths per sequence */
+    CLATTN_VARIANT_PAGED = 64,    /* its keys in a paged cache */
+    CLATTN_VARIANT_ALL = 127
 };
 
 typedef struct clattn_tune_key {

@@ -152,7 +152,8 @@ static int fail_line(char *why, size_t why_len, size_t line, const char *what)
 }
 
 /* The names of the CLATTN_VARIANT_* bits, lowest first, as the file spells them. */
-static const char *const variant_names[] = {"window", "softcap", "alibi", "sinks", "kv_int8"};
+static const char *const variant_names[] = {"window", "softcap", "alibi", "sinks", "kv_int8",
+                                            "varlen", "paged"};
 #define N_VARIANT_NAMES ((int)(sizeof variant_names / sizeof variant_names[0]))
 
 /* "softcap+alibi": names joined by '+', each at most once, none empty. */

@@ -217,7 +217,8 @@ int clattn_problem_variants(const clattn_problem *p)
 {
     return (p->window_lo ? CLATTN_VARIANT_WINDOW : 0) | (p->softcap > 0.0f ? CLATTN_VARIANT_SOFTCAP : 0) |
            (p->alibi ? CLATTN_VARIANT_ALIBI : 0) | (p->sinks ? CLATTN_VARIANT_SINKS : 0) |
-           (p->kv_int8 ? CLATTN_VARIANT_KV_INT8 : 0);
+           (p->kv_int8 ? CLATTN_VARIANT_KV_INT8 : 0) | (p->varlen ? CLATTN_VARIANT_VARLEN : 0) |
+           (p->paged ? CLATTN_VARIANT_PAGED : 0);
 }
 
 clattn_status clattn_attention_sizes(const clattn_attention_desc *desc, clattn_tensor_sizes *sizes)

@@ -73,6 +73,7 @@ clattn_status clattn_workload_create(clattn_context *ctx, const clattn_attention
     if (clattn_problem_init(desc, &w->p, err, sizeof err) != CLATTN_SUCCESS)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
     w->out_elems = w->p.bytes.out / es;
+    w->out_bytes = w->p.bytes.out;
     w->hq = malloc(w->p.bytes.q + 1);
     w->hk = malloc(w->p.bytes.k + 1);
     w->hv = malloc(w->p.bytes.v + 1);
@@ -108,9 +109,92 @@ out:
     return st;
 }
 
+clattn_status clattn_workload_create_varlen(clattn_context *ctx, const clattn_varlen_desc *vdesc,
+                                            uint64_t seed, int keep_inputs, clattn_workload *w)
+{
+    char err[512];
+    clattn_status st = CLATTN_SUCCESS;
+    memset(w, 0, sizeof *w);
+    w->varlen = 1;
+    if (clattn_varlen_problem_init(vdesc, &w->vp, err, sizeof err) != CLATTN_SUCCESS ||
+        clattn_varlen_host_tables_given(&w->vp, vdesc, err, sizeof err) != CLATTN_SUCCESS)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
+    const clattn_varlen_problem *vp = &w->vp;
+    const int paged = vp->paged;
+    if (!vdesc->cu_seqlens_q_host ||
+        (paged ? !vdesc->seqlens_k_host || !vdesc->block_table_host : !vdesc->cu_seqlens_k_host))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "tuning a ragged batch takes its host "
+                           "tables (cu_seqlens_q_host and cu_seqlens_k_host, or seqlens_k_host and "
+                           "block_table_host): the lengths to tune for");
+    if (clattn_varlen_tables_check(vp, vdesc->cu_seqlens_q_host, vdesc->cu_seqlens_k_host,
+                                   vdesc->seqlens_k_host, vdesc->block_table_host, err,
+                                   sizeof err) != CLATTN_SUCCESS)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "%s", err);
+    if (vp->p.kv_int8)
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "tune int8 K/V as its plain twin");
+    /* the tables, owned: the check workload's are cut-down copies */
+    const size_t nt = vp->cu_q_bytes + vp->cu_k_bytes + vp->seqlens_bytes + vp->table_bytes;
+    w->h_tables = malloc(nt + 1);
+    w->p = vp->p;
+    w->vdesc = *vdesc;
+    w->t = vp->t;
+    const size_t es = clattn_dtype_size(w->p.dtype);
+    w->out_bytes = vp->out_bytes;
+    w->out_elems = vp->out_bytes / es;
+    w->hq = malloc(vp->q_bytes + 1);
+    w->hk = malloc(vp->k_bytes + 1);
+    w->hv = malloc(vp->v_bytes + 1);
+    w->host_out = malloc(vp->out_bytes + 1);
+    w->expected = malloc(w->out_elems * sizeof(float) + 1);
+    if (!w->h_tables || !w->hq || !w->hk || !w->hv || !w->host_out || !w->expected) {
+        st = clattn_fail(ctx, CLATTN_OUT_OF_MEMORY, "out of host memory for the tuning inputs");
+        goto out;
+    }
+    int *at = w->h_tables;
+    const struct {
+        const int *src;
+        size_t bytes;
+        const int **dst;
+        cl_mem *mem;
+    } tables[] = {
+        {vdesc->cu_seqlens_q_host, vp->cu_q_bytes, &w->vdesc.cu_seqlens_q_host, &w->t.cu_q},
+        {vdesc->cu_seqlens_k_host, vp->cu_k_bytes, &w->vdesc.cu_seqlens_k_host, &w->t.cu_k},
+        {vdesc->seqlens_k_host, vp->seqlens_bytes, &w->vdesc.seqlens_k_host, &w->t.seqlens_k},
+        {vdesc->block_table_host, vp->table_bytes, &w->vdesc.block_table_host, &w->t.block_table},
+    };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0] && st == CLATTN_SUCCESS; i++) {
+        if (!tables[i].bytes)
+            continue;
+        memcpy(at, tables[i].src, tables[i].bytes);
+        *tables[i].dst = at;
+        st = upload(ctx, tables[i].bytes, at, tables[i].mem);
+        at += tables[i].bytes / sizeof(int);
+    }
+    uint64_t rng = seed;
+    fill_normal(w->hq, w->p.dtype, vp->q_bytes / es, &rng);
+    fill_normal(w->hk, w->p.dtype, vp->k_bytes / es, &rng);
+    fill_normal(w->hv, w->p.dtype, vp->v_bytes / es, &rng);
+    if (st == CLATTN_SUCCESS && ((st = upload(ctx, vp->q_bytes, w->hq, &w->q)) != CLATTN_SUCCESS ||
+                                 (st = upload(ctx, vp->k_bytes, w->hk, &w->k)) != CLATTN_SUCCESS ||
+                                 (st = upload(ctx, vp->v_bytes, w->hv, &w->v)) != CLATTN_SUCCESS ||
+                                 (st = upload(ctx, vp->out_bytes, NULL, &w->out)) != CLATTN_SUCCESS))
+        goto out;
+out:
+    if (st != CLATTN_SUCCESS || !keep_inputs) {
+        free(w->hq);
+        free(w->hk);
+        free(w->hv);
+        w->hq = w->hk = w->hv = NULL;
+    }
+    if (st != CLATTN_SUCCESS)
+        clattn_workload_release(w);
+    return st;
+}
+
 void clattn_workload_release(clattn_workload *w)
 {
-    cl_mem *bufs[] = {&w->q, &w->k, &w->v, &w->mask, &w->out};
+    cl_mem *bufs[] = {&w->q, &w->k, &w->v, &w->mask, &w->out, &w->t.cu_q, &w->t.cu_k,
+                      &w->t.seqlens_k, &w->t.block_table};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) {
             clReleaseMemObject(*bufs[i]);
@@ -122,17 +206,21 @@ void clattn_workload_release(clattn_workload *w)
     free(w->hmask);
     free(w->host_out);
     free(w->expected);
+    free(w->h_tables);
     memset(w, 0, sizeof *w);
 }
 
 clattn_status clattn_workload_reference(clattn_context *ctx, clattn_workload *w)
 {
-    clattn_status st = clattn_attention_reference(&w->desc, w->hq, w->hk, w->hv,
-                                                  w->mask ? w->hmask : NULL, w->host_out, NULL, NULL);
+    clattn_status st =
+        w->varlen ? clattn_attention_varlen_reference(&w->vdesc, w->hq, w->hk, w->hv, w->host_out,
+                                                      NULL, NULL, 0)
+                  : clattn_attention_reference(&w->desc, w->hq, w->hk, w->hv,
+                                               w->mask ? w->hmask : NULL, w->host_out, NULL, NULL);
     if (st != CLATTN_SUCCESS)
         return clattn_fail(ctx, st, "the reference refused the tuning check problem");
     for (size_t i = 0; i < w->out_elems; i++)
-        w->expected[i] = clattn_storage_get(w->host_out, w->desc.dtype, i);
+        w->expected[i] = clattn_storage_get(w->host_out, w->p.dtype, i);
     w->has_expected = 1;
     return CLATTN_SUCCESS;
 }
@@ -143,7 +231,10 @@ clattn_status clattn_workload_enqueue(clattn_context *ctx, clattn_workload *w,
     clattn_plan plan;
     pthread_mutex_lock(&ctx->lock);
     clattn_status st = clattn_plan_resolve(ctx, &w->p, 0, cfg, &plan);
-    if (st == CLATTN_SUCCESS)
+    if (st == CLATTN_SUCCESS && w->varlen)
+        st = plan.n_steps ? clattn_flash_run_varlen(ctx, &plan, &w->t, w->q, w->k, w->v, w->out, NULL)
+                          : CLATTN_SUCCESS;
+    else if (st == CLATTN_SUCCESS)
         st = clattn_plan_enqueue(ctx, &plan, w->q, w->k, w->v, w->mask, w->out, NULL, NULL);
     pthread_mutex_unlock(&ctx->lock);
     return st;
@@ -187,12 +278,12 @@ clattn_status clattn_workload_time(clattn_context *ctx, clattn_workload *w,
 
 clattn_status clattn_workload_read(clattn_context *ctx, clattn_workload *w, float *out)
 {
-    cl_int err = clEnqueueReadBuffer(ctx->queue, w->out, CL_TRUE, 0, w->p.bytes.out, w->host_out, 0,
+    cl_int err = clEnqueueReadBuffer(ctx->queue, w->out, CL_TRUE, 0, w->out_bytes, w->host_out, 0,
                                      NULL, NULL);
     if (err != CL_SUCCESS)
         return clattn_fail_cl(ctx, err, "reading a tuning output");
     for (size_t i = 0; i < w->out_elems; i++)
-        out[i] = clattn_storage_get(w->host_out, w->desc.dtype, i);
+        out[i] = clattn_storage_get(w->host_out, w->p.dtype, i);
     return CLATTN_SUCCESS;
 }
 

@@ -2,6 +2,7 @@
 #ifndef CLATTN_TUNE_MEASURE_H
 #define CLATTN_TUNE_MEASURE_H
 
+#include "host/serving/serving.h"
 #include "host/tune/tune.h"
 
 #include <stdint.h>
@@ -16,7 +17,15 @@ typedef struct clattn_workload {
     void *host_out;               /* staging for reads, in the storage type */
     float *expected;              /* out_elems floats, valid when has_expected */
     size_t out_elems;
+    size_t out_bytes;
     int has_expected;
+    /* A ragged batch (clattn_tune_varlen): p is its envelope, vdesc names the workload's own host
+       tables (the reference reads them), t its device tables. */
+    int varlen;
+    clattn_varlen_problem vp;
+    clattn_varlen_desc vdesc;
+    int *h_tables;                /* one allocation: cu_q, then cu_k or seqlens and block_table */
+    clattn_flash_tables t;
 } clattn_workload;
 
 /* A context of its own on ctx's queue for the tuner and exports, made from ctx's settings as
@@ -30,6 +39,9 @@ uint64_t clattn_tune_rng(uint64_t *state);    /* splitmix64 */
 /* Buffers for desc on ctx's cl_context, inputs drawn from seed. */
 clattn_status clattn_workload_create(clattn_context *ctx, const clattn_attention_desc *desc,
                                      uint64_t seed, int keep_inputs, clattn_workload *w);
+/* The same for a ragged batch: vdesc's host tables (copied) and random tensors. */
+clattn_status clattn_workload_create_varlen(clattn_context *ctx, const clattn_varlen_desc *vdesc,
+                                            uint64_t seed, int keep_inputs, clattn_workload *w);
 void clattn_workload_release(clattn_workload *w);
 /* expected = clattn_attention_reference on the inputs (needs keep_inputs). */
 clattn_status clattn_workload_reference(clattn_context *ctx, clattn_workload *w);
