@@ -782,7 +782,8 @@ static void test_tune_variants(void **state)
     assert_int_equal(v, 9);
     clattn_tune_cache_release(two);
     /* bits past the known variants are not a key */
-    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 1, 0, 1, 32),
+    assert_int_equal(clattn_tune_key_make(&k, "flash", CLATTN_F32, 64, 64, 1, 1, 0, 1,
+                                          CLATTN_VARIANT_ALL + 1),
                      CLATTN_INVALID_ARGUMENT);
     free(text);
     static const char *const bad[] = {"variants=", "variants=window+window", "variants=tanh",

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -424,11 +425,104 @@ static void test_reshaped_problem_entries_hit(void **state)
     clattn_context_release(ctx);
 }
 
+/* The plan texts a context logs (options.log_plans), for the varlen test below. */
+static void keep_plan(void *user, clattn_log_level level, const char *message)
+{
+    if (level == CLATTN_LOG_PLAN)
+        snprintf(user, 2048, "%s", message);
+}
+
+/* A ragged, paged batch tuned with clattn_tune_varlen: the winner is filed under the varlen+paged
+   class, a later varlen call of the class takes it, and computes right with it; bad descs refused. */
+static void test_tune_varlen(void **state)
+{
+    fixture *f = *state;
+    enum { B = 3, HQ = 4, HKV = 2, D = 32, BS = 16 };
+    const int cu_q[B + 1] = {0, 1, 2, 3}, lens[B] = {300, 40, 5};
+    int table[B * 19];
+    for (int i = 0, next = 0; i < B * 19; i++)
+        table[i] = i % 19 < (lens[i / 19] + BS - 1) / BS ? next++ : -1;
+    clattn_varlen_desc vd = {0};
+    vd.batch = B;
+    vd.heads_q = HQ;
+    vd.heads_kv = HKV;
+    vd.head_dim = D;
+    vd.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    vd.total_q = 3;
+    vd.max_seqlen_q = 1;
+    vd.max_seqlen_k = 300;
+    vd.block_size = BS;
+    vd.num_blocks = 19 + 3 + 1;
+    vd.max_blocks_per_seq = 19;
+    vd.cu_seqlens_q_host = cu_q;
+    vd.seqlens_k_host = lens;
+    vd.block_table_host = table;
+    clattn_context *ctx = new_context(f);
+    clattn_tune_report rep;
+    clattn_tune_options opt = {.budget_s = 120, .max_candidates = 3, .repeats = 1, .seed = 9,
+                               .families = "flash_split"};
+    assert_int_equal(clattn_tune_varlen(ctx, &vd, &opt, &rep), CLATTN_SUCCESS);
+    assert_int_equal(rep.path, CLATTN_PATH_FUSED);
+    assert_int_equal(rep.n_families, 1);
+    assert_int_equal(rep.families[0].failed, 0);
+    assert_true(rep.saved);
+    char line[512];
+    int found = 0;
+    for (size_t i = 0; clattn_tuning_entry_string(ctx, i, line, sizeof line) == CLATTN_SUCCESS; i++)
+        found |= strstr(line, "variants=varlen+paged") != NULL && strstr(line, "lk=512") != NULL;
+    if (!found)
+        fail_msg("no varlen+paged entry in the tuning table");
+    /* bad descs: NULL, no host tables, a bad table (named) */
+    assert_int_equal(clattn_tune_varlen(ctx, NULL, &opt, &rep), CLATTN_INVALID_ARGUMENT);
+    clattn_varlen_desc bad = vd;
+    bad.block_table_host = NULL;
+    assert_int_equal(clattn_tune_varlen(ctx, &bad, &opt, &rep), CLATTN_INVALID_ARGUMENT);
+    bad = vd;
+    bad.max_seqlen_k = 100;
+    assert_int_equal(clattn_tune_varlen(ctx, &bad, &opt, &rep), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "seqlens_k[0]"));
+    assert_int_equal(clattn_tune_varlen(NULL, &vd, &opt, &rep), CLATTN_INVALID_ARGUMENT);
+    clattn_context_release(ctx);
+
+    /* a fresh context reads the entry from the file and a call of the class takes it */
+    char plan[2048] = "";
+    clattn_context_options o = f->opt;
+    o.log = keep_plan;
+    o.log_user = plan;
+    o.log_plans = CLATTN_SWITCH_ON;
+    clattn_context *ctx2 = NULL;
+    assert_int_equal(clattn_context_create_with_options(getenv("CLATTN_DEVICE"), &o, &ctx2),
+                     CLATTN_SUCCESS);
+    const size_t nq = 3 * HQ * D, nkv = (size_t)vd.num_blocks * BS * HKV * D;
+    float *q = calloc(nq, 4), *k = calloc(nkv, 4), *v = calloc(nkv, 4);
+    float *out = calloc(nq, 4), *ref = calloc(nq, 4);
+    for (size_t i = 0; i < nkv; i++) {
+        k[i] = (float)sin((double)i);
+        v[i] = (float)cos((double)i * 0.7);
+    }
+    for (size_t i = 0; i < nq; i++)
+        q[i] = (float)sin((double)i * 1.3);
+    assert_int_equal(clattn_attention_varlen_host(ctx2, &vd, q, k, v, out, NULL), CLATTN_SUCCESS);
+    if (!strstr(plan, "tuned, exact shape class"))
+        fail_msg("the varlen call does not take its tuned entry:\n%s", plan);
+    assert_int_equal(clattn_attention_varlen_reference(&vd, q, k, v, ref, NULL, NULL, 0),
+                     CLATTN_SUCCESS);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(fabsf(out[i] - ref[i]) <= 1e-5f * fmaxf(1.0f, fabsf(ref[i])));
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(ref);
+    clattn_context_release(ctx2);
+}
+
 int main(void)
 {
     clattn_context_release(tu_context_or_skip(NULL));   /* 77 without a device */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_report_and_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tune_varlen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_candidates_never_chosen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_are_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_cap, setup, teardown),
