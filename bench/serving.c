@@ -9,13 +9,19 @@
  * what paging costs); padded (dense clattn_attention over the batch
  * padded to its longest context, in as few calls as the device's largest allocation allows, left-padded so that bottom-right causality holds, with a [B,Lk]
  * key-padding mask); loop (a dense call per sequence, on sub-buffers); uniform (a dense batch of
- * the same total K/V bytes with every length equal: what paging should cost nothing against).
+ * the same total K/V bytes with every length equal: what paging should cost nothing against);
+ * cpu-blas (where the device is the CPU, in a build with OpenBLAS: a sequence at a time on the
+ * host, bench_cpublas_attention, on the same number of threads as the device has compute units).
  * And ragged prefill with no prefix against the dense call on the same uniform batch.
  * Each row: median wall time of the call (enqueue to clFinish) over interleaved rounds, GB/s of the
  * K/V bytes the step needs (the real lengths, not the padding), tokens/s, and the ratio to paged.
  * Buffers hold a constant pattern: no kernel's speed depends on the values, and correctness is the
  * tests' (tests/test_varlen.c). */
 #include "bench/bench.h"
+
+#ifdef BENCH_HAVE_CBLAS
+#include <cblas.h>
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +44,7 @@ typedef struct method {
     cl_mem q, k, v, out, mask;
     int B, *lq, *lk;                    /* loop: per sequence */
     cl_mem *sub;                        /* loop: q, k, v, out sub-buffers per sequence */
+    float *hq, *hk, *hv, *hout, *hscores;   /* cpu-blas: host tensors, packed */
     double t[ROUNDS];
     int ok;
 } method;
@@ -123,8 +130,38 @@ static clattn_status run_loop(method *m)
     return CLATTN_SUCCESS;
 }
 
+#ifdef BENCH_HAVE_CBLAS
+/* cpu-blas: OpenBLAS on the host, a sequence at a time (bench_cpublas_attention), packed tensors */
+static clattn_status run_cpublas(method *m)
+{
+    const size_t qrow = (size_t)HQ * HD, krow = (size_t)HKV * HD;
+    size_t q0 = 0, k0 = 0;
+    for (int b = 0; b < m->B; q0 += (size_t)m->lq[b], k0 += (size_t)m->lk[b], b++) {
+        if (!m->lq[b])
+            continue;
+        bench_shape sh = {"seq", 1, HQ, HKV, m->lq[b], m->lk[b], HD, 1, 0};
+        bench_cpublas_attention(&sh, CLATTN_LAYOUT_BSHD, m->hq + q0 * qrow, m->hk + k0 * krow,
+                                m->hv + k0 * krow, m->hout + q0 * qrow, m->hscores);
+    }
+    return CLATTN_SUCCESS;
+}
+#endif
+
+static float *host_filled(size_t n, float value)
+{
+    float *p = malloc(n * sizeof(float) + 4);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = value;
+    return p;
+}
+
 static void release_method(method *m)
 {
+    free(m->hq);
+    free(m->hk);
+    free(m->hv);
+    free(m->hout);
+    free(m->hscores);
     cl_mem all[] = {m->q, m->k, m->v, m->out, m->mask, m->vdesc.cu_seqlens_q, m->vdesc.cu_seqlens_k,
                     m->vdesc.seqlens_k, m->vdesc.block_table};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -175,7 +212,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     const double kv_bytes = (double)total_k * 2.0 * (double)krow;
     printf("\n%s: %d sequences, %ld new tokens, contexts %ld keys in all (longest %d), K/V needed "
            "%.1f MB\n", title, B, total_q, total_k, max_k, kv_bytes / 1e6);
-    enum { PAGED, PACKED, PADDED, LOOP, UNIFORM, N };
+    enum { PAGED, PACKED, PADDED, LOOP, UNIFORM, CPUBLAS, N };
     method ms[N];
     memset(ms, 0, sizeof ms);
     for (int i = 0; i < N; i++)
@@ -313,6 +350,24 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     m->v = filled(dev, (size_t)B * mean_k * krow, 0.03f);
     m->out = filled(dev, (size_t)B * mean_q * qrow, 0.0f);
     m->ok = m->q && m->k && m->v && m->out;
+#ifdef BENCH_HAVE_CBLAS
+    /* cpu-blas: where the device is the CPU, OpenBLAS on the same cores, a sequence at a time */
+    if (dev->type & CL_DEVICE_TYPE_CPU) {
+        openblas_set_num_threads((int)dev->compute_units);
+        m = &ms[CPUBLAS];
+        m->name = "cpu-blas per sequence";
+        m->run = run_cpublas;
+        m->B = B;
+        m->lq = (int *)lq;
+        m->lk = (int *)lk;
+        m->hq = host_filled((size_t)total_q * HQ * HD, 0.01f);
+        m->hk = host_filled((size_t)total_k * HKV * HD, 0.02f);
+        m->hv = host_filled((size_t)total_k * HKV * HD, 0.03f);
+        m->hout = host_filled((size_t)total_q * HQ * HD, 0.0f);
+        m->hscores = host_filled((size_t)max_q * max_k, 0.0f);
+        m->ok = m->hq && m->hk && m->hv && m->hout && m->hscores;
+    }
+#endif
     clFinish(dev->queue);
 
     int failed = 0;
