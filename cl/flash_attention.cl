@@ -291,6 +291,9 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     __local float Vl[BLOCK_N * DVP];      /* [key][c] */
     __local float Sl[BLOCK_N * SLD];      /* [key][row]: scores, then probabilities */
     __local int v_bad;                    /* a staged V value was inf or NaN (stays raised) */
+#if VARLEN
+    __local int q_bad;                    /* a step of cu_q up to this sequence's end decreases */
+#endif
 #if PAGED
     __local int Rl[BLOCK_N];              /* the tile's keys' rows in the caches */
     __local int index_bad;                /* a block id was out of range (stays raised) */
@@ -314,12 +317,16 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     /* This group's sequence, from the caller's tables (whole-group values: every work-item reads
        the same entries, so the returns below are taken by the whole group). */
     /* Valid only behind a non-decreasing prefix, so that two sequences that run can never share a
-       row (their writes would race): O(b) reads of a small table. */
-    int q_ok = cu_q[0] >= 0;
-    for (int x = 0; x <= b; x++)
-        q_ok &= cu_q[x] <= cu_q[x + 1];
+       row (their writes would race): the group reads cu_q[0..b+1] once between its work-items. */
+    if (lid == 0)
+        q_bad = cu_q[0] < 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int x = lid; x <= b; x += WGS)
+        if (cu_q[x] > cu_q[x + 1])
+            atomic_or(&q_bad, 1);
+    barrier(CLK_LOCAL_MEM_FENCE);
     const int q_first = cu_q[b], q_end = cu_q[b + 1];
-    if (!q_ok || q_end > total_q || q_end - q_first > Lq)
+    if (q_bad || q_end > total_q || q_end - q_first > Lq)
         return;
     const int Lq_b = q_end - q_first;
 #if PAGED
@@ -392,11 +399,14 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #define K_SCALE(r) 1.0f
 #define V_SCALE(r) 1.0f
 #endif
-/* The row of tile key j in k and v (from kbase/vbase): the key itself, or its slot in the cache. */
+/* The row of tile key j in k and v (from kbase/vbase): the key itself, or its slot in the cache;
+   and whether it is loaded (not for a key in a block outside the cache). */
 #if PAGED
 #define KV_ROW(j) ((long)Rl[(j)])
+#define KV_LOADS(j) (Rl[(j)] >= 0)
 #else
 #define KV_ROW(j) ((long)(j0 + (j)))
+#define KV_LOADS(j) 1
 #endif
 #if SPLIT
     out += get_group_id(2) * o_split;
@@ -480,7 +490,11 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     floatv m[RM], l[RM];
     floatv o[RM][COLS_PER_ITEM];
 #if PAGED
-    int my_index_bad = 0;                    /* joined into index_bad after the last tile */
+    /* Every block id the sequence uses, checked once: a bad one makes all its rows NaN, whichever
+       tiles a group visits (joined into index_bad after the last tile). */
+    int my_index_bad = 0;
+    for (int x = lid; x < (Lk_b + (1 << page_shift) - 1) >> page_shift; x += WGS)
+        my_index_bad |= btab[x] < 0 || btab[x] >= num_blocks;
 #endif
 #if CAUSAL
     intv ilim[RM];                           /* last key each lane's row may see */
@@ -545,14 +559,13 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #endif
 #if PAGED
         /* The tile's rows in the caches. Rl was last read by the previous tile's copies, which
-           ended at its second barrier. A block id out of range reads block 0 and flags the rows. */
+           ended at its second barrier. A key in a block out of range is -1: never loaded (zero),
+           and the rows are NaN anyway (my_index_bad, from the scan before the tiles). */
         for (int j = lid; j < BLOCK_N; j += WGS) {
-            int r = 0;
+            int r = -1;
             if (j0 + j < n_hi) {
                 const int key = j0 + j, id = btab[key >> page_shift];
-                if (id < 0 || id >= num_blocks)
-                    my_index_bad = 1;
-                else
+                if (id >= 0 && id < num_blocks)
                     r = (id << page_shift) | (key & ((1 << page_shift) - 1));
             }
             Rl[j] = r;
@@ -564,7 +577,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         for (int e = lid; e < BLOCK_N * (HEAD_D / LVK); e += WGS) {
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
             __local float *dst = Kl + j * KD + kk;
-            if (whole || j0 + j < n_hi)
+            if ((whole || j0 + j < n_hi) && KV_LOADS(j))
                 COPY_K(kbase + KV_ROW(j) * k_rs + kk, K_SCALE(KV_ROW(j)), dst);
             else
                 ZERO_K(dst);
@@ -577,7 +590,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
             const int j = e / (HEAD_DV / LVV), c = (e - j * (HEAD_DV / LVV)) * LVV;
             __local float *dst = Vl + j * DVP + c;
             /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
-            if (whole || j0 + j < n_hi) {
+            if ((whole || j0 + j < n_hi) && KV_LOADS(j)) {
                 const vcopy_t x = LOAD_V(vbase + KV_ROW(j) * v_rs + c, V_SCALE(KV_ROW(j)));
                 STORE_V(x, dst);
                 bad |= (AS_VBITS(x) & (vbits_t)(0x7f800000)) == (vbits_t)(0x7f800000);

@@ -149,3 +149,13 @@ void merge_parts(const int parts, const int Hq, const int Lq, const int dv, cons
     if (lse && c0 == 0)
         lse[lse_base + b * lse_bs + h * lse_hs + i] = m == -INFINITY ? -INFINITY : row_lse;
 }
+
+/* n floats set to value: the split maxima of a ragged batch, before its attention kernel runs, so
+   that rows no work-group writes (a sequence skipped for bad tables) read as "saw no key" rather
+   than as stale scratch (host/attention/flash.c). No local memory, any work-group size. */
+__kernel void fill_floats(__global float *p, const float value, const long n)
+{
+    const long i = get_global_id(0);
+    if (i < n)
+        p[i] = value;
+}

@@ -348,8 +348,8 @@ CLATTN_API clattn_status clattn_quantize_kv_host(const clattn_attention_desc *de
    write only inside the buffers given, and no two sequences write the same row. A sequence whose
    query range is invalid, or comes after a decreasing step of cu_seqlens_q, is skipped (its rows
    are not written); a sequence whose key range, length or any block id it uses is invalid
-   writes NaN to its out and lse rows; rows that no valid sequence covers are left unwritten, or
-   (when the keys are split) written with unspecified values. check_indices = 1 reads the tables back (a
+   writes NaN to all its out and lse rows; rows that no valid sequence covers are left unwritten, or
+   written 0 (lse -inf) when the keys are split. check_indices = 1 reads the tables back (a
    blocking read) and validates them first: CLATTN_INVALID_ARGUMENT naming the first bad entry,
    nothing enqueued. The host entry point always validates. */
 typedef struct clattn_varlen_desc {   /* zero-initialise, then set */
@@ -408,10 +408,12 @@ CLATTN_API clattn_status clattn_varlen_sizes(const clattn_varlen_desc *desc, cla
    reshape_and_cache: token t's k_new [num_tokens, Hkv, d] and v_new [num_tokens, Hkv, dv] rows go
    to slot slot_mapping[t] (int32; block slot / block_size, offset slot % block_size) of k_cache and
    v_cache. A negative slot (padding) is skipped, as is any slot >= num_blocks*block_size (untrusted:
-   never written outside the caches). Reads heads_q/heads_kv, head_dim(_v), dtype (of k_new and
-   v_new), block_size, num_blocks and kv_storage of desc; with CLATTN_KV_INT8 each row is quantized
-   as clattn_quantize_kv does and its scale written to desc->k_scale / v_scale. Enqueued, not
-   waited for; the caches may overlap nothing else. */
+   never written outside the caches); two tokens given one slot race (either may win, row by row,
+   with its int8 scale or the other's). The desc is checked whole, as for clattn_attention_varlen;
+   what the call uses of it: heads_kv, head_dim(_v), dtype (of k_new and v_new), block_size,
+   num_blocks and kv_storage. With CLATTN_KV_INT8 each row is quantized as clattn_quantize_kv does
+   and its scale written to desc->k_scale / v_scale. Enqueued, not waited for; the caches may
+   overlap nothing else. */
 CLATTN_API clattn_status clattn_reshape_and_cache(clattn_context *ctx, const clattn_varlen_desc *desc,
                                                   int num_tokens, cl_mem slot_mapping, cl_mem k_new,
                                                   cl_mem v_new, cl_mem k_cache, cl_mem v_cache);

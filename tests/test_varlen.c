@@ -281,10 +281,10 @@ static clattn_status run_device(clattn_context *ctx, const vcase *c, const vdata
     d.k_scale = m.ks;
     d.v_scale = m.vs;
     clattn_status st = clattn_attention_varlen(ctx, &d, m.q, m.k, m.v, m.out, m.lse);
-    if (st == CLATTN_SUCCESS) {
-        download(ctx, m.out, out, sz.out);
-        download(ctx, m.lse, lse, sz.lse);
-    }
+    /* read back even after a failure: the buffers then hold what was uploaded, unless the call
+       wrote them, which a refused call must not */
+    download(ctx, m.out, out, sz.out);
+    download(ctx, m.lse, lse, sz.lse);
     release_all(&m);
     return st;
 }
@@ -394,9 +394,22 @@ static void test_grid(void **state)
 
 /* Decode and speculative decoding against long, mixed contexts: the keys split (the longest is
    past the split length, so chunks of short sequences are skipped), with F32, F16 and int8 K/V. */
+static void keep_plan(void *user, clattn_log_level level, const char *message)
+{
+    if (level == CLATTN_LOG_PLAN)
+        snprintf(user, 2048, "%s", message);
+}
+
 static void test_decode_split(void **state)
 {
-    clattn_context *ctx = *state;
+    (void)state;
+    char plan[2048] = "";
+    clattn_context_options o = {0};
+    o.log = keep_plan;
+    o.log_user = plan;
+    o.log_plans = CLATTN_SWITCH_ON;
+    clattn_context *ctx = NULL;
+    assert_int_equal(clattn_context_create_with_options(NULL, &o, &ctx), CLATTN_SUCCESS);
     for (int t = 0; t < 4; t++) {
         vcase c = base_case(5, 8, 2, 64, t == 1 ? CLATTN_F16 : CLATTN_F32, t == 3 ? 0 : 16,
                             200 + (uint64_t)t);
@@ -411,14 +424,17 @@ static void test_decode_split(void **state)
                 c.lq[b] = c.lk[b];
         }
         check_case(ctx, &c);
+        if (!strstr(plan, "keys split"))
+            fail_msg("the keys were not split: %s", plan);
     }
+    clattn_context_release(ctx);
 }
 
 /* The variants per sequence (each sequence's own Lk - Lq aligns them), with int8 K/V. */
 static void test_variants(void **state)
 {
     clattn_context *ctx = *state;
-    for (int t = 0; t < 6; t++) {
+    for (int t = 0; t < 8; t++) {
         vcase c = base_case(6, 4, 2, 32, t == 4 ? CLATTN_F16 : CLATTN_F32, t % 2 ? 16 : 0,
                             300 + (uint64_t)t);
         c.causal = t % 3 == 1 ? CLATTN_CAUSAL_TOP_LEFT : CLATTN_CAUSAL_BOTTOM_RIGHT;
@@ -432,6 +448,15 @@ static void test_variants(void **state)
         c.use_buffers = t % 2;
         if (t == 5)
             c.causal = CLATTN_CAUSAL_NONE;
+        if (t == 6) {        /* top-left causal with a right edge, an unbounded left one */
+            c.causal = CLATTN_CAUSAL_TOP_LEFT;
+            c.window_left = INT_MAX;
+            c.window_right = 2;
+        }
+        if (t == 7) {        /* bottom-right, left edge INT_MAX, right edge 0 */
+            c.window_left = INT_MAX;
+            c.window_right = 0;
+        }
         tu_rng r;
         tu_rng_seed(&r, c.seed);
         mixed_lengths(&c, &r, 60, 0);
@@ -612,12 +637,14 @@ static vcase small_paged(uint64_t seed)
 static void test_corrupt_tables(void **state)
 {
     clattn_context *ctx = *state;
-    enum { SEQLEN, BLOCK_ID, NEG_BLOCK, CU_Q_DOWN, CU_Q_PAST, CASES };
+    enum { SEQLEN, BLOCK_ID, NEG_BLOCK, UNSEEN_BLOCK, CU_Q_DOWN, CU_Q_PAST, CASES };
     static const char *names[] = {"seqlens_k[1]", "block_table[2][1]", "block_table[0][0]",
-                                  "cu_seqlens_q[2]", "cu_seqlens_q[4]"};
+                                  "block_table[2][2]", "cu_seqlens_q[2]", "cu_seqlens_q[4]"};
     for (int kase = 0; kase < CASES; kase++) {
         for (int check = 0; check < 2; check++) {
             vcase c = small_paged(600 + (uint64_t)kase);
+            if (kase == UNSEEN_BLOCK)   /* top-left: sequence 2's 3 queries see keys 0..2 only */
+                c.causal = CLATTN_CAUSAL_TOP_LEFT;
             vdata x;
             build(&c, &x);
             const int mb = x.desc.max_blocks_per_seq;
@@ -626,6 +653,7 @@ static void test_corrupt_tables(void **state)
             case SEQLEN: x.seqlens[1] = 1 << 20; bad_seq = 1; break;
             case BLOCK_ID: x.table[2 * mb + 1] = x.desc.num_blocks + 7; bad_seq = 2; break;
             case NEG_BLOCK: x.table[0] = -1; bad_seq = 0; break;
+            case UNSEEN_BLOCK: x.table[2 * mb + 2] = -9; bad_seq = 2; break;   /* never read */
             case CU_Q_DOWN:     /* 0 2 0 6 7: sequence 1 runs backwards; 2 and 3 come after it */
                 x.cu_q[2] = 0;
                 skipped_seq = 1;
@@ -649,6 +677,8 @@ static void test_corrupt_tables(void **state)
             clattn_status st = run_device(ctx, &c, &x, out, lse);
             if (check) {
                 assert_int_equal(st, CLATTN_INVALID_ARGUMENT);
+                for (size_t i = 0; i < x.no; i++)    /* the device buffers, read back: untouched */
+                    assert_true(out[i] == 1234.0f);
                 if (!strstr(clattn_context_last_error(ctx), names[kase]))
                     fail_msg("corruption %d: the error does not name %s: %s", kase, names[kase],
                              clattn_context_last_error(ctx));
@@ -665,9 +695,9 @@ static void test_corrupt_tables(void **state)
                         for (size_t e = 0; e < row; e++) {
                             const size_t at = (size_t)(q0 + i) * row + e;
                             if (b == bad_seq)
-                                assert_true(isnan(out[at]));
+                                assert_true(isnan(out[at]) && isnan(lse[(size_t)q0 + i]));
                             else if (b == skipped_seq || b == skipped_too || b == skipped_last)
-                                assert_true(out[at] == 1234.0f);
+                                assert_true(out[at] == 1234.0f && lse[(size_t)q0 + i] == 1234.0f);
                             else if (!(fabsf(out[at] - ref_out[at]) <= 1e-5f * fmaxf(1.0f, fabsf(ref_out[at]))))
                                 fail_msg("corruption %d: sequence %d row %d: %g, reference %g", kase,
                                          b, i, (double)out[at], (double)ref_out[at]);
@@ -681,6 +711,81 @@ static void test_corrupt_tables(void **state)
             vdata_free(&x);
             vdata_free(&good);
         }
+    }
+}
+
+/* Corruption with the keys split (long contexts) and with packed keys: a bad block id in a block
+   only a later chunk reads, a skipped sequence (its rows merge to 0 and lse -inf), and packed key
+   ranges that are negative, past the end or decreasing: NaN rows and lse for the sequence hit,
+   the others right. */
+static void test_corrupt_split_and_packed(void **state)
+{
+    clattn_context *ctx = *state;
+    enum { SPLIT_BLOCK, SPLIT_SKIP, PACKED_NEG, PACKED_PAST, PACKED_DOWN, CASES };
+    enum { REF, NANS, ZEROS };
+    for (int kase = 0; kase < CASES; kase++) {
+        const int packed = kase >= PACKED_NEG;
+        vcase c = base_case(3, 2, 1, 8, CLATTN_F32, packed ? 0 : 16, 800 + (uint64_t)kase);
+        c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        c.use_buffers = 1;
+        const int lq[3] = {1, 2, 1}, lk[3] = {packed ? 40 : 700, 30, packed ? 25 : 300};
+        memcpy(c.lq, lq, sizeof lq);
+        memcpy(c.lk, lk, sizeof lk);
+        vdata x, good;
+        build(&c, &x);
+        build(&c, &good);
+        int expect[3] = {REF, REF, REF};
+        switch (kase) {
+        case SPLIT_BLOCK:     /* block 40 of sequence 0: keys 640..655, a later chunk's */
+            x.table[40] = 1 << 28;
+            expect[0] = NANS;
+            break;
+        case SPLIT_SKIP:      /* cu_q 0 1 0 4: sequence 1 runs backwards, 2 comes after it */
+            x.cu_q[2] = 0;
+            expect[1] = expect[2] = ZEROS;
+            break;
+        case PACKED_NEG: x.cu_k[1] = -3; expect[0] = expect[1] = NANS; break;
+        case PACKED_PAST: x.cu_k[3] = x.desc.total_k + 9; expect[2] = NANS; break;
+        case PACKED_DOWN: x.cu_k[2] = x.cu_k[1] - 1; expect[1] = expect[2] = NANS; break;
+        }
+        const size_t nl = (size_t)x.desc.total_q * c.Hq, row = (size_t)c.Hq * c.dv;
+        float *ref_out = tu_alloc(x.no * 4), *ref_lse = tu_alloc(nl * 4);
+        float *out = tu_alloc(x.no * 4), *lse = tu_alloc(nl * 4);
+        run_reference(&c, &good, ref_out, ref_lse);
+        for (size_t i = 0; i < x.no; i++)
+            out[i] = 1234.0f;
+        for (size_t i = 0; i < nl; i++)
+            lse[i] = 1234.0f;
+        assert_int_equal(run_device(ctx, &c, &x, out, lse), CLATTN_SUCCESS);
+        for (int b = 0; b < c.B; b++)
+            for (int i = 0; i < lq[b]; i++) {
+                const size_t t = (size_t)(good.cu_q[b] + i);
+                for (int h = 0; h < c.Hq; h++) {
+                    const float l = lse[(size_t)h * nl / c.Hq + t];
+                    const float r = ref_lse[(size_t)h * nl / c.Hq + t];
+                    const int ok = expect[b] == NANS    ? isnan(l)
+                                   : expect[b] == ZEROS ? l == -INFINITY
+                                                        : fabsf(l - r) <= 1e-5f * fmaxf(1.0f, fabsf(r));
+                    if (!ok)
+                        fail_msg("corruption %d: sequence %d head %d lse %g (reference %g)", kase, b,
+                                 h, (double)l, (double)r);
+                }
+                for (size_t e = 0; e < row; e++) {
+                    const float o = out[t * row + e], r = ref_out[t * row + e];
+                    const int ok = expect[b] == NANS    ? isnan(o)
+                                   : expect[b] == ZEROS ? o == 0.0f
+                                                        : fabsf(o - r) <= 1e-5f * fmaxf(1.0f, fabsf(r));
+                    if (!ok)
+                        fail_msg("corruption %d: sequence %d: %g (reference %g)", kase, b, (double)o,
+                                 (double)r);
+                }
+            }
+        free(ref_out);
+        free(ref_lse);
+        free(out);
+        free(lse);
+        vdata_free(&x);
+        vdata_free(&good);
     }
 }
 
@@ -846,6 +951,9 @@ static int run_oclgrind(void)
     test_corrupt_tables(&state);
     tu_keep_scratch(&keep, ctx);
     printf("ok   corrupted tables\n");
+    test_corrupt_split_and_packed(&state);
+    tu_keep_scratch(&keep, ctx);
+    printf("ok   corrupted tables, keys split and packed\n");
     test_reshape_and_cache(&state);
     printf("ok   cache writes\n");
     clattn_context_release(ctx);
@@ -865,6 +973,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_equals_dense),
         cmocka_unit_test(test_reshape_and_cache),
         cmocka_unit_test(test_corrupt_tables),
+        cmocka_unit_test(test_corrupt_split_and_packed),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);

@@ -212,6 +212,11 @@ extern const clattn_family clattn_family_merge;
 clattn_status clattn_merge_enqueue_contiguous(clattn_context *ctx, const clattn_problem *p,
                                               const clattn_params *params, int splits, cl_mem part_out,
                                               cl_mem part_lse, cl_mem out, cl_mem lse);
+/* Sets the first n floats of part_lse (split maxima) to -inf, with the merge program of p and
+   params (merge.cl, fill_floats): a ragged batch's rows that no work-group writes then merge as
+   "saw no key" (out 0, lse -inf). Lock held. */
+clattn_status clattn_merge_fill_maxima(clattn_context *ctx, const clattn_problem *p,
+                                       const clattn_params *params, cl_mem part_lse, long n);
 /* clattn_merge_partials after its checks (p from the desc's shape fields), staging the parts in
    tiles of at most stage_bytes (tests pass a small value to exercise the tiling). Lock held. */
 clattn_status clattn_merge_enqueue_staged(clattn_context *ctx, const clattn_problem *p, int parts,

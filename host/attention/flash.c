@@ -27,8 +27,8 @@
 #define VARLEN_SKEW 64
 
 
-/* Local memory the kernel declares, mirroring cl/flash_attention.cl: Ql, Kl, Vl, Sl, v_bad, and
-   red_m/red_s when several work-items share a row. */
+/* Local memory the kernel declares, mirroring cl/flash_attention.cl: Ql, Kl, Vl, Sl, v_bad,
+   red_m/red_s when several work-items share a row, and the ragged and paged tables' flags and rows. */
 static size_t flash_local_bytes(const clattn_params *pr, const clattn_problem *p)
 {
     const int d = p->d, dv = p->dv;
@@ -38,7 +38,9 @@ static size_t flash_local_bytes(const clattn_params *pr, const clattn_problem *p
     size_t kd = (size_t)d + (wpr > 1 ? 1 : 0);
     size_t sld = bm + (pr->v[P_VW] == 1 && wpr > 1 ? 1 : 0);
     size_t floats = (size_t)d * bm + bn * kd + bn * dvp + bn * sld + (wpr > 1 ? 2 * wpr * bm : 0);
-    return floats * sizeof(float) + sizeof(int);
+    /* v_bad; a ragged batch's q_bad; a paged one's row table Rl and index_bad */
+    size_t ints = 1 + (p->varlen ? 1 : 0) + (p->paged ? bn + 1 : 0);
+    return floats * sizeof(float) + ints * sizeof(int);
 }
 
 /* One work-group serves BLOCK_M rows, VW*RM rows per work-item, WPR work-items per row. */
@@ -354,6 +356,13 @@ static clattn_status flash_launch(clattn_context *ctx, const clattn_plan *plan,
         if (st == CLATTN_SUCCESS)
             st = clattn_scratch_get(ctx, CLATTN_SCRATCH_PARTIAL_LSE,
                                     2 * (size_t)splits * (size_t)all_rows * sizeof(float), &dst_lse);
+        /* A ragged batch's rows that no sequence covers (tables with gaps or skipped sequences:
+           only corrupt ones) read as "saw no key": the merge writes them 0 and lse -inf, never
+           stale scratch. A kernel, not clEnqueueFillBuffer: oclgrind's checker takes a filled
+           buffer for uninitialised. */
+        if (st == CLATTN_SUCCESS && t)
+            st = clattn_merge_fill_maxima(ctx, p, &plan->step[1].params, dst_lse,
+                                          (long)splits * all_rows);
         if (st != CLATTN_SUCCESS)
             return st;
     }

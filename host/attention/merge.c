@@ -83,6 +83,28 @@ clattn_status clattn_merge_kernel(clattn_context *ctx, const clattn_problem *p,
     return clattn_kernel_get(ctx, clattn_family_merge.file, options, "merge_parts", out);
 }
 
+clattn_status clattn_merge_fill_maxima(clattn_context *ctx, const clattn_problem *p,
+                                       const clattn_params *params, cl_mem part_lse, long n)
+{
+    char options[256];
+    snprintf(options, sizeof options, "-DUSE_F16=%d -DUSE_BF16=%d -DPART_DATA=0 -DPART_ML=1",
+             p->dtype == CLATTN_F16, p->dtype == CLATTN_BF16);
+    if (clattn_params_defines(&clattn_family_merge, params, options, sizeof options))
+        return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "merge kernel options too long");
+    cl_kernel k;
+    clattn_status st = clattn_kernel_get(ctx, clattn_family_merge.file, options, "fill_floats", &k);
+    const float value = -INFINITY;
+    const cl_long count = n;
+    if (st == CLATTN_SUCCESS && (st = clattn_set_arg(ctx, k, 0, sizeof part_lse, &part_lse)) ==
+                                    CLATTN_SUCCESS &&
+        (st = clattn_set_arg(ctx, k, 1, sizeof value, &value)) == CLATTN_SUCCESS &&
+        (st = clattn_set_arg(ctx, k, 2, sizeof count, &count)) == CLATTN_SUCCESS) {
+        const size_t global = (size_t)n;
+        st = clattn_launch(ctx, k, 1, &global, NULL, "fill_floats");
+    }
+    return st;
+}
+
 static clattn_status merge_launch(clattn_context *ctx, const clattn_problem *p,
                                   const clattn_params *params, const merge_tile *t, cl_mem out,
                                   cl_mem lse)

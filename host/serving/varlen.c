@@ -119,7 +119,7 @@ clattn_status clattn_attention_varlen(clattn_context *ctx, const clattn_varlen_d
     pthread_mutex_lock(&ctx->lock);
     clattn_varlen_problem vp;
     clattn_status st = check_call(ctx, desc, q, k, v, out, lse, &vp);
-    if (st == CLATTN_SUCCESS && desc->check_indices && vp.p.B > 0)
+    if (st == CLATTN_SUCCESS && desc->check_indices && vp.p.B > 0 && vp.t.total_q > 0)
         st = check_tables(ctx, desc, &vp);
     if (st == CLATTN_SUCCESS)
         st = run(ctx, desc, &vp, q, k, v, out, lse);

@@ -96,6 +96,15 @@ clattn_status clattn_varlen_problem_init(const clattn_varlen_desc *desc, clattn_
         return CLATTN_INVALID_ARGUMENT;
     }
 
+    /* Valid tables have total_q = cu_seqlens_q[B] <= B * max_seqlen_q (and so for the keys): what
+       the split partials are sized by. */
+    if ((long long)desc->total_q > (long long)p->B * p->Lq)
+        BAD("desc->total_q = %d: more than batch * max_seqlen_q = %lld rows, which no valid "
+            "cu_seqlens_q gives", desc->total_q, (long long)p->B * p->Lq);
+    if (!paged && (long long)desc->total_k > (long long)p->B * p->Lk)
+        BAD("desc->total_k = %d: more than batch * max_seqlen_k = %lld rows, which no valid "
+            "cu_seqlens_k gives", desc->total_k, (long long)p->B * p->Lk);
+
     /* Each sequence's bounds are relative to its own Lk - Lq, worked out in the kernel: the
        right edge is min(causal_abs, Lk - Lq + causal_offset), the left Lk - Lq + lo_offset. */
     p->varlen = 1;
