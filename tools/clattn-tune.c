@@ -252,6 +252,36 @@ static void print_report(const clattn_tune_report *r)
         printf("    note: %s\n", r->note);
 }
 
+/* The tuning options the command line gives, with budget (0: the library's default) and the
+   progress display. */
+static void tune_options(const options *o, double budget_s, progress_state *ps,
+                         clattn_tune_options *topt)
+{
+    memset(topt, 0, sizeof *topt);
+    topt->budget_s = budget_s;
+    topt->max_candidates = o->max_candidates;
+    topt->repeats = o->repeats;
+    topt->seed = o->seed;
+    topt->families = o->families;
+    topt->no_save = o->no_save;
+    topt->progress = on_progress;
+    topt->progress_user = ps;
+}
+
+/* After a tuning call: its report, or why it failed (UNSUPPORTED is not a failure of the run). */
+static int finish(clattn_context *ctx, clattn_status st, const clattn_tune_report *rep,
+                  progress_state *ps)
+{
+    clear_bar(ps);
+    if (st != CLATTN_SUCCESS) {
+        printf("    %s\n    %s\n", clattn_status_string(st), clattn_context_last_error(ctx));
+        return st == CLATTN_UNSUPPORTED ? 0 : 1;
+    }
+    print_report(rep);
+    fflush(stdout);
+    return 0;
+}
+
 static int tune_shape(clattn_context *ctx, const options *o, const bench_shape *s, clattn_path path,
                       progress_state *ps)
 {
@@ -259,29 +289,13 @@ static int tune_shape(clattn_context *ctx, const options *o, const bench_shape *
     clattn_tune_options topt;
     clattn_tune_report rep;
     bench_shape_desc(s, o->f16 ? CLATTN_F16 : CLATTN_F32, path, &desc);
-    memset(&topt, 0, sizeof topt);
-    topt.budget_s = o->budget_s;
-    topt.max_candidates = o->max_candidates;
-    topt.repeats = o->repeats;
-    topt.seed = o->seed;
-    topt.families = o->families;
-    topt.no_save = o->no_save;
-    topt.progress = on_progress;
-    topt.progress_user = ps;
+    tune_options(o, o->budget_s, ps, &topt);
     ps->path = path == CLATTN_PATH_FUSED ? "fused" : "unfused";
     printf("%s (B=%d Hq=%d Hkv=%d Lq=%d Lk=%d d=%d%s, %s), %s path:\n", s->name, s->B, s->Hq,
            s->Hkv, s->Lq, s->Lk, s->d, s->causal ? " causal" : "", o->f16 ? "f16" : "f32",
            ps->path);
     fflush(stdout);
-    clattn_status st = clattn_tune(ctx, &desc, &topt, &rep);
-    clear_bar(ps);
-    if (st != CLATTN_SUCCESS) {
-        printf("    %s\n    %s\n", clattn_status_string(st), clattn_context_last_error(ctx));
-        return st == CLATTN_UNSUPPORTED ? 0 : 1;
-    }
-    print_report(&rep);
-    fflush(stdout);
-    return 0;
+    return finish(ctx, clattn_tune(ctx, &desc, &topt, &rep), &rep, ps);
 }
 
 /* The serving class: clattn-bench --serving's decode batch (bench_serving_decode) in a paged cache,
@@ -322,30 +336,15 @@ static int tune_serving(clattn_context *ctx, const options *o, progress_state *p
     desc.block_table_host = table;
     clattn_tune_options topt;
     clattn_tune_report rep;
-    memset(&topt, 0, sizeof topt);
-    topt.budget_s = o->budget_s;
-    topt.max_candidates = o->max_candidates;
-    topt.repeats = o->repeats;
-    topt.seed = o->seed;
-    topt.families = o->families;
-    topt.no_save = o->no_save;
-    topt.progress = on_progress;
-    topt.progress_user = ps;
+    tune_options(o, o->budget_s, ps, &topt);
     ps->path = "paged";
     printf("serving decode (%d sequences of mixed lengths up to %d, Hq=%d Hkv=%d d=%d, block_size "
            "%d, %s), paged:\n", batch.B, max_k, batch.Hq, batch.Hkv, batch.d, batch.block_size,
            o->f16 ? "f16" : "f32");
     fflush(stdout);
     clattn_status st = clattn_tune_varlen(ctx, &desc, &topt, &rep);
-    clear_bar(ps);
     free(table);
-    if (st != CLATTN_SUCCESS) {
-        printf("    %s\n    %s\n", clattn_status_string(st), clattn_context_last_error(ctx));
-        return st == CLATTN_UNSUPPORTED ? 0 : 1;
-    }
-    print_report(&rep);
-    fflush(stdout);
-    return 0;
+    return finish(ctx, st, &rep, ps);
 }
 
 /* The layer: B tokens batches of L, width E, Hq query heads (Hkv key/value heads), self-attention
@@ -363,15 +362,7 @@ static int tune_layer(clattn_context *ctx, const options *o, const int m[5], pro
     desc.heads_kv = m[4];
     desc.in_bias = desc.out_bias = 1;
     desc.dtype = o->f16 ? CLATTN_F16 : CLATTN_F32;
-    memset(&topt, 0, sizeof topt);
-    topt.budget_s = o->budget_s > 0 ? o->budget_s : 90.0;
-    topt.max_candidates = o->max_candidates;
-    topt.repeats = o->repeats;
-    topt.seed = o->seed;
-    topt.families = o->families;
-    topt.no_save = o->no_save;
-    topt.progress = on_progress;
-    topt.progress_user = ps;
+    tune_options(o, o->budget_s > 0 ? o->budget_s : 90.0, ps, &topt);
     ps->path = "layer";
     printf("layer B=%d L=%d E=%d Hq=%d Hkv=%d (%s, biases), budget %.0f s: projections (GEMM "
            "backends), then attention:\n", m[0], m[1], m[2], m[3], m[4] ? m[4] : m[3],

@@ -166,6 +166,20 @@ int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, cons
 static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,
                         const clattn_params *pr);
 
+/* splits held to the key length (MIN_SPLIT_KEYS a chunk), MAX_SPLITS and MAX_PARTIAL_BYTES. */
+static int bounded_splits(const clattn_problem *p, long splits)
+{
+    long by_length = p->Lk / MIN_SPLIT_KEYS;
+    if (splits > by_length)
+        splits = by_length;
+    if (splits > MAX_SPLITS)
+        splits = MAX_SPLITS;
+    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
+    while (splits > 1 && per_split * (size_t)splits > MAX_PARTIAL_BYTES)
+        splits--;
+    return splits > 1 ? (int)splits : 1;
+}
+
 int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
                            const clattn_params *pr)
 {
@@ -173,16 +187,9 @@ int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *
     if (!p->varlen || clattn_flash_keys_under_cap(dev, p->d, p->dv, pr->v[P_RM]))
         return splits;   /* under a loop cap, the cap's splits (dense_splits) are what counts */
     const long groups = row_groups(p, pr), target = (long)dev->compute_units * pr->v[P_SPLIT_OCC];
-    long by_skew = (VARLEN_SKEW * target + groups - 1) / (groups > 0 ? groups : 1);
-    long by_length = p->Lk / MIN_SPLIT_KEYS;
-    if (by_skew > by_length)
-        by_skew = by_length;
-    if (by_skew > MAX_SPLITS)
-        by_skew = MAX_SPLITS;
-    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
-    while (by_skew > 1 && per_split * (size_t)by_skew > MAX_PARTIAL_BYTES)
-        by_skew--;
-    return by_skew > splits ? (int)by_skew : splits;
+    const int by_skew = bounded_splits(p, (VARLEN_SKEW * target + groups - 1) /
+                                              (groups > 0 ? groups : 1));
+    return by_skew > splits ? by_skew : splits;
 }
 
 static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,
@@ -200,16 +207,7 @@ static int dense_splits(const clattn_device_info *dev, const clattn_problem *p,
         return needed < MAX_SPLITS ? (int)needed : MAX_SPLITS;
     if (groups <= 0 || groups >= target)
         return 1;
-    long splits = (target + groups - 1) / groups;
-    long by_length = p->Lk / MIN_SPLIT_KEYS;
-    if (splits > by_length)
-        splits = by_length;
-    if (splits > MAX_SPLITS)
-        splits = MAX_SPLITS;
-    size_t per_split = (size_t)p->B * p->Hq * p->Lq * ((size_t)p->dv + 1) * sizeof(float);
-    while (splits > 1 && per_split * (size_t)splits > MAX_PARTIAL_BYTES)
-        splits--;
-    return splits > 1 ? (int)splits : 1;
+    return bounded_splits(p, (target + groups - 1) / groups);
 }
 
 /* The split count rounded so that every range is whole tiles and none is empty. */

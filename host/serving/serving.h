@@ -5,8 +5,8 @@
  * calls. Depends on core/ and attention/. Never installed.
  *
  * Exports (files of host/serving/):
- *   varlen_problem.c  clattn_varlen_problem_init, clattn_varlen_tables_check, public
- *                     clattn_varlen_sizes
+ *   varlen_problem.c  clattn_varlen_problem_init, clattn_varlen_dense_desc, the table and scale
+ *                     checks, public clattn_varlen_sizes
  *   varlen.c          the public clattn_attention_varlen
  *   varlen_host.c     the public clattn_attention_varlen_host
  *   varlen_reference.c the public clattn_attention_varlen_reference
@@ -32,6 +32,10 @@ typedef struct clattn_varlen_problem {
     size_t cu_q_bytes, cu_k_bytes, seqlens_bytes, table_bytes;   /* int32 tables */
 } clattn_varlen_problem;
 
+/* The dense desc of batch sequences of seq_q queries and seq_kv keys with desc's heads, dims, scale,
+   storage, causality, variants and K/V storage, token-major (no scales, no mask, path AUTO). */
+void clattn_varlen_dense_desc(const clattn_varlen_desc *desc, int batch, int seq_q, int seq_kv,
+                              clattn_attention_desc *d);
 /* Validates desc's shape and variants (not its tables, nor which pointers are given) and fills vp.
    On failure writes a message naming the field into err. */
 clattn_status clattn_varlen_problem_init(const clattn_varlen_desc *desc, clattn_varlen_problem *vp,

@@ -21,6 +21,30 @@ static size_t mul4(size_t a, size_t b, size_t c, size_t d)
     return mul(mul(mul(a, b), c), d);
 }
 
+void clattn_varlen_dense_desc(const clattn_varlen_desc *desc, int batch, int seq_q, int seq_kv,
+                              clattn_attention_desc *d)
+{
+    memset(d, 0, sizeof *d);
+    d->batch = batch;
+    d->heads_q = desc->heads_q;
+    d->heads_kv = desc->heads_kv;
+    d->seq_q = seq_q;
+    d->seq_kv = seq_kv;
+    d->head_dim = desc->head_dim;
+    d->head_dim_v = desc->head_dim_v;
+    d->scale = desc->scale;
+    d->dtype = desc->dtype;
+    d->layout = CLATTN_LAYOUT_BSHD;
+    d->causal = desc->causal;
+    d->window = desc->window;
+    d->window_left = desc->window_left;
+    d->window_right = desc->window_right;
+    d->softcap = desc->softcap;
+    d->alibi_slopes = desc->alibi_slopes;
+    d->sinks = desc->sinks;
+    d->kv_storage = desc->kv_storage;
+}
+
 clattn_status clattn_varlen_problem_init(const clattn_varlen_desc *desc, clattn_varlen_problem *vp,
                                          char *err, size_t err_len)
 {
@@ -68,25 +92,8 @@ clattn_status clattn_varlen_problem_init(const clattn_varlen_desc *desc, clattn_
 
     /* The shape and variants are an attention desc's: the dense check covers them. */
     clattn_attention_desc d;
-    memset(&d, 0, sizeof d);
-    d.batch = desc->batch;
-    d.heads_q = desc->heads_q;
-    d.heads_kv = desc->heads_kv;
-    d.seq_q = desc->max_seqlen_q;
-    d.seq_kv = desc->max_seqlen_k;
-    d.head_dim = desc->head_dim;
-    d.head_dim_v = desc->head_dim_v;
-    d.scale = desc->scale;
-    d.dtype = desc->dtype;
-    d.layout = CLATTN_LAYOUT_BSHD;
-    d.causal = desc->causal;
+    clattn_varlen_dense_desc(desc, desc->batch, desc->max_seqlen_q, desc->max_seqlen_k, &d);
     d.path = CLATTN_PATH_FUSED;
-    d.window = desc->window;
-    d.window_left = desc->window_left;
-    d.window_right = desc->window_right;
-    d.softcap = desc->softcap;
-    d.alibi_slopes = desc->alibi_slopes;
-    d.sinks = desc->sinks;
     d.kv_storage = desc->kv_storage;
     clattn_problem *p = &vp->p;
     char inner[400];

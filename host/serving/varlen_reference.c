@@ -99,25 +99,7 @@ clattn_status clattn_attention_varlen_reference(const clattn_varlen_desc *desc, 
             }
         }
         clattn_attention_desc d;
-        memset(&d, 0, sizeof d);
-        d.batch = 1;
-        d.heads_q = p->Hq;
-        d.heads_kv = p->Hkv;
-        d.seq_q = lq;
-        d.seq_kv = lk;
-        d.head_dim = p->d;
-        d.head_dim_v = p->dv;
-        d.scale = p->scale;
-        d.dtype = p->dtype;
-        d.layout = CLATTN_LAYOUT_BSHD;
-        d.causal = desc->causal;
-        d.window = desc->window;
-        d.window_left = desc->window_left;
-        d.window_right = desc->window_right;
-        d.softcap = desc->softcap;
-        d.alibi_slopes = desc->alibi_slopes;
-        d.sinks = desc->sinks;
-        d.kv_storage = desc->kv_storage;
+        clattn_varlen_dense_desc(desc, 1, lq, lk, &d);
         d.k_scale_host = p->kv_int8 ? ksb : NULL;
         d.v_scale_host = p->kv_int8 ? vsb : NULL;
         void *ob = out ? (char *)out + (size_t)q0 * o_row : NULL;
