@@ -35,6 +35,13 @@
 #define HD 128
 #define BS 16
 
+/* One dense call of the padded method: B sequences with their own buffers. */
+#define MAX_PIECES 16
+typedef struct padded_piece {
+    int B;
+    cl_mem q, k, v, out, mask;
+} padded_piece;
+
 typedef struct method {
     const char *name;
     clattn_status (*run)(struct method *m);
@@ -45,6 +52,8 @@ typedef struct method {
     int B, *lq, *lk;                    /* loop: per sequence */
     cl_mem *sub;                        /* loop: q, k, v, out sub-buffers per sequence */
     float *hq, *hk, *hv, *hout, *hscores;   /* cpu-blas: host tensors, packed */
+    padded_piece pieces[MAX_PIECES];    /* padded: the calls it takes */
+    int n_pieces;
     double t[ROUNDS];
     int ok;
 } method;
@@ -81,37 +90,18 @@ static clattn_status run_dense(method *m)
 }
 
 /* padded: the batch in pieces of at most the device's largest allocation, each its own call */
-#define MAX_PIECES 16
-typedef struct padded_piece {
-    int B;
-    cl_mem q, k, v, out, mask;
-} padded_piece;
-static padded_piece pieces[MAX_PIECES];
-static int n_pieces;
-
 static clattn_status run_padded(method *m)
 {
-    for (int i = 0; i < n_pieces; i++) {
+    for (int i = 0; i < m->n_pieces; i++) {
+        const padded_piece *pc = &m->pieces[i];
         clattn_attention_desc d = m->desc;
-        d.batch = pieces[i].B;
-        clattn_status st = clattn_attention(m->ctx, &d, pieces[i].q, pieces[i].k, pieces[i].v,
-                                            pieces[i].mask, pieces[i].out, NULL, NULL);
+        d.batch = pc->B;
+        clattn_status st = clattn_attention(m->ctx, &d, pc->q, pc->k, pc->v, pc->mask, pc->out,
+                                            NULL, NULL);
         if (st != CLATTN_SUCCESS)
             return st;
     }
     return CLATTN_SUCCESS;
-}
-
-static void release_pieces(void)
-{
-    for (int i = 0; i < n_pieces; i++) {
-        cl_mem all[] = {pieces[i].q, pieces[i].k, pieces[i].v, pieces[i].out, pieces[i].mask};
-        for (int j = 0; j < 5; j++)
-            if (all[j])
-                clReleaseMemObject(all[j]);
-    }
-    memset(pieces, 0, sizeof pieces);
-    n_pieces = 0;
 }
 
 static clattn_status run_loop(method *m)
@@ -171,6 +161,13 @@ static void release_method(method *m)
         if (m->sub[i])
             clReleaseMemObject(m->sub[i]);
     free(m->sub);
+    for (int i = 0; i < m->n_pieces; i++) {
+        const padded_piece *pc = &m->pieces[i];
+        cl_mem mine[] = {pc->q, pc->k, pc->v, pc->out, pc->mask};
+        for (size_t j = 0; j < sizeof mine / sizeof mine[0]; j++)
+            if (mine[j])
+                clReleaseMemObject(mine[j]);
+    }
 }
 
 static cl_mem sub(cl_mem parent, size_t origin, size_t size)
@@ -296,7 +293,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
         per_piece = per_piece < 1 ? 1 : per_piece > B ? B : per_piece;
         m->ok = (B + per_piece - 1) / per_piece <= MAX_PIECES;
         for (int b0 = 0; m->ok && b0 < B; b0 += per_piece) {
-            padded_piece *pc = &pieces[n_pieces++];
+            padded_piece *pc = &m->pieces[m->n_pieces++];
             pc->B = B - b0 < per_piece ? B - b0 : per_piece;
             unsigned char *mask = calloc((size_t)pc->B * (size_t)max_k, 1);
             for (int b = 0; b < pc->B; b++)
@@ -311,9 +308,9 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
             pc->out = filled(dev, (size_t)pc->B * max_q * qrow, 0.0f);
             m->ok = pc->q && pc->k && pc->v && pc->out && pc->mask;
         }
-        if (n_pieces > 1)
+        if (m->n_pieces > 1)
             printf("  (padded dense: %d calls of at most %d sequences, the device's largest "
-                   "allocation being %.0f MB)\n", n_pieces, per_piece, (double)dev->max_alloc / 1e6);
+                   "allocation being %.0f MB)\n", m->n_pieces, per_piece, (double)dev->max_alloc / 1e6);
     }
     /* loop: one dense call per sequence on sub-buffers of packed tensors */
     m = &ms[LOOP];
@@ -412,7 +409,6 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     }
     for (int i = 0; i < N; i++)
         release_method(&ms[i]);
-    release_pieces();
     free(cu_q);
     free(table);
     free(perm);
