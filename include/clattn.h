@@ -584,6 +584,15 @@ CLATTN_API clattn_status clattn_attention_map_png(clattn_context *ctx,
                                                   const clattn_attention_map_desc *desc,
                                                   const float *probs, const char *path);
 
+/* The same picture as clattn_attention_map_png, as 8-bit RGB pixels (rows top to bottom, 3 bytes a
+   pixel) into rgb, rgb_len bytes; needs no libpng. rgb NULL: only *width and *height are set, to
+   size the buffer (width*height*3 bytes). CLATTN_INVALID_ARGUMENT when rgb is too small (nothing
+   written). */
+CLATTN_API clattn_status clattn_attention_map_rgb(clattn_context *ctx,
+                                                  const clattn_attention_map_desc *desc,
+                                                  const float *probs, unsigned char *rgb,
+                                                  size_t rgb_len, int *width, int *height);
+
 /* ---- tuning and caches ----------------------------------------------------------------------- */
 
 /* Kernel parameters come, per kernel family and problem, from the device's tuning file (the exact

@@ -1,6 +1,6 @@
 /* Attention maps: clattn_attention_map_png on a known probs tensor (decoded back with libpng: the
  * size the layout gives, the colour of known weights, masked cells grey, the mean and the grid),
- * its refusals, and tools/clattn-viz's demo run once ($CLATTN_VIZ names the binary; the PNGs it
+ * clattn_attention_map_rgb equal to it pixel for pixel, their refusals, and tools/clattn-viz's demo run once ($CLATTN_VIZ names the binary; the PNGs it
  * writes stay in the working directory for a person to look at). The demo's map must show what it
  * claims: head 0 peaks on the diagonal, head 1 one key to the left, and with --causal nothing above
  * the diagonal. Built without libpng, the writer must answer CLATTN_UNSUPPORTED.
@@ -163,8 +163,18 @@ static void test_map_known_weights(void **state)
             clattn_heatmap_cell_centre(&g, 0, 0, 6, &x, &y);   /* hidden by the causal pattern */
             assert_rgb(pixel(rgb, w, x, y), GREY, "head 2, (0, 6)");
         }
-        printf("  %-18s %d x %d px, %d map%s checked cell by cell\n", paths[mode], w, h, n_maps,
-               n_maps > 1 ? "s" : "");
+        /* the same picture as pixels, without libpng: the size query, then byte for byte */
+        int rw = 0, rh = 0;
+        assert_int_equal(clattn_attention_map_rgb(ctx, &d, p, NULL, 0, &rw, &rh), CLATTN_SUCCESS);
+        assert_int_equal(rw, w);
+        assert_int_equal(rh, h);
+        unsigned char *px = tu_alloc((size_t)w * (size_t)h * 3);
+        assert_int_equal(clattn_attention_map_rgb(ctx, &d, p, px, (size_t)w * (size_t)h * 3, &rw, &rh),
+                         CLATTN_SUCCESS);
+        assert_memory_equal(px, rgb, (size_t)w * (size_t)h * 3);
+        free(px);
+        printf("  %-18s %d x %d px, %d map%s checked cell by cell, the RGB call equal to the PNG\n",
+               paths[mode], w, h, n_maps, n_maps > 1 ? "s" : "");
         free(rgb);
         remove(paths[mode]);
 #endif
@@ -211,8 +221,30 @@ static void test_map_refusals(void **state)
 #else
     assert_int_equal(st, CLATTN_UNSUPPORTED);
 #endif
-    printf("  refusals: bad head, batch_index, sizes, NULLs, cell_px; unwritable path -> %s\n",
-           clattn_status_string(st));
+
+    /* the RGB call: the same desc checks, its own NULLs, and a buffer too small is not written */
+    int w = 0, h = 0;
+    d = good;
+    d.head = H;
+    assert_int_equal(clattn_attention_map_rgb(ctx, &d, p, NULL, 0, &w, &h), CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "head 3"));
+    assert_int_equal(clattn_attention_map_rgb(ctx, &good, p, NULL, 0, NULL, &h), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_map_rgb(NULL, &good, NULL, NULL, 0, &w, &h), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_map_rgb(ctx, NULL, p, NULL, 0, &w, &h), CLATTN_INVALID_ARGUMENT);
+    assert_int_equal(clattn_attention_map_rgb(ctx, &good, p, NULL, 0, &w, &h), CLATTN_SUCCESS);
+    assert_true(w > 0 && h > 0);
+    unsigned char small[64];
+    memset(small, 0xA5, sizeof small);
+    int w2 = -1, h2 = -1;
+    assert_int_equal(clattn_attention_map_rgb(ctx, &good, p, small, sizeof small, &w2, &h2),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_context_last_error(ctx), "rgb holds 64 bytes"));
+    for (size_t i = 0; i < sizeof small; i++)
+        assert_int_equal(small[i], 0xA5);
+    assert_int_equal(w2, -1);
+    assert_int_equal(h2, -1);
+    printf("  refusals: bad head, batch_index, sizes, NULLs, cell_px; unwritable path -> %s; "
+           "RGB: NULLs, a %d x %d picture into 64 bytes\n", clattn_status_string(st), w, h);
 }
 
 /* Runs the tool; returns its exit status, or -1 when it could not run. */

@@ -578,21 +578,39 @@ clattn_status clattn_heatmap_write_png(const clattn_heatmap_opts *opts, const fl
     return render_and_write(opts, data, 1, rows, cols, NULL, path, geom, err, err_len);
 }
 
+/* A grid without captions gets "head 0", "head 1", ... (in names, which must outlive their use). */
+enum { AUTO_CAPTIONS = 64 };
+static const char *const *grid_captions(int n_maps, const char *const *captions,
+                                        char names[AUTO_CAPTIONS][16], const char *caps[AUTO_CAPTIONS])
+{
+    if (captions || n_maps < 1 || n_maps > AUTO_CAPTIONS)
+        return captions;
+    for (int m = 0; m < n_maps; m++) {
+        snprintf(names[m], sizeof names[m], "head %d", m);
+        caps[m] = names[m];
+    }
+    return caps;
+}
+
 clattn_status clattn_heatmap_write_grid_png(const clattn_heatmap_opts *opts, const float *data,
                                             int n_maps, int rows, int cols,
                                             const char *const *captions, const char *path,
                                             clattn_heatmap_geometry *geom, char *err,
                                             size_t err_len)
 {
-    enum { AUTO_MAX = 64 };
-    char names[AUTO_MAX][16];
-    const char *auto_caps[AUTO_MAX];
-    if (!captions && n_maps >= 1 && n_maps <= AUTO_MAX) {
-        for (int m = 0; m < n_maps; m++) {
-            snprintf(names[m], sizeof names[m], "head %d", m);
-            auto_caps[m] = names[m];
-        }
-        captions = auto_caps;
-    }
+    char names[AUTO_CAPTIONS][16];
+    const char *caps[AUTO_CAPTIONS];
+    captions = grid_captions(n_maps, captions, names, caps);
     return render_and_write(opts, data, n_maps, rows, cols, captions, path, geom, err, err_len);
+}
+
+clattn_status clattn_heatmap_render_maps(const clattn_heatmap_opts *opts, const float *data, int n_maps,
+                                         int rows, int cols, int grid, unsigned char **rgb,
+                                         clattn_heatmap_geometry *geom, char *err, size_t err_len)
+{
+    char names[AUTO_CAPTIONS][16];
+    const char *caps[AUTO_CAPTIONS];
+    return clattn_heatmap_render(opts, data, n_maps, rows, cols,
+                                 grid ? grid_captions(n_maps, NULL, names, caps) : NULL, rgb, geom, err,
+                                 err_len);
 }

@@ -73,6 +73,12 @@ clattn_status clattn_heatmap_render(const clattn_heatmap_opts *opts, const float
                                     unsigned char **rgb, clattn_heatmap_geometry *geom,
                                     char *err, size_t err_len);
 
+/* clattn_heatmap_render for one map (grid 0) or a grid of n_maps, captioned "head 0", "head 1", ...
+   as clattn_heatmap_write_grid_png captions them. */
+clattn_status clattn_heatmap_render_maps(const clattn_heatmap_opts *opts, const float *data, int n_maps,
+                                         int rows, int cols, int grid, unsigned char **rgb,
+                                         clattn_heatmap_geometry *geom, char *err, size_t err_len);
+
 /* Writes one map as an 8-bit RGB PNG. The file is replaced atomically: written to a new temporary
    file beside path, then renamed over it (a symbolic link at path is replaced, not followed).
    CLATTN_IO_ERROR when it cannot be written: only the temporary is removed, and whatever was at
