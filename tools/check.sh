@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up, builds and tests a release build (unit and device suites, oclgrind,
-# the benchmark's smoke run), the device tests' core on Mesa's rusticl (tools/check-rusticl.sh), then the same suite in an address+undefined sanitizer build, the
+# the benchmark's smoke run, the Python package's pytest suite), the device tests' core on Mesa's rusticl (tools/check-rusticl.sh), then the same suite in an address+undefined sanitizer build, the
 # threads tests under ThreadSanitizer, then a short fuzz run of the cache-file parser. Exits
 # non-zero on any failure, and, in CI (CI=true), when a device test skipped (PoCL is installed
 # there, so nothing may skip).
@@ -96,6 +96,14 @@ dev = [t for t in tests if "device" in t["name"].split(" / ")[0].split(":")[-1].
 c = collections.Counter(t.get("result") for t in dev)
 print("== test count, PoCL (the default device): %d device tests, %d ok, %d skipped" % (len(dev), c["OK"], c["SKIP"]))
 PY
+# the Python package's pytest count (its suite is one meson test)
+python3 - build/meson-logs/testlog.json <<'PY'
+import json, re, sys
+for t in map(json.loads, open(sys.argv[1])):
+    if t["name"].endswith(" / python"):
+        m = re.findall(r"^=* ?(\d+ passed.*?)(?: in [\d.]+s.*)?=*$", t.get("stdout") or "", re.M)
+        print("== python (pytest): %s, %s" % (t.get("result"), m[-1] if m else "no pytest summary"))
+PY
 
 # The same kernels on a second implementation (Mesa's rusticl), a subset; see the script.
 tools/check-rusticl.sh build || { [ $? -eq 77 ] || status=1; }
@@ -107,7 +115,9 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # The other device classes' runs repeat kernels the release stage already ran, on the same host
 # code: the sanitizers see that code in the main suite.
-TIMEOUT_MULT=3 run_suite build-sanitize "sanitizer build" --no-suite classes
+# The Python suite is left out: an ASan-instrumented library cannot be loaded into an
+# uninstrumented Python without preloading the runtime, and its C calls are the ones above.
+TIMEOUT_MULT=3 run_suite build-sanitize "sanitizer build" --no-suite classes --no-suite python
 unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 
 # ThreadSanitizer on the tests whose point is threads: last_error read while other threads fail
