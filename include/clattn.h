@@ -447,6 +447,76 @@ CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const
                                                     const clattn_attention_desc *desc, void *out,
                                                     float *lse);
 
+/* ---- several devices in one process ------------------------------------------------------- */
+
+/* A group of contexts, usually on different devices (a GPU and a CPU, two GPUs), that share one
+   attention call out between them:
+     CLATTN_SPLIT_HEADS: the (batch entry, KV head) units (a GQA group's query heads stay together)
+       in contiguous ranges, in proportion to each device's measured speed for the shape class
+       (clattn_group_calibrate, kept in each device's tuning file; equal shares until measured);
+       each device computes its units' rows exactly as one device would (bit-exact where the
+       device's kernel is the same);
+     CLATTN_SPLIT_KEYS: the keys in contiguous ranges, each device computing every query over its
+       range with its lse, the parts merged by lse on the host (clattn_merge_partials_host): for
+       decoding and very long keys. Equal to the one-device result within the merge's rounding.
+       Only where a key range is a problem of its own: no probs, no ALiBi, no window, causal none
+       or bottom-right (the causal bound of a range becomes its window's right edge); sinks join
+       one part only.
+     CLATTN_SPLIT_AUTO: KEYS for decode-like calls (Lq <= 16) and very long keys (Lk >= 32768),
+       or when there are fewer units than devices, where KEYS applies; HEADS otherwise. */
+#define CLATTN_GROUP_MAX 16
+typedef struct clattn_group clattn_group;
+typedef enum { CLATTN_SPLIT_AUTO = 0, CLATTN_SPLIT_HEADS, CLATTN_SPLIT_KEYS } clattn_split;
+
+/* n (1..CLATTN_GROUP_MAX) devices by selector (as clattn_context_create takes them; the group
+   makes and owns their contexts), all with options (NULL: defaults). On failure *out is NULL and
+   the status is the failing device's; clattn_group_last_error(NULL) is not kept, so the message
+   goes to err (err_len bytes, may be NULL). */
+CLATTN_API clattn_status clattn_group_create(int n, const char *const *selectors,
+                                             const clattn_context_options *options,
+                                             clattn_group **out, char *err, size_t err_len);
+/* A group over the caller's contexts, borrowed: they must outlive the group. */
+CLATTN_API clattn_status clattn_group_create_from_contexts(int n, clattn_context *const *contexts,
+                                                           clattn_group **out);
+CLATTN_API void clattn_group_release(clattn_group *group);   /* NULL is a no-op */
+CLATTN_API int clattn_group_size(const clattn_group *group);
+CLATTN_API clattn_context *clattn_group_context(const clattn_group *group, int i);
+/* The message of the group's most recent failure ("" when none): which device failed, and its
+   own last_error. Same thread rules as clattn_context_last_error. */
+CLATTN_API const char *clattn_group_last_error(const clattn_group *group);
+
+/* How a call is shared out: the split, each device's share, and per device the range it takes
+   (HEADS: units u = g*B + b, for KV head g and batch entry b, first[i] .. first[i+1]-1; KEYS: keys
+   first[i] .. first[i+1]-1); a device with an empty range sits the call out. */
+typedef struct clattn_group_plan {
+    clattn_split split;           /* HEADS or KEYS, never AUTO */
+    int n;                        /* devices */
+    int units;                    /* HEADS: B*Hkv; KEYS: Lk */
+    int first[CLATTN_GROUP_MAX + 1];
+    double share[CLATTN_GROUP_MAX];   /* fractions summing to 1 */
+    int measured;                 /* 1: every share from a measured speed; 0: some equal by default */
+} clattn_group_plan;
+/* The plan the call with desc (with_probs: probs asked for) and split would run; nothing runs.
+   CLATTN_INVALID_ARGUMENT for a bad desc, or a forced KEYS split the desc does not allow. */
+CLATTN_API clattn_status clattn_group_plan_for(clattn_group *group, const clattn_attention_desc *desc,
+                                               int with_probs, clattn_split split,
+                                               clattn_group_plan *plan);
+/* clattn_attention_host's semantics and arguments, shared out over the group's devices as plan_for
+   says, the devices working at once (a thread each). Returns when every device is done. If any
+   device fails, the call returns that device's status (the first failing device's, by index), its
+   message is in clattn_group_last_error, and nothing the caller owns is written. */
+CLATTN_API clattn_status clattn_group_attention_host(clattn_group *group,
+                                                     const clattn_attention_desc *desc,
+                                                     clattn_split split, const void *q,
+                                                     const void *k, const void *v, const void *mask,
+                                                     void *out, float *probs, float *lse);
+/* Measures each device alone on desc's problem (random inputs, the median of repeats runs after a
+   warm-up; repeats 0: 3) and records its time in the device's tuning table, saved to its tuning
+   file, under desc's shape class: later HEADS splits of that class share in proportion to speed.
+   ms (may be NULL): n times. */
+CLATTN_API clattn_status clattn_group_calibrate(clattn_group *group, const clattn_attention_desc *desc,
+                                                int repeats, double *ms);
+
 /* ---- multi-head attention layer -------------------------------------------------------------- */
 
 /* PyTorch's nn.MultiheadAttention forward (batch_first=True, inference), so that a trained layer's

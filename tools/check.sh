@@ -101,7 +101,7 @@ python3 - build/meson-logs/testlog.json <<'PY'
 import json, re, sys
 for t in map(json.loads, open(sys.argv[1])):
     if t["name"].endswith(" / python"):
-        m = re.findall(r"^=* ?(\d+ passed.*?)(?: in [\d.]+s.*)?=*$", t.get("stdout") or "", re.M)
+        m = re.findall(r"^=*\s*(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s", t.get("stdout") or "", re.M)
         print("== python (pytest): %s, %s" % (t.get("result"), m[-1] if m else "no pytest summary"))
 PY
 

@@ -11,10 +11,11 @@ README's Python section.
 """
 from . import functional
 from ._lib import LIB as _LIB, library_path
-from .attention import run as _run
+from .attention import reference_invoke as _reference, run as _run
 from .context import Context, Device, default_context, devices
+from .group import Group
 from .errors import (BuildError, DeviceNotFoundError, Error, InvalidArgumentError,
-                     InvalidTypeError, IOError_ as IOError, OpenCLError, OutOfMemoryError,
+                     InvalidTypeError, IOError_ as IOError, OpenCLError, OutOfMemoryError,  # noqa: F401
                      UnsupportedError)
 from .maps import AttentionMap, attention_map
 from .nn import MultiheadAttention
@@ -22,14 +23,14 @@ from .serving import attention_varlen_reference, quantize_kv
 
 __version__ = _LIB.clattn_version().decode()
 
-__all__ = ["Context", "Device", "devices", "default_context", "functional", "MultiheadAttention",
+__all__ = ["Context", "Group", "Device", "devices", "default_context", "functional", "MultiheadAttention",
            "attention_map", "AttentionMap", "attention_reference", "attention_varlen_reference",
            "quantize_kv", "library_path", "Error", "InvalidArgumentError", "InvalidTypeError",
            "UnsupportedError", "OutOfMemoryError", "DeviceNotFoundError", "BuildError",
-           "OpenCLError", "IOError"]
+           "OpenCLError"]   # clattn.IOError too, left out of * so as not to shadow the builtin
 
 
 def attention_reference(q, k, v, **kwargs):
     """Context.attention's semantics in double precision on the CPU (clattn_attention_reference),
     with no OpenCL at all: the library's own reference, for checking results."""
-    return _run(None, q, k, v, reference=True, **kwargs)
+    return _run(None, q, k, v, invoke=_reference, **kwargs)

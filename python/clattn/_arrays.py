@@ -72,23 +72,46 @@ def host(x, name):
                            % (name, type(x).__name__))
 
 
-def host_or_none(x, name):
-    return None if x is None else host(x, name)
-
-
-def float_array(x, name, length=None):
-    """A float32 host array (slopes, sinks, scales) of the given length, or None."""
+def float_array(x, name, shape=None):
+    """A contiguous float32 host array (slopes, sinks, int8 scales) of the given shape, or None.
+    Any float dtype is converted by value (bfloat16 too); integers are refused."""
     if x is None:
         return None
     if isinstance(x, (list, tuple)):
         x = np.asarray(x, dtype=np.float32)
     h = host(x, name)
     if h.dtype == "bfloat16":
-        raise invalid("%s must be float32 (or float16/float64, converted), not bfloat16" % name)
-    a = np.ascontiguousarray(h.array, dtype=np.float32)
-    if length is not None and a.shape != (length,):
-        raise invalid("%s has shape %s; it must be (%d,)" % (name, a.shape, length))
+        a = bf16_to_float32(h.array)
+    elif h.array.dtype.kind != "f":
+        raise invalid("%s must hold floats, not %s" % (name, h.dtype))
+    else:
+        a = np.ascontiguousarray(h.array, dtype=np.float32)
+    if shape is not None and a.shape != tuple(shape):
+        raise invalid("%s has shape %s; it must be %s" % (name, a.shape, tuple(shape)))
     return a
+
+
+def bf16_to_float32(bits):
+    """bfloat16 values held as uint16 bits, as float32 values (a float's top 16 bits)."""
+    return (np.ascontiguousarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def strided(x, name):
+    """x as a NumPy array without making it contiguous (broadcast and expanded views keep their
+    zero strides), float64 and bfloat16 converted to float32, bool kept."""
+    k = kind(x)
+    if k == TORCH:
+        torch = _torch()
+        if x.device.type != "cpu":
+            raise invalid("%s is on %s: clattn takes CPU tensors" % (name, x.device))
+        t = x.detach()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return t.numpy()
+    if k != NUMPY:
+        raise InvalidTypeError("%s must be a NumPy array or a PyTorch tensor, not %s"
+                               % (name, type(x).__name__))
+    return x.astype(np.float32) if x.dtype == np.float64 else x
 
 
 def int32_array(x, name):
@@ -101,6 +124,15 @@ def int32_array(x, name):
     if not np.array_equal(a, h.array):
         raise invalid("%s holds values outside int32" % name)
     return np.ascontiguousarray(a)
+
+
+def c_int(value, name, low=0):
+    """A Python int for a C int field: ctypes would wrap a larger one silently."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError("%s must be an int, not %r" % (name, value))
+    if not low <= int(value) < 2 ** 31:
+        raise invalid("%s = %d is out of range (%d .. 2^31-1)" % (name, value, low))
+    return int(value)
 
 
 def storage_of(h, name):

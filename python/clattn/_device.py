@@ -30,10 +30,22 @@ def mem(x, name, keep):
         raise invalid("%s must be a pyopencl array like q, not %s" % (name, type(x).__name__))
     if not x.flags.c_contiguous:
         raise invalid("%s is a non-contiguous pyopencl array; make it contiguous first" % name)
+    if x.events:   # written by commands of pyopencl's, perhaps on another queue: wait for them
+        _cl().wait_for_events(x.events)
     if x.offset:
         x = x.copy()
         keep.append(x)
+        _cl().wait_for_events(x.events)
     return x.base_data.int_ptr if x.size else None
+
+
+def check_scales(int8, k_scale, v_scale):
+    """int8 k and v take both scales; other k and v take neither."""
+    given = (k_scale is not None, v_scale is not None)
+    if int8 and given != (True, True):
+        raise invalid("int8 k and v need k_scale and v_scale (as quantize_kv returns them)")
+    if not int8 and any(given):
+        raise invalid("k_scale and v_scale are for int8 k and v only")
 
 
 def _empty(ctx, shape, dtype):
@@ -50,8 +62,7 @@ def attention(ctx, q, k, v, *, mask, causal, scale, layout, return_weights, retu
     if int8 != (v.dtype.name == "int8") or (not int8 and (k.dtype, v.dtype) != (q.dtype, q.dtype)):
         raise invalid("q, k and v must have one dtype, or k and v int8 (q %s, k %s, v %s)"
                       % (q.dtype, k.dtype, v.dtype))
-    if int8 != (k_scale is not None and v_scale is not None):
-        raise invalid("k_scale and v_scale go with int8 k and v, both or neither")
+    check_scales(int8, k_scale, v_scale)
     dims = Dims(q.shape, k.shape, v.shape, layout)
     desc, host_keep = attention_desc(dims, storage, causal=causal, scale=scale, path=path,
                                      window=window, softcap=softcap, alibi_slopes=alibi_slopes,
@@ -62,6 +73,8 @@ def attention(ctx, q, k, v, *, mask, causal, scale, layout, return_weights, retu
     full = (dims.B, dims.Hq, dims.Lq, dims.Lk)
     mask_mem = None
     if mask is not None:
+        if type(mask).__module__.split(".")[0] != "pyopencl" or mask.ndim > 4:
+            raise invalid("with device arrays, mask must be a pyopencl array of at most 4 dims")
         desc.mask_type = mask_type_of(mask.dtype.name)
         shape = (1,) * (4 - mask.ndim) + tuple(mask.shape)
         set_mask_strides(desc, shape, full)

@@ -1,7 +1,7 @@
 """The C library through ctypes: where it is, its structs and its functions' prototypes.
 
 Only this module knows the C declarations (include/clattn.h); the rest of the package calls
-``LIB.clattn_*`` with the structs defined here. tests/python/test_abi.py compiles a C program that
+``LIB.clattn_*`` with the structs defined here. python/tests/test_abi.py compiles a C program that
 prints every struct's size and field offsets and compares them with these definitions, so a field
 added to the header without its twin here fails the tests instead of corrupting memory.
 """
@@ -126,6 +126,16 @@ class TuneReport(ctypes.Structure):
                 ("saved", c_int), ("note", ctypes.c_char * 512)]
 
 
+GROUP_MAX = 16
+SPLIT_AUTO, SPLIT_HEADS, SPLIT_KEYS = range(3)
+
+
+class GroupPlan(ctypes.Structure):
+    _fields_ = [("split", c_int), ("n", c_int), ("units", c_int),
+                ("first", c_int * (GROUP_MAX + 1)), ("share", c_double * GROUP_MAX),
+                ("measured", c_int)]
+
+
 class CacheInfo(ctypes.Structure):
     _fields_ = [("enabled", c_int), ("tuning_enabled", c_int), ("dir", c_char_p),
                 ("tuning_file", c_char_p), ("identity", c_char_p), ("tuning_entries", c_size_t),
@@ -138,7 +148,7 @@ STRUCTS = {"clattn_context_options": ContextOptions, "clattn_attention_desc": At
            "clattn_attention_map_desc": AttentionMapDesc,
            "clattn_tune_progress_info": TuneProgressInfo, "clattn_tune_options": TuneOptions,
            "clattn_tune_family_report": TuneFamilyReport, "clattn_tune_report": TuneReport,
-           "clattn_cache_info": CacheInfo}
+           "clattn_cache_info": CacheInfo, "clattn_group_plan": GroupPlan}
 
 _P = ctypes.POINTER
 _ctx = c_void_p
@@ -170,8 +180,6 @@ _PROTOTYPES = {
                                           + [c_char_p, c_size_t]),
     "clattn_varlen_sizes": (c_int, [_P(VarlenDesc), _P(TensorSizes), _P(c_size_t)]),
     "clattn_reshape_and_cache": (c_int, [_ctx, _P(VarlenDesc), c_int] + [cl_mem] * 5),
-    "clattn_merge_partials_host": (c_int, [c_int, _P(c_void_p), _P(c_void_p), _P(AttentionDesc),
-                                           c_void_p, c_void_p]),
     "clattn_mha_forward_host": (c_int, [_ctx, _P(MhaDesc), _P(MhaWeights)] + [c_void_p] * 6),
     "clattn_mha_reference": (c_int, [_P(MhaDesc), _P(MhaWeights)] + [c_void_p] * 6
                              + [c_char_p, c_size_t]),
@@ -181,6 +189,16 @@ _PROTOTYPES = {
     "clattn_tune": (c_int, [_ctx, _P(AttentionDesc), _P(TuneOptions), _P(TuneReport)]),
     "clattn_tune_varlen": (c_int, [_ctx, _P(VarlenDesc), _P(TuneOptions), _P(TuneReport)]),
     "clattn_context_cache_info": (c_int, [_ctx, _P(CacheInfo)]),
+    "clattn_group_create": (c_int, [c_int, _P(c_char_p), _P(ContextOptions), _P(c_void_p), c_char_p,
+                                    c_size_t]),
+    "clattn_group_create_from_contexts": (c_int, [c_int, _P(c_void_p), _P(c_void_p)]),
+    "clattn_group_release": (None, [c_void_p]),
+    "clattn_group_context": (c_void_p, [c_void_p, c_int]),
+    "clattn_group_size": (c_int, [c_void_p]),
+    "clattn_group_last_error": (c_char_p, [c_void_p]),
+    "clattn_group_plan_for": (c_int, [c_void_p, _P(AttentionDesc), c_int, c_int, _P(GroupPlan)]),
+    "clattn_group_attention_host": (c_int, [c_void_p, _P(AttentionDesc), c_int] + [c_void_p] * 7),
+    "clattn_group_calibrate": (c_int, [c_void_p, _P(AttentionDesc), c_int, _P(c_double)]),
     "clattn_tuning_entry_string": (c_int, [_ctx, c_size_t, c_char_p, c_size_t]),
     "clattn_cache_clear": (c_int, [_ctx, c_int]),
 }

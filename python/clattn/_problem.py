@@ -7,7 +7,7 @@ convention (layouts, PyTorch's bool masks, ``causal=True`` meaning PyTorch's top
 import numpy as np
 
 from . import _lib
-from ._arrays import Host, float_array, host
+from ._arrays import Host, c_int, float_array, strided
 from .errors import invalid
 
 _LAYOUTS = {"bhsd": _lib.LAYOUT_BHSD, "bshd": _lib.LAYOUT_BSHD}
@@ -58,11 +58,11 @@ def set_variants(desc, keep, heads_q, window=None, softcap=None, alibi_slopes=No
         desc.softcap = float(softcap)
         if not desc.softcap > 0 or not np.isfinite(desc.softcap):
             raise invalid("softcap must be finite and > 0 (None: no soft-capping), not %r" % softcap)
-    slopes = float_array(alibi_slopes, "alibi_slopes", heads_q)
+    slopes = float_array(alibi_slopes, "alibi_slopes", (heads_q,))
     if slopes is not None:
         keep.append(slopes)
         desc.alibi_slopes = slopes.ctypes.data_as(_lib.P_float)
-    sink = float_array(sinks, "sinks", heads_q)
+    sink = float_array(sinks, "sinks", (heads_q,))
     if sink is not None:
         keep.append(sink)
         desc.sinks = sink.ctypes.data_as(_lib.P_float)
@@ -84,6 +84,10 @@ class Dims:
             (self.B, self.Lq, self.Hq, self.d), (bk, lk, hk, dk), (bv, lv, hv, self.dv) = \
                 q_shape, k_shape, v_shape
         self.Hkv, self.Lk = hk, lk
+        for name, value, low in (("batch", self.B, 0), ("heads", self.Hq, 1), ("heads of k", hk, 1),
+                                 ("query length", self.Lq, 0), ("key length", lk, 0),
+                                 ("head_dim", self.d, 1), ("head_dim of v", self.dv, 1)):
+            c_int(value, name, low)   # C would read 0 as "default", and wrap a larger one
         if (bk, bv) != (self.B, self.B) or hv != hk or lv != lk or dk != self.d:
             raise invalid("shapes do not agree: q %s, k %s, v %s (layout %r): k and v need q's "
                           "batch, k q's head_dim, and v k's heads and length"
@@ -125,16 +129,10 @@ def set_mask_strides(desc, shape, full):
 
 def compact_mask(mask, full):
     """A host mask (anything that broadcasts to full = (B, H, Lq, Lk)) as the smallest contiguous
-    array the library can address: broadcast dims kept at size 1, the key dim materialised."""
-    m = host(mask, "mask")
-    a = m.array
-    if m.dtype == "bfloat16":
-        import torch   # only a tensor can be bfloat16
-        a = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16).float().numpy()
-    elif a.dtype == np.float64:
-        a = a.astype(np.float32)
-    elif a.dtype == np.bool_:
-        a = a.view(np.uint8)
+    array the library can address: dims that broadcast (size 1, or stride 0 in an np.broadcast_to
+    view or an expanded tensor) kept at size 1 without being copied; the key dim materialised."""
+    a = strided(mask, "mask")
+    is_bool = a.dtype == np.bool_
     try:
         b = np.broadcast_to(a, full)
     except ValueError:
@@ -143,7 +141,9 @@ def compact_mask(mask, full):
     keep = tuple(slice(0, 1) if (b.strides[i] == 0 or b.shape[i] == 1) else slice(None)
                  for i in range(3))
     c = np.ascontiguousarray(b[keep])
-    return Host(c, "bool" if m.dtype == "bool" else c.dtype.name)
+    if is_bool:
+        c = c.view(np.uint8)
+    return Host(c, "bool" if is_bool else c.dtype.name)
 
 
 def attention_desc(dims, storage, *, causal=False, scale=None, path="auto", window=None,

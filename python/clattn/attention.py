@@ -1,6 +1,7 @@
 """Attention on host arrays (NumPy, PyTorch CPU tensors), on pyopencl arrays, and the reference.
 
-``Context.attention`` and ``attention_reference`` are both ``run`` with a different C call.
+``Context.attention``, ``Group.attention`` and ``attention_reference`` are all ``run``, each with
+its own C call (``invoke``).
 """
 import ctypes
 
@@ -10,8 +11,17 @@ from . import _arrays, _device, _lib
 from ._problem import Dims, attention_desc, compact_mask, mask_type_of, set_mask_strides, sizes
 from .errors import check, invalid
 
-OPTIONS = ("mask", "causal", "scale", "layout", "return_weights", "return_lse", "path", "window",
-           "softcap", "alibi_slopes", "sinks", "k_scale", "v_scale")
+def set_host_scales(desc, keep, k_scale, v_scale, shape):
+    """int8 K/V's scales as host arrays of the K/V tensor's shape without its last dimension."""
+    for name, x in (("k_scale", k_scale), ("v_scale", v_scale)):
+        a = _arrays.float_array(x, name, shape)
+        keep.append(a)
+        setattr(desc, name + "_host", a.ctypes.data_as(_lib.P_float))
+
+
+def reference_invoke(*args):
+    """clattn_attention_reference takes no message buffer: its status says what failed."""
+    check(_lib.LIB.clattn_attention_reference(*args))
 
 
 def _results(out, probs, lse):
@@ -23,15 +33,10 @@ def _results(out, probs, lse):
 def _kv_int8(k_dtype, v_dtype, k_scale, v_scale):
     """Whether k and v are int8 (then both scales are required), else neither scale is given."""
     int8 = (k_dtype == "int8", v_dtype == "int8")
-    if int8 == (True, True):
-        if k_scale is None or v_scale is None:
-            raise invalid("int8 k and v need k_scale and v_scale (as quantize_kv returns them)")
-        return True
-    if any(int8):
+    if int8[0] != int8[1]:
         raise invalid("k and v must both be int8 or neither (k %s, v %s)" % (k_dtype, v_dtype))
-    if k_scale is not None or v_scale is not None:
-        raise invalid("k_scale and v_scale are for int8 k and v only")
-    return False
+    _device.check_scales(int8[0], k_scale, v_scale)
+    return int8[0]
 
 
 def _check_sizes(desc, pairs):
@@ -48,11 +53,13 @@ def _check_sizes(desc, pairs):
 
 def run(ctx, q, k, v, *, mask=None, causal=False, scale=None, layout="bhsd",
         return_weights=False, return_lse=False, path="auto", window=None, softcap=None,
-        alibi_slopes=None, sinks=None, k_scale=None, v_scale=None, reference=False):
-    """ctx: the Context, or None with reference=True (double precision on the CPU)."""
+        alibi_slopes=None, sinks=None, k_scale=None, v_scale=None, invoke=None):
+    """ctx: the Context; or None with invoke, a function that makes the host call from its
+    arguments (desc, q, k, v, mask, out, probs, lse), raising on failure: the reference's, a
+    group's."""
     if _arrays.kind(q) == _arrays.PYOPENCL:
-        if reference:
-            raise invalid("attention_reference takes host arrays; .get() pyopencl arrays first")
+        if invoke is not None:
+            raise invalid("this call takes host arrays; .get() pyopencl arrays first")
         return _device.attention(ctx, q, k, v, mask=mask, causal=causal, scale=scale,
                                  layout=layout, return_weights=return_weights,
                                  return_lse=return_lse, path=path, window=window, softcap=softcap,
@@ -70,16 +77,7 @@ def run(ctx, q, k, v, *, mask=None, causal=False, scale=None, layout="bhsd",
                                 window=window, softcap=softcap, alibi_slopes=alibi_slopes,
                                 sinks=sinks, kv_int8=int8)
     if int8:
-        scale_shape = kh.shape[:-1]
-        ks = _arrays.float_array(_arrays.host(k_scale, "k_scale").array.reshape(-1), "k_scale")
-        vs = _arrays.float_array(_arrays.host(v_scale, "v_scale").array.reshape(-1), "v_scale")
-        for name, s in (("k_scale", ks), ("v_scale", vs)):
-            if s.size != int(np.prod(scale_shape)):
-                raise invalid("%s has %d values; k of shape %s needs %s" % (
-                    name, s.size, kh.shape, scale_shape))
-        keep += [ks, vs]
-        desc.k_scale_host = ks.ctypes.data_as(_lib.P_float)
-        desc.v_scale_host = vs.ctypes.data_as(_lib.P_float)
+        set_host_scales(desc, keep, k_scale, v_scale, kh.shape[:-1])
     full = (dims.B, dims.Hq, dims.Lq, dims.Lk)
     mh = None
     if mask is not None:
@@ -95,12 +93,8 @@ def run(ctx, q, k, v, *, mask=None, causal=False, scale=None, layout="bhsd",
     ptr = lambda a: None if a is None else a.ctypes.data   # noqa: E731
     args = (ctypes.byref(desc), qh.ptr, kh.ptr, vh.ptr, mh.ptr if mh else None, out.ctypes.data,
             ptr(probs), ptr(lse))
-    if reference:
-        err = ctypes.create_string_buffer(512)
-        status = _lib.LIB.clattn_attention_reference(*args)
-        if status != _lib.SUCCESS:   # the reference has no context: say what the sizes call says
-            err.value = b"attention_reference refused the problem (see clattn.h for the rules)"
-        check(status, err_buf=err)
+    if invoke is not None:
+        invoke(*args)
     else:
         check(_lib.LIB.clattn_attention_host(ctx.handle, *args), ctx.handle)
     del keep
@@ -147,7 +141,8 @@ def desc_of(q, k, v, layout, mask=None, **kw):
     if mask is not None:
         ms, md = spec(mask, "mask")
         desc.mask_type = mask_type_of(md)
+        if len(ms) > 4:
+            raise invalid("mask of shape %s has more than 4 dims" % (ms,))
         ms = (1,) * (4 - len(ms)) + tuple(ms)
-        full = (dims.B, dims.Hq, dims.Lq, dims.Lk)
-        set_mask_strides(desc, tuple(1 if m == 1 else f for m, f in zip(ms, full)), full)
+        set_mask_strides(desc, ms, (dims.B, dims.Hq, dims.Lq, dims.Lk))
     return desc, keep, dims

@@ -19,7 +19,7 @@ import numpy as np
 from . import Context, _lib
 from .attention import desc_of
 
-# bench/suite.c's suites (name, B, Hq, Hkv, Lq, Lk, d, causal, window); tests/python/test_bench.py
+# bench/suite.c's suites (name, B, Hq, Hkv, Lq, Lk, d, causal, window); python/tests/test_bench.py
 # checks that they still agree.
 SUITE = [("bert", 4, 12, 12, 512, 512, 64, 0, 0),
          ("gpt2-causal", 1, 12, 12, 1024, 1024, 64, 1, 0),

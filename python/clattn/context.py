@@ -3,6 +3,7 @@ import ctypes
 import threading
 
 from . import _lib, attention as _attention, serving as _serving, tuning as _tuning
+from ._handle import Handle
 from .errors import InvalidTypeError, invalid
 
 _SWITCHES = ("cache", "tuning", "autotune", "log_plans")
@@ -51,7 +52,7 @@ def _options(opts):
     return o, keep
 
 
-class Context:
+class Context(Handle):
     """A device and what clattn keeps for it (compiled kernels, tuning results, scratch).
 
     ``Context(device=None, **options)``: device is a selector as clattn_context_create takes it
@@ -64,9 +65,10 @@ class Context:
     ``with Context() as ctx:`` closes it at the end; so does garbage collection.
     """
 
+    _what = "Context"
+
     def __init__(self, device=None, *, queue=None, **options):
         self._handle = None
-        self._lock = threading.Lock()
         opts, self._keep = _options(options)
         h = ctypes.c_void_p()
         if queue is not None:
@@ -83,8 +85,8 @@ class Context:
             raise_for(st, "%s (device %r%s)" % (
                 status_name(st), sel if queue is None else "from a pyopencl queue",
                 "; clattn.devices() lists them" if st == _lib.DEVICE_NOT_FOUND else ""))
-        self._handle = h.value
         self._cl_queue = None
+        self._open(h.value, _lib.LIB.clattn_context_release)
 
     @classmethod
     def from_queue(cls, queue, **options):
@@ -92,28 +94,6 @@ class Context:
         return cls(queue=queue, **options)
 
     # -- lifetime --
-    @property
-    def handle(self):
-        if self._handle is None:
-            raise invalid("this clattn.Context is closed")
-        return self._handle
-
-    def close(self):
-        with self._lock:
-            h, self._handle = self._handle, None
-        if h:
-            _lib.LIB.clattn_context_release(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None):
-            self.close()
-
     def __repr__(self):
         return "clattn.Context(%r)" % (self.device_name if self._handle else "closed")
 

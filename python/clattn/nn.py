@@ -5,7 +5,7 @@ import ctypes
 import numpy as np
 
 from . import _arrays, _lib
-from ._problem import causal_mode, choice, set_variants
+from ._problem import _PATHS, causal_mode, choice, set_variants
 from .context import default_context
 from .errors import InvalidTypeError, check, invalid
 
@@ -17,8 +17,7 @@ def _f32(x, name):
         return None
     h = _arrays.host(x, name)
     return np.ascontiguousarray(h.array if h.dtype != "bfloat16" else
-                                _arrays.wrap(h.array, "bfloat16", _arrays.TORCH).float().numpy(),
-                                dtype=np.float32)
+                                _arrays.bf16_to_float32(h.array), dtype=np.float32)
 
 
 def _additive(m, name):
@@ -60,8 +59,7 @@ class MultiheadAttention:
         d.embed_dim, d.kdim, d.vdim = self.embed_dim, self.kdim, self.vdim
         d.heads_q, d.heads_kv = self.num_heads, self.num_kv_heads
         d.in_bias, d.out_bias = int(in_proj_bias is not None), int(out_proj_bias is not None)
-        d.path = choice(path, {"auto": _lib.PATH_AUTO, "fused": _lib.PATH_FUSED,
-                               "unfused": _lib.PATH_UNFUSED}, "path")
+        d.path = choice(path, _PATHS, "path")
         d.projections = choice(projections, _PROJ, "projections")
         set_variants(d, self._keep, self.num_heads, window, softcap, alibi_slopes, sinks)
         self._weights = _lib.MhaWeights(**{n: a.ctypes.data_as(_lib.P_float)
@@ -148,7 +146,7 @@ class MultiheadAttention:
             d.mask_head_stride = r * S if h > 1 else 0
             d.mask_rows_broadcast = int(r == 1 and L > 1)
             d.mask_row_stride = 0 if d.mask_rows_broadcast else S
-        elif is_causal:
+        if is_causal and attn_mask is None:   # a hint beside an attn_mask, as in PyTorch
             d.causal = causal_mode(True)
         H = self.num_heads
         out = np.empty((B, L, self.embed_dim), np.float32)

@@ -11,7 +11,8 @@ import numpy as np
 
 from . import _arrays, _device, _lib
 from ._problem import causal_mode, scale_value, set_variants
-from .errors import check, invalid
+from .attention import set_host_scales
+from .errors import InvalidTypeError, check, invalid
 
 
 # ---- int8 K/V ------------------------------------------------------------------------------------
@@ -87,12 +88,19 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
     device = _arrays.kind(q) == _arrays.PYOPENCL
     d = _lib.VarlenDesc()
     keep = []
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if _arrays.kind(x) is None:
+            raise InvalidTypeError("%s must be a NumPy array, a tensor or a pyopencl array, not %s"
+                                   % (name, type(x).__name__))
     if q.ndim != 3 or k.ndim != (4 if paged else 3) or v.ndim != k.ndim:
         raise invalid("q must be [total_q, Hq, d] and k, v %s; got q %s, k %s, v %s" % (
             "caches [num_blocks, block_size, Hkv, d]" if paged else "[total_k, Hkv, d]",
             tuple(q.shape), tuple(k.shape), tuple(v.shape)))
-    d.total_q, d.heads_q, d.head_dim = q.shape
-    d.heads_kv, d.head_dim_v = k.shape[-2], v.shape[-1]
+    d.total_q = _arrays.c_int(q.shape[0], "total_q")
+    d.heads_q, d.head_dim = _arrays.c_int(q.shape[1], "Hq", 1), _arrays.c_int(q.shape[2], "d", 1)
+    # C would read 0 heads or a 0 width as "the default"
+    d.heads_kv = _arrays.c_int(k.shape[-2], "Hkv", 1)
+    d.head_dim_v = _arrays.c_int(v.shape[-1], "v's last dim", 1)
     if k.shape[:-1] != v.shape[:-1] or k.shape[-1] != q.shape[-1]:
         raise invalid("k %s and v %s must agree but in their last dim, and k's last dim be q's"
                       % (tuple(k.shape), tuple(v.shape)))
@@ -123,8 +131,7 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
     if not int8 and (kd, vd) != (qd, qd):
         raise invalid("q, k and v must have one dtype, or k and v int8 (q %s, k %s, v %s)"
                       % (qd, kd, vd))
-    if int8 != (k_scale is not None and v_scale is not None):
-        raise invalid("int8 k and v need k_scale and v_scale (and only they take them)")
+    _device.check_scales(int8, k_scale, v_scale)
     d.kv_storage = _lib.KV_INT8 if int8 else _lib.KV_SAME
 
     tables = [("cu_seqlens_q", cu_seqlens_q)]
@@ -172,13 +179,7 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
             max_seqlen_k = int(arrs["seqlens_k"].max(initial=0)) if paged \
                 else _max_len(arrs["cu_seqlens_k"])
         if int8:
-            for name, s in (("k_scale", k_scale), ("v_scale", v_scale)):
-                a = _arrays.float_array(_arrays.host(s, name).array.reshape(-1), name)
-                if a.size != int(np.prod(k.shape[:-1])):
-                    raise invalid("%s must have %s values (k's shape without its last dim)"
-                                  % (name, tuple(k.shape[:-1])))
-                keep.append(a)
-                setattr(d, name + "_host", a.ctypes.data_as(_lib.P_float))
+            set_host_scales(d, keep, k_scale, v_scale, tuple(k.shape[:-1]))
     d.max_seqlen_q, d.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
 
     if device:
@@ -199,6 +200,8 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
                               % (name, h.array.nbytes, getattr(sizes, name)))
     out = _arrays.empty((d.total_q, d.heads_q, d.head_dim_v), qh.dtype)
     lse = np.empty((d.heads_q, d.total_q), np.float32) if return_lse else None
+    if sizes.out and out.nbytes != sizes.out or lse is not None and lse.nbytes != sizes.lse:
+        raise invalid("the outputs' sizes disagree with the library's for this problem")
     lse_ptr = lse.ctypes.data if lse is not None else None
     if reference:
         err = ctypes.create_string_buffer(512)
@@ -277,8 +280,10 @@ def reshape_and_cache(self, k_new, v_new, k_cache, v_cache, slot_mapping, k_scal
             v_new.shape[2] != v_cache.shape[3] or tuple(v_cache.shape[:3]) != (nb, bs, hkv):
         raise invalid("shapes do not agree: k_new %s, v_new %s, k_cache %s, v_cache %s" % (
             tuple(k_new.shape), tuple(v_new.shape), tuple(k_cache.shape), tuple(v_cache.shape)))
-    if int8 != (k_scale is not None and v_scale is not None):
-        raise invalid("int8 caches need k_scale and v_scale [num_blocks, block_size, Hkv]")
+    if int8 != (_dtype_name(v_cache) == "int8"):
+        raise invalid("k_cache is %s and v_cache %s: both int8 or neither"
+                      % (_dtype_name(k_cache), _dtype_name(v_cache)))
+    _device.check_scales(int8, k_scale, v_scale)
     if _arrays.kind(k_cache) == _arrays.PYOPENCL:
         keep = []
         d = _lib.VarlenDesc()
@@ -304,14 +309,20 @@ def reshape_and_cache(self, k_new, v_new, k_cache, v_cache, slot_mapping, k_scal
     if slots.shape != (n,):
         raise invalid("slot_mapping must have one entry per new token (%d)" % n)
     ok = (slots >= 0) & (slots < nb * bs)
-    targets = [(k_new, k_cache, k_scale, "k"), (v_new, v_cache, v_scale, "v")]
+    # every check before any write: the caches are the caller's
     writes = []
-    for new, cache, sc, name in targets:   # check everything before writing anything
+    for new, cache, sc, name in ((k_new, k_cache, k_scale, "k"), (v_new, v_cache, v_scale, "v")):
         cache_np = _writable(cache, name + "_cache")
         rows = _arrays.host(new, name + "_new")
         if int8:
+            if _dtype_name(cache) != "int8":
+                raise invalid("k_cache is int8, %s_cache %s: both or neither" % (name, _dtype_name(cache)))
+            sc_np = _writable(sc, name + "_scale")
+            if sc_np.dtype != np.float32 or sc_np.shape != (nb, bs, hkv):
+                raise invalid("%s_scale must be float32 [num_blocks, block_size, Hkv] = %s, not %s %s"
+                              % (name, (nb, bs, hkv), sc_np.dtype, sc_np.shape))
             rows8, scales = _quantize_rows(new)
-            writes.append((cache_np, rows8, _writable(sc, name + "_scale"), scales))
+            writes.append((cache_np, rows8, sc_np, scales))
         else:
             if rows.dtype != _dtype_name(cache):
                 raise invalid("%s_new has dtype %s and %s_cache %s" % (name, rows.dtype, name,

@@ -9,7 +9,7 @@ from .attention import desc_of
 from .errors import check, invalid
 
 _PATH_NAMES = {_lib.PATH_AUTO: "auto", _lib.PATH_UNFUSED: "unfused", _lib.PATH_FUSED: "fused"}
-_DTYPES = {"float32": _lib.F32, "float16": _lib.F16, "bfloat16": _lib.BF16}
+_DTYPES = _arrays._STORAGE
 
 
 def _tune_options(budget_s, max_candidates, seed, repeats, families, save, progress, keep):
@@ -29,17 +29,31 @@ def _tune_options(budget_s, max_candidates, seed, repeats, families, save, progr
         o.families = b
     o.no_save = 0 if save else 1
     if progress is not None:
+        raised = []   # an exception cannot cross the C frames: kept, raised after the call
+
         def on_progress(user, info, fn=progress):
+            if raised:
+                return
             i = info.contents
-            fn({"family": (i.family or b"").decode(), "family_index": i.family_index,
+            try:
+                fn({"family": (i.family or b"").decode(), "family_index": i.family_index,
                 "n_families": i.n_families, "tried": i.tried, "failed": i.failed,
                 "params": (i.params or b"").decode(), "candidate_ms": i.candidate_ms,
                 "default_ms": i.default_ms, "best_ms": i.best_ms, "elapsed_s": i.elapsed_s,
                 "budget_s": i.budget_s})
+            except BaseException as e:   # noqa: B902 (re-raised by _raise_kept)
+                raised.append(e)
         cb = _lib.TUNE_PROGRESS_FN(on_progress)
-        keep.append(cb)
+        keep += [cb, raised]
         o.progress = cb
     return o
+
+
+def _raise_kept(keep):
+    """Re-raises an exception the progress callback raised during the C call."""
+    for k in keep:
+        if isinstance(k, list) and k:
+            raise k[0]
 
 
 def _report(r):
@@ -67,8 +81,10 @@ def tune(self, q, k, v, *, causal=False, scale=None, layout="bhsd", path="auto",
                             softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     opt = _tune_options(budget_s, max_candidates, seed, repeats, families, save, progress, keep)
     rep = _lib.TuneReport()
-    check(_lib.LIB.clattn_tune(self.handle, ctypes.byref(desc), ctypes.byref(opt),
-                               ctypes.byref(rep)), self.handle)
+    status = _lib.LIB.clattn_tune(self.handle, ctypes.byref(desc), ctypes.byref(opt),
+                                  ctypes.byref(rep))
+    _raise_kept(keep)
+    check(status, self.handle)
     return _report(rep)
 
 
@@ -84,14 +100,16 @@ def tune_varlen(self, cu_seqlens_q, cu_seqlens_k=None, *, seqlens_k=None, block_
     keep = []
     cu_q = _arrays.int32_array(cu_seqlens_q, "cu_seqlens_q")
     keep.append(cu_q)
+    if cu_q.ndim != 1 or cu_q.size < 1:
+        raise invalid("cu_seqlens_q must be 1-D with B+1 >= 1 entries")
     d.batch = cu_q.size - 1
-    if d.batch < 0:
-        raise invalid("cu_seqlens_q needs B+1 >= 1 entries")
     d.cu_seqlens_q_host = cu_q.ctypes.data_as(_lib.P_int)
     d.total_q = int(cu_q[-1])
     d.max_seqlen_q = int(np.diff(cu_q).max(initial=0))
-    d.heads_q, d.heads_kv = heads_q, heads_kv or heads_q
-    d.head_dim, d.head_dim_v = head_dim, head_dim_v or head_dim
+    d.heads_q = _arrays.c_int(heads_q, "heads_q", 1)
+    d.heads_kv = _arrays.c_int(heads_kv or heads_q, "heads_kv", 1)
+    d.head_dim = _arrays.c_int(head_dim, "head_dim", 1)
+    d.head_dim_v = _arrays.c_int(head_dim_v or head_dim, "head_dim_v", 1)
     if dtype not in _DTYPES:
         raise invalid("dtype must be one of %s" % ", ".join(_DTYPES))
     d.dtype = _DTYPES[dtype]
@@ -102,8 +120,14 @@ def tune_varlen(self, cu_seqlens_q, cu_seqlens_k=None, *, seqlens_k=None, block_
         if seqlens_k is None:
             raise invalid("a paged batch (block_size > 0) needs seqlens_k")
         lens = _arrays.int32_array(seqlens_k, "seqlens_k")
+        if lens.shape != (d.batch,):
+            raise invalid("seqlens_k must have B = %d entries (cu_seqlens_q has B+1), not %s"
+                          % (d.batch, lens.shape))
+        if lens.min(initial=0) < 0:
+            raise invalid("seqlens_k holds a negative length")
         blocks = [-(-int(n) // block_size) for n in lens]
-        d.block_size, d.max_blocks_per_seq = block_size, max(blocks + [1])
+        d.block_size = _arrays.c_int(block_size, "block_size", 1)
+        d.max_blocks_per_seq = max(blocks + [1])
         table = np.zeros((d.batch, d.max_blocks_per_seq), np.int32)
         nxt = 0
         for b, nblk in enumerate(blocks):
@@ -118,14 +142,19 @@ def tune_varlen(self, cu_seqlens_q, cu_seqlens_k=None, *, seqlens_k=None, block_
         if cu_seqlens_k is None:
             raise invalid("packed keys need cu_seqlens_k (or give seqlens_k and block_size)")
         cu_k = _arrays.int32_array(cu_seqlens_k, "cu_seqlens_k")
+        if cu_k.shape != (d.batch + 1,):
+            raise invalid("cu_seqlens_k must have B+1 = %d entries like cu_seqlens_q, not %s"
+                          % (d.batch + 1, cu_k.shape))
         keep.append(cu_k)
         d.cu_seqlens_k_host = cu_k.ctypes.data_as(_lib.P_int)
         d.total_k = int(cu_k[-1])
         d.max_seqlen_k = int(np.diff(cu_k).max(initial=0))
     opt = _tune_options(budget_s, max_candidates, seed, repeats, families, save, progress, keep)
     rep = _lib.TuneReport()
-    check(_lib.LIB.clattn_tune_varlen(self.handle, ctypes.byref(d), ctypes.byref(opt),
-                                      ctypes.byref(rep)), self.handle)
+    status = _lib.LIB.clattn_tune_varlen(self.handle, ctypes.byref(d), ctypes.byref(opt),
+                                         ctypes.byref(rep))
+    _raise_kept(keep)
+    check(status, self.handle)
     return _report(rep)
 
 

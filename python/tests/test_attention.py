@@ -1,8 +1,6 @@
 """Context.attention on host arrays against the library's double-precision reference and against
 PyTorch's math: shapes with odd sizes, GQA, both layouts, every storage type, causal modes, masks
 of each kind and broadcast, the weights and lse, the variants and int8 K/V."""
-import itertools
-
 import numpy as np
 import pytest
 import torch
@@ -197,7 +195,27 @@ def test_results_are_new_arrays(ctx, rng):
     assert a is not b and not np.shares_memory(a, b) and not np.shares_memory(a, q)
 
 
-@pytest.mark.parametrize("B,H,L", itertools.product([0], [2], [5]))
-def test_empty_batch(ctx, B, H, L):
-    q = np.zeros((B, H, L, 8), np.float32)
-    assert ctx.attention(q, q, q).shape == (0, H, L, 8)
+def test_empty_batch_and_length(ctx):
+    q = np.zeros((0, 2, 5, 8), np.float32)
+    assert ctx.attention(q, q, q).shape == (0, 2, 5, 8)
+    q = np.zeros((1, 2, 0, 8), np.float32)
+    k = np.ones((1, 2, 3, 8), np.float32)
+    assert ctx.attention(q, k, k).shape == (1, 2, 0, 8)
+
+
+def test_broadcast_masks_are_not_copied_whole(ctx, rng, monkeypatch):
+    from clattn import _problem
+    seen = []
+    real = _problem.compact_mask
+    monkeypatch.setattr(_problem, "compact_mask", lambda m, f: seen.append(real(m, f)) or seen[-1])
+    import clattn.attention as att
+    monkeypatch.setattr(att, "compact_mask", _problem.compact_mask)
+    q, k, v = make(rng, (8, 16, 16, 64, 64, 8, 8))
+    m = rng.random((64, 64)) > 0.5
+    m[:, 0] = True
+    got = ctx.attention(q, k, v, mask=np.broadcast_to(m, (8, 16, 64, 64)))
+    t = torch.from_numpy(m).expand(8, 16, 64, 64)
+    got_t = ctx.attention(q, k, v, mask=t)
+    assert all(s.array.nbytes == 64 * 64 for s in seen)     # one [1, 1, 64, 64] copy each
+    assert_close(got, torch_math(q, k, v, visible=np.broadcast_to(m, (8, 16, 64, 64))))
+    assert_close(got_t, got)

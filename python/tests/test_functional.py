@@ -59,6 +59,33 @@ def test_sdpa_matches_pytorch(rng, case, mask):
     assert_close(got, torch_sdpa(q, k, v, **kw))
 
 
+@pytest.mark.parametrize("qs,ks", [((2, 4, 7, 16), (4, 9, 16)),        # key broadcast over batch
+                                   ((1, 4, 7, 16), (3, 4, 9, 16)),     # query broadcast over batch
+                                   ((2, 3, 4, 7, 16), (3, 1, 9, 16)),  # 5-D, one key head (MQA)
+                                   ((2, 1, 7, 16), (2, 3, 9, 16))])    # one query head broadcast
+def test_sdpa_broadcasts_like_pytorch(rng, qs, ks):
+    q = torch.from_numpy(rng.standard_normal(qs, dtype=np.float32))
+    k = torch.from_numpy(rng.standard_normal(ks, dtype=np.float32))
+    v = torch.from_numpy(rng.standard_normal(ks, dtype=np.float32))
+    s = torch.matmul(q.double(), k.double().transpose(-1, -2)) * qs[-1] ** -0.5
+    want = torch.matmul(torch.softmax(s, -1), v.double())     # PyTorch's own broadcasting
+    got = sdpa(q, k, v)
+    assert got.shape == want.shape
+    assert_close(got, want)
+    m = torch.from_numpy(rng.random((qs[-2], ks[-2])) > 0.3)
+    m[:, 0] = True
+    s = s.masked_fill(~m, float("-inf"))
+    assert_close(sdpa(q, k, v, attn_mask=m), torch.matmul(torch.softmax(s, -1), v.double()))
+
+
+def test_sdpa_refuses_what_pytorch_refuses():
+    q, k = torch.zeros(2, 3, 2, 4, 8), torch.zeros(3, 2, 2, 5, 8)
+    with pytest.raises(clattn.InvalidArgumentError, match="broadcast"):
+        sdpa(q, k, k)
+    with pytest.raises(clattn.InvalidArgumentError, match="neither broadcasts nor groups"):
+        sdpa(torch.zeros(1, 6, 4, 8), torch.zeros(1, 4, 5, 8), torch.zeros(1, 4, 5, 8))
+
+
 def test_sdpa_numpy_and_scale(rng):
     q, k, v = (rng.standard_normal((2, 2, 9, 16), dtype=np.float32) for _ in range(3))
     got = sdpa(q, k, v, scale=0.5)

@@ -88,6 +88,13 @@ def test_masks(ctx, rng, kind):
     if kind == "causal":
         got2, _ = layer(q, k, v, is_causal=True)
         assert_close(got2, want)
+        # is_causal beside a key_padding_mask: both apply
+        kpm = torch.zeros(N, L, dtype=torch.bool)
+        kpm[1, 5:] = True
+        with torch.no_grad():
+            want3, _ = m(q, k, v, key_padding_mask=kpm, attn_mask=kw["attn_mask"])
+        got3, _ = layer(q, k, v, key_padding_mask=kpm, is_causal=True)
+        assert_close(got3, want3)
 
 
 def test_unbatched_and_numpy(ctx, rng):

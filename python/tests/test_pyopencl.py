@@ -93,5 +93,5 @@ def test_device_refusals(dctx, queue, ctx):
     with pytest.raises(clattn.InvalidArgumentError, match="non-contiguous"):
         t = cla.zeros(queue, (1, 4, 3, 8), np.float32).transpose((0, 2, 1, 3))
         dctx.attention(t, t, t)
-    with pytest.raises(clattn.InvalidArgumentError, match="attention_reference"):
+    with pytest.raises(clattn.InvalidArgumentError, match="takes host arrays"):
         clattn.attention_reference(a, a, a)
