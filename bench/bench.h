@@ -240,6 +240,8 @@ int bench_kv_int8_entry(const bench_device *dev, const bench_options *opt);
    per sequence and a uniform batch of the same K/V bytes; ragged prefill against dense. 0 when
    every call ran. */
 int bench_serving_entry(const bench_device *dev, const bench_options *opt);
+/* --mpi, under mpiexec (mpi.c; built with MPI only): its own flow, from MPI_Init to MPI_Finalize. */
+int bench_mpi_main(int argc, char **argv);
 bench_outcome bench_run_clattn(const bench_device *dev, bench_data *data, clattn_path path,
                                clattn_dtype dtype, const bench_options *opt, bench_result *r);
 bench_outcome bench_run_clblast(const bench_device *dev, bench_data *data,

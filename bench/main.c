@@ -47,6 +47,9 @@ static void usage(FILE *f)
           "  --kv-int8           only decoding with int8 K/V (CLATTN_KV_INT8) against f32 and f16\n"
           "                      storage on the decode shape (decode-q with --quick), fused: K/V\n"
           "                      bytes read, GB/s, tokens/s and speed-ups, int8 rows checked\n"
+          "  --mpi               under mpiexec: ring attention over the ranks (L = 16k, 32k,\n"
+          "                      64k; 2k, 4k with --quick; --f16), per rank compute, wait,\n"
+          "                      bytes sent and the share of communication hidden\n"
           "  --serving           only serving steps: paged decode of mixed lengths and chunked\n"
           "                      prefill against padded dense, per-sequence dense and a uniform\n"
           "                      batch; ragged prefill against dense (smaller with --quick)\n"
@@ -275,6 +278,16 @@ int main(int argc, char **argv)
     memset(&opt, 0, sizeof opt);
     memset(&dev, 0, sizeof dev);
 
+    for (int i = 1; i < argc; i++)   /* --mpi runs under mpiexec, a flow of its own */
+        if (strcmp(argv[i], "--mpi") == 0) {
+#ifdef BENCH_HAVE_MPI
+            return bench_mpi_main(argc, argv);
+#else
+            fprintf(stderr, "clattn-bench: --mpi: this build has no MPI (meson -Dmpi=enabled, "
+                            "apt-get install libopenmpi-dev)\n");
+            return 2;
+#endif
+        }
     int parsed = parse_args(argc, argv, &opt);
     if (parsed)
         return parsed > 0 ? 0 : 2;

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(gcc pkg-config python3 meson ninja-build ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd mesa-opencl-icd
           clinfo oclgrind libclblast-dev libopenblas-dev libcmocka-dev libpng-dev clang
-          python3-numpy python3-pytest python3-torch python3-pyopencl)
+          python3-numpy python3-pytest python3-torch python3-pyopencl libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
