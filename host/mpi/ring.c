@@ -119,10 +119,11 @@ static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
 }
 
 /* The ranks agree: each gives its status, all get the worst (the largest code) and the lowest
-   rank that had it. 0: agreed; else an MPI failure or the deadline (the message in r->err). */
+   rank that had it (MPI_MAXLOC's rule for ties). 0: agreed; else an MPI failure or the deadline
+   (the message in r->err). */
 static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, int *who)
 {
-    int in[2] = {(int)mine, mine == CLATTN_SUCCESS ? INT_MAX : -r->rank}, out[2];
+    int in[2] = {(int)mine, r->rank}, out[2];
     MPI_Request req;
     if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS)
         return fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
@@ -132,8 +133,23 @@ static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, in
                     "never called, or died); the communicator has requests pending" :
                     "MPI_Iallreduce failed (%.0f s)", r->timeout);
     *worst = (clattn_status)out[0];
-    *who = out[1] == INT_MAX ? -1 : -out[1];
+    *who = out[1];
     return CLATTN_SUCCESS;
+}
+
+/* After an agreement found a failure: every rank gets the failing rank's message (a broadcast
+   from it), prefixed for the others with who failed. */
+static void share_message(ring *r, int who, clattn_status mine)
+{
+    char msg[sizeof r->err];
+    MPI_Request req;
+    memcpy(msg, r->err, sizeof msg);
+    if (MPI_Ibcast(msg, (int)sizeof msg, MPI_CHAR, who, r->comm, &req) != MPI_SUCCESS ||
+        wait_all(r, &req, 1, &r->st.sync_s) != 0)
+        return;   /* the rank's own words stay */
+    msg[sizeof msg - 1] = '\0';
+    if (mine == CLATTN_SUCCESS)
+        fail(r, CLATTN_SUCCESS, "rank %d failed: %s", who, msg);
 }
 
 /* Whether the K/V chunk [kf, kf+kn) is hidden from, fully visible to, or on the diagonal of the Q
@@ -240,11 +256,16 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
     r.deadline = t_start + r.timeout;
     if (err && err_len)
         err[0] = '\0';
-    if (MPI_Comm_dup(comm, &r.comm) != MPI_SUCCESS) {
+    /* a duplicate of comm, made without blocking: a rank that never calls is met by the deadline */
+    MPI_Request dup;
+    double dup_wait = 0.0;
+    if (MPI_Comm_idup(comm, &r.comm, &dup) != MPI_SUCCESS || wait_all(&r, &dup, 1, &dup_wait) != 0) {
         if (err && err_len)
-            snprintf(err, err_len, "MPI_Comm_dup failed");
+            snprintf(err, err_len, "duplicating the communicator failed or took over %.0f s (a rank "
+                     "never called, or died)", r.timeout);
         return CLATTN_IO_ERROR;
     }
+    r.st.sync_s += dup_wait;
     MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
     MPI_Comm_size(r.comm, &r.P);
     MPI_Comm_rank(r.comm, &r.rank);
@@ -301,9 +322,7 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
     }
     if (worst != CLATTN_SUCCESS) {
         st = mine != CLATTN_SUCCESS ? mine : worst;
-        if (mine == CLATTN_SUCCESS)
-            fail(&r, worst, "rank %d refused the call (%s); see its own message", who,
-                 clattn_status_string(worst));
+        share_message(&r, who, mine);
         goto done;
     }
 
@@ -350,9 +369,7 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
         }
         if (worst != CLATTN_SUCCESS) {
             st = mine != CLATTN_SUCCESS ? mine : worst;
-            if (mine == CLATTN_SUCCESS)
-                fail(&r, worst, "rank %d failed its part of step %d (%s); see its own message", who, s,
-                     clattn_status_string(worst));
+            share_message(&r, who, mine);
             goto done;
         }
     }
