@@ -458,12 +458,17 @@ CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const
        device's kernel is the same);
      CLATTN_SPLIT_KEYS: the keys in contiguous ranges, each device computing every query over its
        range with its lse, the parts merged by lse on the host (clattn_merge_partials_host): for
-       decoding and very long keys. Equal to the one-device result within the merge's rounding.
-       Only where a key range is a problem of its own: no probs, no ALiBi, no window, causal none
-       or bottom-right (the causal bound of a range becomes its window's right edge); sinks join
-       one part only.
-     CLATTN_SPLIT_AUTO: KEYS for decode-like calls (Lq <= 16) and very long keys (Lk >= 32768),
-       or when there are fewer units than devices, where KEYS applies; HEADS otherwise. */
+       decoding and very long keys. Equal to the one-device result within the merge's rounding
+       (with F16/BF16 storage each part's output is rounded to it before the merge). Shares as
+       for HEADS. Only where a key range is a problem of its own: no probs, no ALiBi, no window,
+       no additive mask (a row every key of which is at -FLT_MAX would be weighted by part, not
+       by key), causal none or bottom-right (the causal bound of a range becomes its window's
+       right edge); sinks join one part only.
+     CLATTN_SPLIT_AUTO: KEYS for decode-like calls (Lq <= 16), and for non-causal calls with very
+       long keys (Lk >= 32768) or fewer units than devices, where KEYS applies; HEADS otherwise
+       (causal prefill split by keys would give the first range most of the work).
+   The devices work on threads of the group's call: a context's log callback then runs on one
+   of those threads. */
 #define CLATTN_GROUP_MAX 16
 typedef struct clattn_group clattn_group;
 typedef enum { CLATTN_SPLIT_AUTO = 0, CLATTN_SPLIT_HEADS, CLATTN_SPLIT_KEYS } clattn_split;
@@ -511,9 +516,10 @@ CLATTN_API clattn_status clattn_group_attention_host(clattn_group *group,
                                                      const void *k, const void *v, const void *mask,
                                                      void *out, float *probs, float *lse);
 /* Measures each device alone on desc's problem (random inputs, the median of repeats runs after a
-   warm-up; repeats 0: 3) and records its time in the device's tuning table, saved to its tuning
-   file, under desc's shape class: later HEADS splits of that class share in proportion to speed.
-   ms (may be NULL): n times. */
+   warm-up; repeats 0: 3; int8 K/V timed as the same shape in desc's dtype) and records its time
+   in the device's tuning table, saved to its tuning file, under desc's shape class: later splits
+   of that class share in proportion to speed. Devices of one kind share one tuning file, so the
+   file keeps one time for them. ms (may be NULL): n times. */
 CLATTN_API clattn_status clattn_group_calibrate(clattn_group *group, const clattn_attention_desc *desc,
                                                 int repeats, double *ms);
 

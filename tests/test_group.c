@@ -58,14 +58,20 @@ typedef struct io {
     float *ks, *vs, *slopes, *sinks;
 } io;
 
-/* Random inputs for d (int8 K/V quantized from random floats; a broadcast-free dense mask of
-   mask_type with about a fifth of the keys hidden, never a whole row). */
+/* Random inputs for d (int8 K/V quantized from random floats). A mask of mask_type hides about a
+   fifth of the keys, never a whole row: dense [B,Hq,Lq,Lk] when d leaves the strides 0 (so each
+   part reads its own batch entries and heads of it), else as d's strides say. */
 static void make_io(io *x, const clattn_attention_desc *d, uint64_t seed)
 {
     tu_rng r;
     tu_rng_seed(&r, seed);
     memset(x, 0, sizeof *x);
     x->d = *d;
+    if (d->mask_type != CLATTN_MASK_NONE && !d->mask_batch_stride && !d->mask_head_stride &&
+        !d->mask_rows_broadcast) {
+        x->d.mask_head_stride = (long)d->seq_q * d->seq_kv;
+        x->d.mask_batch_stride = (long)d->heads_q * x->d.mask_head_stride;
+    }
     if (d->alibi_slopes || d->sinks) {
         x->slopes = tu_alloc((size_t)d->heads_q * sizeof(float));
         x->sinks = tu_alloc((size_t)d->heads_q * sizeof(float));
@@ -202,7 +208,12 @@ static void test_heads_split(void **state)
             d.head_dim_v = c == 5 ? 24 : 0;
             if (c == 2 || c == 6)
                 d.mask_type = CLATTN_MASK_BOOL_U8;
-            if (c == 4) {
+            if (c == 6) {   /* key padding: one row per batch entry, for every head and query */
+                d.mask_batch_stride = d.seq_kv;
+                d.mask_rows_broadcast = 1;
+            }
+            if (c == 4) {   /* per-head arrays of a GQA group of 3 */
+                d.heads_kv = 2;
                 d.alibi_slopes = &ONE;
                 d.sinks = &ONE;
             }
@@ -213,6 +224,23 @@ static void test_heads_split(void **state)
             check_case(g, &d, CLATTN_SPLIT_HEADS, c == 1 || c == 6, NULL, what);
             n++;
         }
+    }
+    /* ranges cut inside a KV head's batch entries (4 units on 3 devices: 0, 1..2, 3): parts
+       starting at b0 = 1 read their own mask rows, dense and as key padding */
+    for (int m = 0; m < 2; m++) {
+        clattn_attention_desc e = shape(2, 6, 2, 13, 29, 16, CLATTN_F32);
+        e.mask_type = CLATTN_MASK_BOOL_U8;
+        if (m) {
+            e.mask_batch_stride = e.seq_kv;
+            e.mask_rows_broadcast = 1;
+        }
+        e.alibi_slopes = &ONE;
+        clattn_group_plan plan;
+        assert_int_equal(clattn_group_plan_for(f->g3, &e, 0, CLATTN_SPLIT_HEADS, &plan), CLATTN_SUCCESS);
+        assert_int_equal(plan.first[1], 1);
+        check_case(f->g3, &e, CLATTN_SPLIT_HEADS, m == 0, NULL, m ? "3 devices, heads, key padding cut "
+                   "inside a head" : "3 devices, heads, dense mask cut inside a head");
+        n++;
     }
     /* the unfused path runs each (batch, head) row alike whatever else is in the call: the
        parts' results are the one device's, bit for bit */
@@ -247,11 +275,31 @@ static void test_keys_split(void **state)
             n++;
         }
     }
+    /* more queries than keys (rows that see no key in a part, or at all), fewer keys than
+       devices, F16 with sinks */
+    clattn_attention_desc e = shape(2, 4, 2, 9, 5, 16, CLATTN_F32);
+    e.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+    e.sinks = &ONE;
+    check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, Lq > Lk, sinks");
+    e = shape(1, 4, 4, 3, 2, 16, CLATTN_F32);
+    check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, Lk = 2");
+    e = shape(1, 8, 2, 1, 700, 64, CLATTN_F16);
+    e.sinks = &ONE;
+    check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, F16, sinks");
+    n += 3;
     clattn_group_plan plan;
     clattn_attention_desc d = shape(1, 8, 2, 1, 1000, 64, CLATTN_F32);
     assert_int_equal(clattn_group_plan_for(f->g3, &d, 0, CLATTN_SPLIT_AUTO, &plan), CLATTN_SUCCESS);
     assert_int_equal(plan.split, CLATTN_SPLIT_KEYS);   /* decoding splits the keys */
     assert_int_equal(plan.first[3], 1000);
+    d.mask_type = CLATTN_MASK_ADDITIVE_F32;   /* -FLT_MAX rows: never by keys */
+    assert_int_equal(clattn_group_plan_for(f->g3, &d, 0, CLATTN_SPLIT_AUTO, &plan), CLATTN_SUCCESS);
+    assert_int_equal(plan.split, CLATTN_SPLIT_HEADS);
+    assert_int_equal(clattn_group_plan_for(f->g3, &d, 0, CLATTN_SPLIT_KEYS, &plan), CLATTN_INVALID_ARGUMENT);
+    d = shape(1, 8, 2, 40000, 40000, 64, CLATTN_F32);
+    d.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;   /* causal prefill: by heads, whatever Lk */
+    assert_int_equal(clattn_group_plan_for(f->g3, &d, 0, CLATTN_SPLIT_AUTO, &plan), CLATTN_SUCCESS);
+    assert_int_equal(plan.split, CLATTN_SPLIT_HEADS);
     printf("  %d key-split cases (decode, chunked prefill with bottom-right causality, masks, sinks, "
            "int8) on 2 and 3 devices\n", n);
 }

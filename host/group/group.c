@@ -3,6 +3,7 @@
 #include "host/group/group.h"
 #include "host/cache/cache.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,16 +139,19 @@ static const char *keys_refusal(const clattn_attention_desc *d, int with_probs)
         return "a window's edges depend on the key's position in the whole sequence";
     if (d->causal == CLATTN_CAUSAL_TOP_LEFT)
         return "the top-left causal bound of a key range is not a window of it";
+    if (d->mask_type == CLATTN_MASK_ADDITIVE_F32 || d->mask_type == CLATTN_MASK_ADDITIVE_F16)
+        return "a row whose keys an additive mask sets to -FLT_MAX merges by part, not by key "
+               "(its parts' lse all equal -FLT_MAX)";
     return NULL;
 }
 
-/* Each device's time for p's shape class, or -1 when not measured. */
+/* Each device's time for p's shape class, or -1 when not measured (or not a usable time). */
 static double device_time_ms(clattn_context *ctx, const clattn_problem *p)
 {
     pthread_mutex_lock(&ctx->lock);
     double t = clattn_tuning_time_ms(ctx, &clattn_group_speed_family, p);
     pthread_mutex_unlock(&ctx->lock);
-    return t;
+    return isfinite(t) && t >= 1e-6 ? t : -1.0;
 }
 
 clattn_status clattn_group_plan_make(clattn_group *g, const clattn_attention_desc *desc,
@@ -166,11 +170,17 @@ clattn_status clattn_group_plan_make(clattn_group *g, const clattn_attention_des
     const char *no_keys = keys_refusal(desc, with_probs);
     if (!no_keys && p->Lk < 1)
         no_keys = "there are no keys to split";
-    const int units = p->B * p->Hkv;
+    const long long units_ll = (long long)p->B * (long long)p->Hkv;
+    if (units_ll > INT_MAX)
+        return clattn_group_fail(g, CLATTN_INVALID_ARGUMENT, "B * Hkv = %lld units is over INT_MAX",
+                                 units_ll);
+    const int units = (int)units_ll;
     if (split == CLATTN_SPLIT_KEYS && no_keys)
         return clattn_group_fail(g, CLATTN_INVALID_ARGUMENT, "CLATTN_SPLIT_KEYS: %s", no_keys);
+    /* causal prefill split by keys would give the first range almost every query's work */
     if (split == CLATTN_SPLIT_AUTO)
-        split = !no_keys && (p->Lq <= KEYS_MAX_LQ || p->Lk >= KEYS_MIN_LK || units < g->n)
+        split = !no_keys && (p->Lq <= KEYS_MAX_LQ ||
+                             (desc->causal == CLATTN_CAUSAL_NONE && (p->Lk >= KEYS_MIN_LK || units < g->n)))
                     ? CLATTN_SPLIT_KEYS
                     : CLATTN_SPLIT_HEADS;
 
@@ -187,12 +197,17 @@ clattn_status clattn_group_plan_make(clattn_group *g, const clattn_attention_des
         speed[i] = t > 0.0 ? 1.0 / t : 0.0;
         total += speed[i];
     }
+    if (!isfinite(total) || !(total > 0.0))
+        plan->measured = 0;
     double cum = 0.0;
     for (int i = 0; i < g->n; i++) {
         plan->share[i] = plan->measured ? speed[i] / total : 1.0 / g->n;
-        plan->first[i] = (int)llround(cum * plan->units);
+        long long f = llround(cum * plan->units);
+        const int lo = i ? plan->first[i - 1] : 0;   /* monotone, within 0 .. units */
+        plan->first[i] = (int)(f < lo ? lo : f > plan->units ? plan->units : f);
         cum += plan->share[i];
     }
+    plan->first[0] = 0;
     plan->first[g->n] = plan->units;
     return CLATTN_SUCCESS;
 }

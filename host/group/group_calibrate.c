@@ -67,8 +67,9 @@ clattn_status clattn_group_calibrate(clattn_group *g, const clattn_attention_des
         clattn_group_fail(g, st, "%s", err);
         goto done;
     }
-    /* the class's shape without a mask or int8 K/V; inputs of zeros (the kernels' time does not
-       depend on the values) */
+    /* the class's shape without a mask or int8 K/V (an int8 class is timed as its plain twin: the
+       shares need the devices' ratio, not the absolute time); inputs of zeros (the kernels' time
+       does not depend on the values) */
     clattn_problem_shape_desc(&p, &sd);
     clattn_attention_sizes(&sd, &sz);
     const size_t bytes[4] = {sz.q, sz.k, sz.v, sz.out};
@@ -85,19 +86,29 @@ clattn_status clattn_group_calibrate(clattn_group *g, const clattn_attention_des
             goto done;
         }
     }
+    /* every device's entry first, then the files: a failure leaves no device half-recorded */
+    const clattn_params unit = {{1}};
     for (int i = 0; i < g->n; i++) {
         clattn_context *ctx = g->ctx[i];
-        const clattn_params unit = {{1}};
-        int saved;
         pthread_mutex_lock(&ctx->lock);
         st = clattn_tuning_put(ctx, &clattn_group_speed_family, &p, &unit, times[i], -1.0);
-        if (st == CLATTN_SUCCESS)
-            st = clattn_tuning_save(ctx, &saved, err, sizeof err);
-        else
-            snprintf(err, sizeof err, "%s", "cannot record the time in the tuning table");
         pthread_mutex_unlock(&ctx->lock);
         if (st != CLATTN_SUCCESS) {
-            clattn_group_fail(g, st, "device %d (%s): %s", i, clattn_context_device_name(ctx), err);
+            clattn_group_fail(g, st, "device %d (%s): %s", i, clattn_context_device_name(ctx),
+                              clattn_context_last_error(ctx));
+            goto done;
+        }
+    }
+    for (int i = 0; i < g->n; i++) {
+        clattn_context *ctx = g->ctx[i];
+        int saved;
+        pthread_mutex_lock(&ctx->lock);
+        st = clattn_tuning_save(ctx, &saved, err, sizeof err);
+        pthread_mutex_unlock(&ctx->lock);
+        if (st != CLATTN_SUCCESS) {
+            clattn_group_fail(g, st, "device %d (%s): its time is recorded in its context but its "
+                              "tuning file could not be written: %s", i,
+                              clattn_context_device_name(ctx), err);
             goto done;
         }
     }
