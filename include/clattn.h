@@ -468,7 +468,8 @@ CLATTN_API clattn_status clattn_merge_partials_host(int parts, const void *const
        long keys (Lk >= 32768) or fewer units than devices, where KEYS applies; HEADS otherwise
        (causal prefill split by keys would give the first range most of the work).
    The devices work on threads of the group's call: a context's log callback then runs on one
-   of those threads. */
+   of those threads. Devices on one PoCL platform take turns (PoCL 3.1 asserts when several of
+   its devices launch the same kernels at once); the gathers and scatters still overlap. */
 #define CLATTN_GROUP_MAX 16
 typedef struct clattn_group clattn_group;
 typedef enum { CLATTN_SPLIT_AUTO = 0, CLATTN_SPLIT_HEADS, CLATTN_SPLIT_KEYS } clattn_split;

@@ -35,10 +35,26 @@ static clattn_status group_new(int n, clattn_group **out)
     if (!g)
         return CLATTN_OUT_OF_MEMORY;
     g->n = n;
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_mutex_init(&g->msg_lock, NULL);
+    if (pthread_mutex_init(&g->lock, NULL) != 0 || pthread_mutex_init(&g->msg_lock, NULL) != 0 ||
+        pthread_mutex_init(&g->serial_lock, NULL) != 0) {
+        free(g);   /* (a mutex that initialised holds nothing to destroy on Linux) */
+        return CLATTN_OUT_OF_MEMORY;
+    }
     *out = g;
     return CLATTN_SUCCESS;
+}
+
+/* Whether two of the group's contexts are on one PoCL platform (see group.h, serial). */
+static int needs_serial(const clattn_group *g)
+{
+    for (int i = 0; i < g->n; i++)
+        for (int j = i + 1; j < g->n; j++) {
+            const clattn_device_info *a = &g->ctx[i]->info, *b = &g->ctx[j]->info;
+            if (strstr(a->platform_name, "Portable Computing Language") &&
+                !strcmp(a->platform_name, b->platform_name))
+                return 1;
+        }
+    return 0;
 }
 
 clattn_status clattn_group_create(int n, const char *const *selectors,
@@ -70,6 +86,7 @@ clattn_status clattn_group_create(int n, const char *const *selectors,
             return st;
         }
     }
+    g->serial = needs_serial(g);
     *out = g;
     return CLATTN_SUCCESS;
 }
@@ -89,6 +106,7 @@ clattn_status clattn_group_create_from_contexts(int n, clattn_context *const *co
     if (st != CLATTN_SUCCESS)
         return st;
     memcpy(g->ctx, contexts, (size_t)n * sizeof *contexts);
+    g->serial = needs_serial(g);
     *out = g;
     return CLATTN_SUCCESS;
 }
@@ -102,6 +120,7 @@ void clattn_group_release(clattn_group *g)
             clattn_context_release(g->ctx[i]);
     pthread_mutex_destroy(&g->lock);
     pthread_mutex_destroy(&g->msg_lock);
+    pthread_mutex_destroy(&g->serial_lock);
     free(g);
 }
 

@@ -20,6 +20,12 @@ struct clattn_group {
     int owned;                    /* 1: made by clattn_group_create, released with the group */
     pthread_mutex_t lock;         /* one call at a time: the parts use every context */
     pthread_mutex_t msg_lock;     /* guards last_error, read from any thread */
+    /* PoCL 3.1 is not safe for kernels launched from several of its devices at once: its
+       dlhandle cache, shared by devices that build the same kernel, asserts
+       (pocl_release_dlhandle_cache: ref_count > 0; seen with three pthread devices). When two
+       devices of the group are on one PoCL platform, their parts take serial_lock in turn. */
+    int serial;
+    pthread_mutex_t serial_lock;
     char last_error[CLATTN_GROUP_ERROR_LEN];
 };
 

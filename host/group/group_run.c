@@ -161,7 +161,11 @@ static clattn_status run_part(const call *c, part *pt)
         return CLATTN_OUT_OF_MEMORY;
     }
     clattn_context *ctx = c->g->ctx[pt->device];
+    if (c->g->serial)
+        pthread_mutex_lock(&c->g->serial_lock);
     clattn_status st = clattn_attention_host(ctx, s, q, pt->k, pt->v, mask, pt->out, pt->probs, pt->lse);
+    if (c->g->serial)
+        pthread_mutex_unlock(&c->g->serial_lock);
     if (st != CLATTN_SUCCESS)
         clattn_context_last_error_copy(ctx, pt->err, sizeof pt->err);
     return st;
