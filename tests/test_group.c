@@ -192,7 +192,11 @@ static clattn_attention_desc shape(int B, int Hq, int Hkv, int Lq, int Lk, int d
     return x;
 }
 
-static const float ONE = 1.0f;   /* a non-NULL marker: make_io puts real arrays there */
+/* a non-NULL marker for alibi_slopes and sinks: make_io puts real arrays there. The planner
+   validates the caller's per-head array before that, so the marker holds a value for every
+   query head a test uses. */
+#define MAX_TEST_HEADS 16
+static const float ONES[MAX_TEST_HEADS] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 
 static void test_heads_split(void **state)
 {
@@ -214,8 +218,8 @@ static void test_heads_split(void **state)
             }
             if (c == 4) {   /* per-head arrays of a GQA group of 3 */
                 d.heads_kv = 2;
-                d.alibi_slopes = &ONE;
-                d.sinks = &ONE;
+                d.alibi_slopes = ONES;
+                d.sinks = ONES;
             }
             if (c == 7)
                 d.kv_storage = CLATTN_KV_INT8;
@@ -234,7 +238,7 @@ static void test_heads_split(void **state)
             e.mask_batch_stride = e.seq_kv;
             e.mask_rows_broadcast = 1;
         }
-        e.alibi_slopes = &ONE;
+        e.alibi_slopes = ONES;
         clattn_group_plan plan;
         assert_int_equal(clattn_group_plan_for(f->g3, &e, 0, CLATTN_SPLIT_HEADS, &plan), CLATTN_SUCCESS);
         assert_int_equal(plan.first[1], 1);
@@ -264,7 +268,7 @@ static void test_keys_split(void **state)
             if (c == 2 || c == 5)
                 d.mask_type = CLATTN_MASK_BOOL_U8;
             if (c == 3)
-                d.sinks = &ONE;
+                d.sinks = ONES;
             if (c == 6) {
                 d.kv_storage = CLATTN_KV_INT8;
                 d.softcap = 30.0f;
@@ -279,12 +283,12 @@ static void test_keys_split(void **state)
        devices, F16 with sinks */
     clattn_attention_desc e = shape(2, 4, 2, 9, 5, 16, CLATTN_F32);
     e.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-    e.sinks = &ONE;
+    e.sinks = ONES;
     check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, Lq > Lk, sinks");
     e = shape(1, 4, 4, 3, 2, 16, CLATTN_F32);
     check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, Lk = 2");
     e = shape(1, 8, 2, 1, 700, 64, CLATTN_F16);
-    e.sinks = &ONE;
+    e.sinks = ONES;
     check_case(f->g3, &e, CLATTN_SPLIT_KEYS, 0, NULL, "3 devices, keys, F16, sinks");
     n += 3;
     clattn_group_plan plan;
