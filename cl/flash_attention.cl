@@ -63,8 +63,9 @@
  *            (j & mask) of the caches, looked up once per tile into local memory.
  *   The tables come from the caller and are not trusted: a sequence whose query range is invalid,
  *   or that follows a decreasing step of cu_q, returns at once (there is nowhere safe to write, and
- *   sequences that run never share a row); one whose key range or length is invalid, or
- *   a block id out of range (read as block 0, and flagged), writes NaN to its rows. Nothing outside
+ *   sequences that run never share a row); one whose key range or length is invalid, or whose
+ *   block table holds an id out of range below its length, reads no key and writes NaN to its
+ *   rows. Nothing outside
  *   the buffers is read or written whatever the tables hold (tests/oclgrind_cases.c).
  */
 #ifndef HEAD_D
@@ -318,8 +319,12 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
        the same entries, so the returns below are taken by the whole group). */
     /* Valid only behind a non-decreasing prefix, so that two sequences that run can never share a
        row (their writes would race): the group reads cu_q[0..b+1] once between its work-items. */
-    if (lid == 0)
+    if (lid == 0) {
         q_bad = cu_q[0] < 0;
+#if PAGED
+        index_bad = 0;
+#endif
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int x = lid; x <= b; x += WGS)
         if (cu_q[x] > cu_q[x + 1])
@@ -331,9 +336,19 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     const int Lq_b = q_end - q_first;
 #if PAGED
     int k_first = 0, Lk_b = seqlens_k[b];
-    const int keys_bad = Lk_b < 0 || Lk_b > Lk || (long)Lk_b > ((long)max_blocks << page_shift);
+    int keys_bad = Lk_b < 0 || Lk_b > Lk || (long)Lk_b > ((long)max_blocks << page_shift);
     const __global int *btab = block_table + (long)b * max_blocks;
     (void)cu_k; (void)total_k;
+    /* Every block id the sequence uses, checked once, before any tile: a bad one makes all its
+       rows NaN, as bad lengths do, and no key is read. Then the tiles look their rows up with no
+       test per key, and their copies are the packed ones' (a per-key test there cost about a
+       tenth of a decode step on a CPU, clattn-bench --serving). */
+    if (!keys_bad)                           /* whole-group: every work-item read the same length */
+        for (int x = lid; x < (Lk_b + (1 << page_shift) - 1) >> page_shift; x += WGS)
+            if (btab[x] < 0 || btab[x] >= num_blocks)
+                atomic_or(&index_bad, 1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    keys_bad |= index_bad;
 #else
     int k_first = cu_k[b];
     const int k_end = cu_k[b + 1];
@@ -399,14 +414,11 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #define K_SCALE(r) 1.0f
 #define V_SCALE(r) 1.0f
 #endif
-/* The row of tile key j in k and v (from kbase/vbase): the key itself, or its slot in the cache;
-   and whether it is loaded (not for a key in a block outside the cache). */
+/* The row of tile key j in k and v (from kbase/vbase): the key itself, or its slot in the cache. */
 #if PAGED
 #define KV_ROW(j) ((long)Rl[(j)])
-#define KV_LOADS(j) (Rl[(j)] >= 0)
 #else
 #define KV_ROW(j) ((long)(j0 + (j)))
-#define KV_LOADS(j) 1
 #endif
 #if SPLIT
     out += get_group_id(2) * o_split;
@@ -481,21 +493,10 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
     }
 #endif
 
-    if (lid == 0) {
+    if (lid == 0)
         v_bad = 0;                          /* read only after the first tile's barriers */
-#if PAGED
-        index_bad = 0;
-#endif
-    }
     floatv m[RM], l[RM];
     floatv o[RM][COLS_PER_ITEM];
-#if PAGED
-    /* Every block id the sequence uses, checked once: a bad one makes all its rows NaN, whichever
-       tiles a group visits (joined into index_bad after the last tile). */
-    int my_index_bad = 0;
-    for (int x = lid; x < (Lk_b + (1 << page_shift) - 1) >> page_shift; x += WGS)
-        my_index_bad |= btab[x] < 0 || btab[x] >= num_blocks;
-#endif
 #if CAUSAL
     intv ilim[RM];                           /* last key each lane's row may see */
 #endif
@@ -559,16 +560,12 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #endif
 #if PAGED
         /* The tile's rows in the caches. Rl was last read by the previous tile's copies, which
-           ended at its second barrier. A key in a block out of range is -1: never loaded (zero),
-           and the rows are NaN anyway (my_index_bad, from the scan before the tiles). */
+           ended at its second barrier. Every block id below Lk_b was checked before the tiles;
+           keys past n_hi are not copied. */
         for (int j = lid; j < BLOCK_N; j += WGS) {
-            int r = -1;
-            if (j0 + j < n_hi) {
-                const int key = j0 + j, id = btab[key >> page_shift];
-                if (id >= 0 && id < num_blocks)
-                    r = (id << page_shift) | (key & ((1 << page_shift) - 1));
-            }
-            Rl[j] = r;
+            const int key = j0 + j;
+            Rl[j] = key < n_hi ? btab[key >> page_shift] << page_shift | (key & ((1 << page_shift) - 1))
+                               : 0;
         }
 #endif
         barrier(CLK_LOCAL_MEM_FENCE);       /* the previous tile is no longer read */
@@ -577,7 +574,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
         for (int e = lid; e < BLOCK_N * (HEAD_D / LVK); e += WGS) {
             const int j = e / (HEAD_D / LVK), kk = (e - j * (HEAD_D / LVK)) * LVK;
             __local float *dst = Kl + j * KD + kk;
-            if ((whole || j0 + j < n_hi) && KV_LOADS(j))
+            if (whole || j0 + j < n_hi)
                 COPY_K(kbase + KV_ROW(j) * k_rs + kk, K_SCALE(KV_ROW(j)), dst);
             else
                 ZERO_K(dst);
@@ -590,7 +587,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
             const int j = e / (HEAD_DV / LVV), c = (e - j * (HEAD_DV / LVV)) * LVV;
             __local float *dst = Vl + j * DVP + c;
             /* Keys past the end are zero, not left over: p is 0 there, but 0 * NaN is not. */
-            if ((whole || j0 + j < n_hi) && KV_LOADS(j)) {
+            if (whole || j0 + j < n_hi) {
                 const vcopy_t x = LOAD_V(vbase + KV_ROW(j) * v_rs + c, V_SCALE(KV_ROW(j)));
                 STORE_V(x, dst);
                 bad |= (AS_VBITS(x) & (vbits_t)(0x7f800000)) == (vbits_t)(0x7f800000);
@@ -833,14 +830,7 @@ void flash_attention(const __global data_t *q, const __global kv_t *k, const __g
 #if VARLEN
     /* Bad keys or a bad block id: the rows are NaN (a NaN l makes out and lse NaN, and under
        SPLIT the partial max, which the merge passes on). */
-    int poisoned = keys_bad;
-#if PAGED
-    if (my_index_bad)
-        atomic_or(&index_bad, 1);
-    barrier(CLK_LOCAL_MEM_FENCE);           /* whole-group: the loop's bounds are the group's */
-    poisoned |= index_bad;
-#endif
-    if (poisoned)
+    if (keys_bad)
         for (int rm = 0; rm < RM; rm++)
             l[rm] = (floatv)(NAN);
 #else
