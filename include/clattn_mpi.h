@@ -35,12 +35,15 @@
  * Errors. Every rank checks its arguments, then the ranks agree (a reduction) before anything is
  * sent, and again after each ring step whether every rank's attention succeeded, so a rank whose
  * call fails makes every rank return, none hangs: the failing rank returns its own status, the
- * others the worst status across ranks, with a message (err) naming the rank. Waits
- * poll with a deadline of timeout_s seconds (0: 600): a rank that never calls, or has died, makes
- * the others return CLATTN_IO_ERROR at the deadline, with requests still pending on the
- * communicator (then unusable: abort the job, as MPI_Abort would). On any failure the out and
- * lse shards are not written. The call works on a duplicate of comm (MPI_Comm_dup, collective),
- * so its messages never meet the caller's. */
+ * others the worst status across ranks, with a message (err) naming the rank. A desc or layout
+ * that differs between ranks is found in the first agreement (CLATTN_INVALID_ARGUMENT on every
+ * rank). Each wait (for the duplicate communicator, a step's transfers, an agreement) polls with
+ * a deadline of timeout_s seconds (0: 600) from its start, so a long call between healthy ranks
+ * never meets it: a rank that never calls, or has died, makes the others return CLATTN_IO_ERROR
+ * at the deadline, with requests still pending on the communicator (then unusable: abort the
+ * job, as MPI_Abort would) and the host buffers they use left allocated, since MPI may still
+ * write them. On any failure the out and lse shards are not written. The call works on a
+ * duplicate of comm (MPI_Comm_idup, collective), so its messages never meet the caller's. */
 #ifndef CLATTN_MPI_H
 #define CLATTN_MPI_H
 

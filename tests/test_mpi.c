@@ -3,8 +3,10 @@
  * problem from one seed, takes its shard, runs clattn_ring_attention, and compares its output and
  * lse shard with the double-precision reference of the whole problem: causal (contiguous and
  * zig-zag shards) and not, lengths that the ranks do not divide, cross-attention (Lq != Lk), GQA,
- * both layouts, F16 and BF16 storage, soft-capping and sinks; then one rank fails on purpose and
- * every rank must return an error, none hang, nothing written. Only the public API.
+ * both layouts, F16 and BF16 storage, soft-capping and sinks, decoding (one query, contiguous:
+ * ranks with no query); then one rank fails on purpose, one passes another desc, and one never
+ * calls: every rank must return an error (the last within the deadline), none hang, nothing
+ * written. Only the public API.
  * Exit 0 when every rank passed, 1 when any failed, 77 (SKIP) without an OpenCL device.
  */
 #include <clattn.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static int P, rank;
 
@@ -213,6 +217,78 @@ static int failing_rank(clattn_context *ctx)
     return bad;
 }
 
+/* Rank P-1 passes another scale: the shapes agree, the messages would too, but the results would
+   not be one problem's. Every rank must refuse it (CLATTN_INVALID_ARGUMENT), nothing written. */
+static int mismatched_desc(clattn_context *ctx)
+{
+    clattn_attention_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = 1, d.heads_q = 2, d.seq_q = d.seq_kv = 8 * P, d.head_dim = 8;
+    d.scale = rank == P - 1 ? 0.5f : 0.0f;
+    float q[2 * 16 * 8], out[2 * 16 * 8];
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
+        q[i] = 0.5f, out[i] = 7.0f;
+    char err[512];
+    clattn_status s = clattn_ring_attention(ctx, MPI_COMM_WORLD, &d, CLATTN_SHARD_CONTIGUOUS, q, q, q,
+                                            out, NULL, 30.0, NULL, err, sizeof err);
+    int bad = s != CLATTN_INVALID_ARGUMENT || strstr(err, "differs") == NULL;
+    for (size_t i = 0; i < sizeof out / sizeof *out; i++)
+        bad |= out[i] != 7.0f;
+    if (bad)
+        fprintf(stderr, "rank %d, mismatched desc: %s: %s\n", rank, clattn_status_string(s), err);
+    else if (rank == 0)
+        printf("  another desc on rank %d: every rank returned %s; rank 0 read \"%s\"\n", P - 1,
+               clattn_status_string(s), err);
+    return bad;
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Rank P-1 never calls: the others must return CLATTN_IO_ERROR at the deadline (0.5 s here), not
+   hang. Afterwards rank P-1 joins the duplication they left pending, so that the job's later
+   collectives match (what an application would do instead is abort). */
+static int missing_rank(clattn_context *ctx)
+{
+    const double timeout = 0.5;
+    if (rank == P - 1) {
+        struct timespec pause = {4, 0};
+        nanosleep(&pause, NULL);
+        MPI_Comm late;
+        MPI_Request req;
+        MPI_Comm_idup(MPI_COMM_WORLD, &late, &req);
+        MPI_Wait(&req, MPI_STATUS_IGNORE);
+        return 0;
+    }
+    clattn_attention_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = 1, d.heads_q = 2, d.seq_q = d.seq_kv = 8 * P, d.head_dim = 8;
+    float q[2 * 16 * 8], out[2 * 16 * 8];
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
+        q[i] = 0.5f, out[i] = 7.0f;
+    char err[512];
+    const double t0 = seconds();
+    clattn_status s = clattn_ring_attention(ctx, MPI_COMM_WORLD, &d, CLATTN_SHARD_CONTIGUOUS, q, q, q,
+                                            out, NULL, timeout, NULL, err, sizeof err);
+    const double took = seconds() - t0;
+    /* at the deadline, not before it, and well before the late rank comes (4 s; a loaded
+       machine may be slow to wake a rank, hence the margin) */
+    int bad = s != CLATTN_IO_ERROR || took < timeout || took > 3.5;
+    for (size_t i = 0; i < sizeof out / sizeof *out; i++)
+        bad |= out[i] != 7.0f;
+    if (bad)
+        fprintf(stderr, "rank %d, missing rank: %s after %.2f s: %s\n", rank, clattn_status_string(s),
+                took, err);
+    else if (rank == 0)
+        printf("  rank %d never called: the others returned %s after %.2f s (deadline %.1f s): \"%s\"\n",
+               P - 1, clattn_status_string(s), took, timeout, err);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -239,6 +315,8 @@ int main(int argc, char **argv)
          CLATTN_LAYOUT_BSHD, CLATTN_F16, CLATTN_SHARD_ZIGZAG, 0.0f, 0},
         {"BF16 softcap sinks L=30", 1, 4, 4, 30, 30, 16, 16, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_LAYOUT_BHSD,
          CLATTN_BF16, CLATTN_SHARD_ZIGZAG, 5.0f, 1},
+        {"decode Lq=1 Lk=41 contiguous", 2, 4, 2, 1, 41, 16, 16, CLATTN_CAUSAL_NONE, CLATTN_LAYOUT_BHSD,
+         CLATTN_F32, CLATTN_SHARD_CONTIGUOUS, 0.0f, 0},
         {"tiny L=3 (empty chunks)", 1, 2, 2, 3, 3, 8, 8, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_LAYOUT_BHSD,
          CLATTN_F32, CLATTN_SHARD_ZIGZAG, 0.0f, 1},
     };
@@ -248,6 +326,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         bad |= run_case(ctx, &cases[i]);
     bad |= failing_rank(ctx);
+    if (P > 1) {
+        bad |= mismatched_desc(ctx);
+        bad |= missing_rank(ctx);
+    }
     int any;
     MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (rank == 0)

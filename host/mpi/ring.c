@@ -52,7 +52,7 @@ clattn_status clattn_ring_shard_rows(int L, int ranks, int rank, clattn_shard_la
 
 static shard shard_of(int L, int ranks, int rank, clattn_shard_layout layout)
 {
-    shard s;
+    shard s = {0};   /* a contiguous shard fills chunk 0 only */
     clattn_ring_shard_rows(L, ranks, rank, layout, &s.n, s.first, s.count);
     return s;
 }
@@ -72,9 +72,10 @@ typedef struct ring {
     clattn_shard_layout layout;
     size_t qe, kve;                 /* element sizes */
     shard qs, ks;                   /* this rank's Q and K/V shards */
-    double deadline, timeout;
+    double timeout;                 /* the longest one wait may take */
     MPI_Request *reqs;              /* the step's transfers, to progress between blocks */
     int n_req;
+    int broken;                     /* requests may be pending: the duplicate stays, with its buffers */
     clattn_ring_stats st;
     char err[512];
 } ring;
@@ -98,11 +99,12 @@ static size_t kv_bytes(const ring *r, int src)
            (size_t)(r->d->head_dim + dv) * r->kve;
 }
 
-/* Polls reqs until done or the deadline, adding the time to *waited: 0 done, -1 the deadline,
-   -2 an MPI error. */
+/* Polls reqs until done or r->timeout has passed in this wait, adding the time to *waited: 0 done,
+   -1 the deadline, -2 an MPI error. The deadline is per wait, not per call: a long call between
+   healthy ranks never meets it, a rank that never comes or has died does. */
 static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
 {
-    const double t0 = now_s();
+    const double t0 = now_s(), deadline = t0 + r->timeout;
     for (;;) {
         int done = 0;
         if (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
@@ -111,7 +113,7 @@ static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
             *waited += now_s() - t0;
             return 0;
         }
-        if (now_s() > r->deadline)
+        if (now_s() > deadline)
             return -1;
         const struct timespec pause = {0, 20000};   /* 20 us: polling, not spinning a core */
         nanosleep(&pause, NULL);
@@ -123,33 +125,94 @@ static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
    (the message in r->err). */
 static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, int *who)
 {
-    int in[2] = {(int)mine, r->rank}, out[2];
+    /* On the heap: after a deadline the reduction is still pending and MPI may write its result
+       later, so the memory is left to it (a few bytes), never a stack frame that has returned. */
+    int *io = malloc(4 * sizeof *io);
     MPI_Request req;
-    if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS)
+    if (!io)
+        return fail(r, CLATTN_OUT_OF_MEMORY, "rank %d: out of host memory", r->rank);
+    io[0] = (int)mine;
+    io[1] = r->rank;
+    if (MPI_Iallreduce(io, io + 2, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS) {
+        free(io);
         return fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
+    }
     int w = wait_all(r, &req, 1, &r->st.sync_s);
-    if (w)
+    if (w)   /* io stays allocated: the request may still be pending */
         return fail(r, CLATTN_IO_ERROR, w == -1 ? "the ranks did not agree within %.0f s (a rank "
                     "never called, or died); the communicator has requests pending" :
                     "MPI_Iallreduce failed (%.0f s)", r->timeout);
-    *worst = (clattn_status)out[0];
-    *who = out[1];
+    *worst = (clattn_status)io[2];
+    *who = io[3];
+    free(io);
     return CLATTN_SUCCESS;
+}
+
+/* A digest of what must be the same on every rank: desc's shape and options, and the layout. */
+static int desc_digest(const clattn_attention_desc *d, clattn_shard_layout layout)
+{
+    if (!d)
+        return 0;
+    const long long f[] = {d->batch, d->heads_q, d->heads_kv, d->seq_q, d->seq_kv, d->head_dim,
+                           d->head_dim_v, d->dtype, d->layout, d->causal != CLATTN_CAUSAL_NONE, layout,
+                           d->sinks != NULL};   /* with Lq == Lk both causal modes are one */
+    unsigned h = 2166136261u;   /* FNV-1a over the fields and the float options' bits */
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        h = (h ^ (unsigned)f[i]) * 16777619u;
+    unsigned bits;
+    memcpy(&bits, &d->scale, sizeof bits);
+    h = (h ^ bits) * 16777619u;
+    memcpy(&bits, &d->softcap, sizeof bits);
+    h = (h ^ bits) * 16777619u;
+    return (int)(h & 0x3fffffff);
+}
+
+/* Whether every rank passed the same digest (a max and a min in one reduction): 1 yes, 0 no,
+   < 0 an MPI failure or the deadline (the message in r->err). */
+static int same_everywhere(ring *r, int digest)
+{
+    int *io = malloc(4 * sizeof *io);   /* the heap, as in agree */
+    MPI_Request req;
+    if (!io)
+        return -1;
+    io[0] = digest;
+    io[1] = -digest;
+    if (MPI_Iallreduce(io, io + 2, 2, MPI_INT, MPI_MAX, r->comm, &req) != MPI_SUCCESS) {
+        free(io);
+        fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
+        return -1;
+    }
+    if (wait_all(r, &req, 1, &r->st.sync_s)) {
+        fail(r, CLATTN_IO_ERROR, "the ranks did not meet within %.0f s (a rank never called, or "
+             "died); the communicator has requests pending", r->timeout);
+        return -1;
+    }
+    const int same = io[2] == -io[3];
+    free(io);
+    return same;
 }
 
 /* After an agreement found a failure: every rank gets the failing rank's message (a broadcast
    from it), prefixed for the others with who failed. */
 static void share_message(ring *r, int who, clattn_status mine)
 {
-    char msg[sizeof r->err];
+    char *msg = malloc(sizeof r->err);   /* the heap, as in agree */
     MPI_Request req;
-    memcpy(msg, r->err, sizeof msg);
-    if (MPI_Ibcast(msg, (int)sizeof msg, MPI_CHAR, who, r->comm, &req) != MPI_SUCCESS ||
-        wait_all(r, &req, 1, &r->st.sync_s) != 0)
+    if (!msg)
         return;   /* the rank's own words stay */
-    msg[sizeof msg - 1] = '\0';
+    memcpy(msg, r->err, sizeof r->err);
+    if (MPI_Ibcast(msg, (int)sizeof r->err, MPI_CHAR, who, r->comm, &req) != MPI_SUCCESS) {
+        free(msg);
+        return;
+    }
+    if (wait_all(r, &req, 1, &r->st.sync_s) != 0) {
+        r->broken = 1;   /* msg stays allocated: the broadcast may still be pending */
+        return;
+    }
+    msg[sizeof r->err - 1] = '\0';
     if (mine == CLATTN_SUCCESS)
         fail(r, CLATTN_SUCCESS, "rank %d failed: %s", who, msg);
+    free(msg);
 }
 
 /* Whether the K/V chunk [kf, kf+kn) is hidden from, fully visible to, or on the diagonal of the Q
@@ -253,18 +316,27 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
     r.layout = layout;
     const double t_start = now_s();
     r.timeout = timeout_s > 0 ? timeout_s : DEFAULT_TIMEOUT_S;
-    r.deadline = t_start + r.timeout;
     if (err && err_len)
         err[0] = '\0';
-    /* a duplicate of comm, made without blocking: a rank that never calls is met by the deadline */
+    /* A duplicate of comm, made without blocking: a rank that never calls is met by the deadline.
+       Its handle lives on the heap, since a duplication still pending at the deadline writes it
+       later (it is then left allocated). */
+    MPI_Comm *dup_comm = malloc(sizeof *dup_comm);
     MPI_Request dup;
     double dup_wait = 0.0;
-    if (MPI_Comm_idup(comm, &r.comm, &dup) != MPI_SUCCESS || wait_all(&r, &dup, 1, &dup_wait) != 0) {
+    const int dup_posted = dup_comm && MPI_Comm_idup(comm, dup_comm, &dup) == MPI_SUCCESS;
+    if (!dup_posted || wait_all(&r, &dup, 1, &dup_wait) != 0) {
+        const clattn_status st = dup_comm ? CLATTN_IO_ERROR : CLATTN_OUT_OF_MEMORY;
         if (err && err_len)
-            snprintf(err, err_len, "duplicating the communicator failed or took over %.0f s (a rank "
-                     "never called, or died)", r.timeout);
-        return CLATTN_IO_ERROR;
+            snprintf(err, err_len, "%s", !dup_comm ? "out of host memory" :
+                     "duplicating the communicator failed or took longer than the deadline (a rank "
+                     "never called, or died)");
+        if (!dup_posted)   /* else a pending duplication may still write it: left allocated */
+            free(dup_comm);
+        return st;
     }
+    r.comm = *dup_comm;
+    free(dup_comm);
     r.st.sync_s += dup_wait;
     MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
     MPI_Comm_size(r.comm, &r.P);
@@ -293,14 +365,15 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
         const size_t rows = (size_t)desc->batch * (size_t)hq;
         lse_rows = rows * (size_t)shard_rows(&r.qs);
         run_bytes = lse_rows * (size_t)dv * r.qe;
-        const int biggest = r.qs.count[0] > (r.qs.n > 1 ? r.qs.count[1] : 0) ? r.qs.count[0] : r.qs.count[1];
+        const int second = r.qs.n > 1 ? r.qs.count[1] : 0;
+        const int biggest = r.qs.count[0] > second ? r.qs.count[0] : second;
         tmp_bytes = rows * (size_t)biggest * (size_t)dv * r.qe;
         buf[0] = malloc(max_kv + 1);
         buf[1] = malloc(max_kv + 1);
         run_out = calloc(1, run_bytes + 1);           /* zeros: nothing seen yet */
         run_lse = malloc(lse_rows * sizeof(float) + 1);
         tmp_out = malloc(tmp_bytes + 1);
-        tmp_lse = malloc(rows * (size_t)(biggest > 0 ? biggest : 1) * sizeof(float));
+        tmp_lse = malloc(rows * (size_t)biggest * sizeof(float) + 1);
         if (!buf[0] || !buf[1] || !run_out || !run_lse || !tmp_out || !tmp_lse)
             mine = fail(&r, CLATTN_OUT_OF_MEMORY, "rank %d: out of host memory for the ring's buffers", r.rank);
         else {
@@ -315,7 +388,19 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
                 memcpy(buf[0] + kb, v, kv_bytes(&r, r.rank) - kb);
         }
     }
-    clattn_status st = agree(&r, mine, &worst, &who);
+    /* desc must be the same everywhere: a rank with another shape would send messages of
+       other sizes (a truncation on one rank, a wait for the deadline on the others). */
+    clattn_status st;
+    const int same = same_everywhere(&r, desc_digest(desc, layout));
+    if (same < 0) {
+        st = CLATTN_IO_ERROR;
+        dup_usable = 0;
+        goto done;
+    }
+    if (!same && mine == CLATTN_SUCCESS)
+        mine = fail(&r, CLATTN_INVALID_ARGUMENT, "rank %d: desc or layout differs between the ranks "
+                    "(they must pass the same)", r.rank);
+    st = agree(&r, mine, &worst, &who);
     if (st != CLATTN_SUCCESS) {
         dup_usable = 0;
         goto done;
@@ -337,6 +422,7 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
                 MPI_Isend(cur, (int)kv_bytes(&r, holder), MPI_BYTE, (r.rank + 1) % r.P, TAG_KV, r.comm,
                           &reqs[n_req++]) != MPI_SUCCESS) {
                 st = fail(&r, CLATTN_IO_ERROR, "rank %d: posting the ring's transfers failed", r.rank);
+                r.broken = n_req > 0;   /* a receive may be posted into nxt */
                 dup_usable = 0;
                 goto done;
             }
@@ -359,6 +445,7 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
             st = fail(&r, CLATTN_IO_ERROR, "rank %d: the ring's transfers did not complete within the "
                       "deadline (a rank never called, or died); the communicator has requests pending",
                       r.rank);
+            r.broken = 1;   /* the transfers may still write nxt and read cur */
             dup_usable = 0;
             goto done;
         }
@@ -388,11 +475,25 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
             const void *outs[2] = {run_out + o_off, tmp_out};
             const float *lses[2] = {run_lse + l_off, tmp_lse};
             st = clattn_merge_partials_host(2, outs, lses, &m, run_out + o_off, run_lse + l_off);
+            if (st != CLATTN_SUCCESS)
+                mine = fail(&r, st, "rank %d: joining the sinks failed", r.rank);
             o_off += rows * (size_t)dv * r.qe;
             l_off += rows;
         }
-        if (st != CLATTN_SUCCESS)
+    }
+    /* Every rank ends with an agreement too: a rank whose last merge failed is not alone in it
+       (the loop's last agreement came before the sinks). Skipped without sinks: nothing can fail
+       after the last step then. */
+    if (desc->sinks) {
+        if ((st = agree(&r, mine, &worst, &who)) != CLATTN_SUCCESS) {
+            dup_usable = 0;
             goto done;
+        }
+        if (worst != CLATTN_SUCCESS) {
+            st = mine != CLATTN_SUCCESS ? mine : worst;
+            share_message(&r, who, mine);
+            goto done;
+        }
     }
     if (run_bytes)
         memcpy(out, run_out, run_bytes);
@@ -402,13 +503,15 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
 done:
     if (st != CLATTN_SUCCESS && err && err_len)
         snprintf(err, err_len, "%s", r.err[0] ? r.err : clattn_status_string(st));
-    free(buf[0]);
-    free(buf[1]);
+    if (!r.broken) {   /* else pending transfers may still use them: left allocated */
+        free(buf[0]);
+        free(buf[1]);
+    }
     free(run_out);
     free(run_lse);
     free(tmp_out);
     free(tmp_lse);
-    if (dup_usable)
+    if (dup_usable && !r.broken)
         MPI_Comm_free(&r.comm);
     r.st.total_s = now_s() - t_start;
     if (stats)
