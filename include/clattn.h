@@ -516,7 +516,7 @@ CLATTN_API clattn_status clattn_group_attention_host(clattn_group *group,
                                                      clattn_split split, const void *q,
                                                      const void *k, const void *v, const void *mask,
                                                      void *out, float *probs, float *lse);
-/* Measures each device alone on desc's problem (random inputs, the median of repeats runs after a
+/* Measures each device alone on desc's problem (inputs of zeros, the median of repeats runs after a
    warm-up; repeats 0: 3; int8 K/V timed as the same shape in desc's dtype) and records its time
    in the device's tuning table, saved to its tuning file, under desc's shape class: later splits
    of that class share in proportion to speed. Devices of one kind share one tuning file, so the

@@ -453,6 +453,17 @@ static void test_bad_arguments(void **state)
     assert_int_equal(clattn_group_attention_host(f->g2, &d, 0, q, k, k, NULL, out, NULL, NULL),
                      CLATTN_INVALID_ARGUMENT);
     d.mask_type = CLATTN_MASK_NONE;
+    /* as clattn_attention_host: out is required, and a mask needs a mask type (even when empty) */
+    assert_int_equal(clattn_group_attention_host(f->g2, &d, 0, q, k, k, NULL, NULL, NULL, NULL),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_group_last_error(f->g2), "out"));
+    assert_int_equal(clattn_group_attention_host(f->g2, &d, 0, q, k, k, q, out, NULL, NULL),
+                     CLATTN_INVALID_ARGUMENT);
+    assert_non_null(strstr(clattn_group_last_error(f->g2), "mask_type"));
+    d.seq_q = 0;
+    assert_int_equal(clattn_group_attention_host(f->g2, &d, 0, q, k, k, q, out, NULL, NULL),
+                     CLATTN_INVALID_ARGUMENT);
+    d.seq_q = 4;
     d.head_dim = 0;
     assert_int_equal(clattn_group_attention_host(f->g2, &d, 0, q, k, k, NULL, out, NULL, NULL),
                      CLATTN_INVALID_ARGUMENT);

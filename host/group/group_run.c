@@ -281,9 +281,16 @@ clattn_status clattn_group_attention_host(clattn_group *g, const clattn_attentio
     clattn_status st = clattn_group_plan_make(g, desc, probs != NULL, split, &p, &plan);
     if (st != CLATTN_SUCCESS)
         goto done;
-    if ((p.bytes.q && !q) || (p.bytes.k && (!k || !v)) || (desc->mask_type != CLATTN_MASK_NONE && !mask)) {
-        st = clattn_group_fail(g, CLATTN_INVALID_ARGUMENT, "q, k, v (and mask, with a mask type) "
-                               "must not be NULL for a non-empty problem");
+    /* clattn_attention_host's rules, so that the group refuses what one device would */
+    if ((p.bytes.q && !q) || (p.bytes.k && (!k || !v)) || (p.bytes.out && !out) ||
+        (desc->mask_type != CLATTN_MASK_NONE && p.bytes.mask && !mask)) {
+        st = clattn_group_fail(g, CLATTN_INVALID_ARGUMENT, "q, k, v, out (and mask, with a mask "
+                               "type) must not be NULL for a non-empty problem");
+        goto done;
+    }
+    if (mask && desc->mask_type == CLATTN_MASK_NONE) {
+        st = clattn_group_fail(g, CLATTN_INVALID_ARGUMENT, "mask buffer given but desc->mask_type is "
+                               "CLATTN_MASK_NONE");
         goto done;
     }
     if (desc->kv_storage == CLATTN_KV_INT8 && (!desc->k_scale_host || !desc->v_scale_host)) {
@@ -296,7 +303,9 @@ clattn_status clattn_group_attention_host(clattn_group *g, const clattn_attentio
         goto done;
     }
     /* at most one part per device (KEYS), or per device and KV head it touches (HEADS) */
-    max_parts = plan.split == CLATTN_SPLIT_KEYS ? g->n : g->n + p.Hkv;
+    /* every part has a unit at least, so min(units, n + Hkv), in long long: Hkv may be near INT_MAX */
+    const long long head_parts = (long long)g->n + p.Hkv < plan.units ? (long long)g->n + p.Hkv : plan.units;
+    max_parts = plan.split == CLATTN_SPLIT_KEYS ? g->n : (int)head_parts;
     parts = calloc((size_t)max_parts, sizeof *parts);
     if (!parts) {
         st = clattn_group_fail(g, CLATTN_OUT_OF_MEMORY, "out of host memory for the plan");
