@@ -51,11 +51,17 @@ class Host:
         return _STORAGE.get(self.dtype)
 
 
+def _native(a):
+    """a in the machine's byte order: the library reads bytes as they are, and a big-endian
+    array's dtype name ("float32") does not say it is swapped."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 def host(x, name):
     """x (a NumPy array or a CPU tensor) as a Host; a non-contiguous one is copied."""
     k = kind(x)
     if k == NUMPY:
-        a = np.ascontiguousarray(x)
+        a = np.ascontiguousarray(_native(x))
         return Host(a, a.dtype.name)
     if k == TORCH:
         torch = _torch()
@@ -105,12 +111,13 @@ def strided(x, name):
         if x.device.type != "cpu":
             raise invalid("%s is on %s: clattn takes CPU tensors" % (name, x.device))
         t = x.detach()
-        if t.dtype == torch.bfloat16:
+        if t.dtype in (torch.bfloat16, torch.float64):
             t = t.float()
         return t.numpy()
     if k != NUMPY:
         raise InvalidTypeError("%s must be a NumPy array or a PyTorch tensor, not %s"
                                % (name, type(x).__name__))
+    x = _native(x)
     return x.astype(np.float32) if x.dtype == np.float64 else x
 
 

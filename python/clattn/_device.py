@@ -46,6 +46,11 @@ def check_scales(int8, k_scale, v_scale):
         raise invalid("int8 k and v need k_scale and v_scale (as quantize_kv returns them)")
     if not int8 and any(given):
         raise invalid("k_scale and v_scale are for int8 k and v only")
+    for name, x in (("k_scale", k_scale), ("v_scale", v_scale)):
+        # device scales are read as float32 as they are: another dtype would be read as garbage
+        if x is not None and type(x).__module__.split(".")[0] == "pyopencl" and \
+                x.dtype.name != "float32":
+            raise invalid("%s has dtype %s; device scales are float32" % (name, x.dtype.name))
 
 
 def _empty(ctx, shape, dtype):

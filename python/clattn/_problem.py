@@ -39,9 +39,13 @@ def scale_value(scale):
     if scale is None:
         return 0.0   # the library's default, 1/sqrt(d)
     s = float(scale)
-    if s == 0.0 or not np.isfinite(s):
-        raise invalid("scale must be finite and non-zero (None: 1/sqrt(head_dim)), not %r" % scale)
-    return s
+    # checked as the float32 the library stores: 1e-50 would become 0 there (the default) and
+    # 1e39 inf. 0 itself is refused too, though PyTorch takes it: the library's 0 means "default".
+    f = np.float32(s) if np.isfinite(s) and abs(s) < 3.5e38 else np.float32(np.inf)
+    if f == 0 or not np.isfinite(f):
+        raise invalid("scale must be finite and non-zero as a float32 (None: 1/sqrt(head_dim)), "
+                      "not %r" % scale)
+    return float(f)
 
 
 def set_variants(desc, keep, heads_q, window=None, softcap=None, alibi_slopes=None, sinks=None):
@@ -49,7 +53,7 @@ def set_variants(desc, keep, heads_q, window=None, softcap=None, alibi_slopes=No
     desc points to, for as long as the desc is used."""
     if window is not None:
         try:
-            left, right = (int(w) for w in window)
+            left, right = (c_int(w, "window", low=-2 ** 31) for w in window)   # C checks the rest
         except (TypeError, ValueError):
             raise invalid("window must be a pair (left, right) of ints, -1 for unbounded, not %r"
                           % (window,)) from None

@@ -12,19 +12,26 @@ from .errors import InvalidTypeError, check, invalid
 _PROJ = {"auto": _lib.PROJ_AUTO, "own": _lib.PROJ_OWN, "clblast": _lib.PROJ_CLBLAST}
 
 
-def _f32(x, name):
+def _f32(x, name, copy=False):
+    """x as a contiguous float32 array; copy: always one of its own (weights: a module's later
+    updates must not reach the layer)."""
     if x is None:
         return None
     h = _arrays.host(x, name)
-    return np.ascontiguousarray(h.array if h.dtype != "bfloat16" else
-                                _arrays.bf16_to_float32(h.array), dtype=np.float32)
+    a = h.array if h.dtype != "bfloat16" else _arrays.bf16_to_float32(h.array)
+    return np.array(a, dtype=np.float32, order="C") if copy else \
+        np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _additive(m, name):
-    """A PyTorch MultiheadAttention mask (bool: True = hidden; float: added) as float32 additive."""
+    """A PyTorch MultiheadAttention mask (bool: True = hidden; float: added) as float32 additive.
+    Other dtypes are refused, as PyTorch does: an integer mask added as 0/1 would hide nothing."""
     h = _arrays.host(m, name)
     if h.dtype == "bool":
         return np.where(h.array, np.float32(-np.inf), np.float32(0))
+    if h.array.dtype.kind != "f" and h.dtype != "bfloat16":
+        raise invalid("%s has dtype %s; MultiheadAttention masks are bool (True = not allowed to "
+                      "attend) or float (added)" % (name, h.dtype))
     return _f32(m, name)
 
 
@@ -48,7 +55,7 @@ class MultiheadAttention:
         self.num_kv_heads = int(num_kv_heads or num_heads)
         self.batch_first = bool(batch_first)
         self.context = context
-        self._w = {n: _f32(t, n) for n, t in (
+        self._w = {n: _f32(t, n, copy=True) for n, t in (
             ("in_proj_weight", in_proj_weight), ("q_proj_weight", q_proj_weight),
             ("k_proj_weight", k_proj_weight), ("v_proj_weight", v_proj_weight),
             ("in_proj_bias", in_proj_bias), ("out_proj_weight", out_proj_weight),

@@ -180,7 +180,8 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
                 else _max_len(arrs["cu_seqlens_k"])
         if int8:
             set_host_scales(d, keep, k_scale, v_scale, tuple(k.shape[:-1]))
-    d.max_seqlen_q, d.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
+    d.max_seqlen_q = _arrays.c_int(max_seqlen_q, "max_seqlen_q")
+    d.max_seqlen_k = _arrays.c_int(max_seqlen_k, "max_seqlen_k")
 
     if device:
         out = _device._empty(ctx, (d.total_q, d.heads_q, d.head_dim_v), q.dtype)
@@ -292,6 +293,13 @@ def reshape_and_cache(self, k_new, v_new, k_cache, v_cache, slot_mapping, k_scal
         d.dtype = _device._STORAGE.get(k_new.dtype.name, -1)
         if d.dtype < 0:
             raise invalid("k_new has dtype %s; device arrays are float32 or float16" % k_new.dtype)
+        # the kernel reads and writes the bytes as d.dtype (the caches as int8 when they are):
+        # a buffer of another dtype would be read or overwritten as garbage, not refused by size
+        if v_new.dtype != k_new.dtype or (not int8 and (k_cache.dtype, v_cache.dtype) !=
+                                          (k_new.dtype, k_new.dtype)):
+            raise invalid("k_new, v_new and the caches must have one dtype, or int8 caches "
+                          "(k_new %s, v_new %s, k_cache %s, v_cache %s)" % (
+                              k_new.dtype, v_new.dtype, k_cache.dtype, v_cache.dtype))
         d.block_size, d.num_blocks, d.max_blocks_per_seq = bs, nb, 1
         d.kv_storage = _lib.KV_INT8 if int8 else _lib.KV_SAME
         if int8:

@@ -92,6 +92,31 @@ def test_attention_refusals(ctx, bad, words, entry):
     assert same()
 
 
+def test_out_of_range_numbers(ctx):
+    """Numbers a C field would wrap or round away are refused, not changed."""
+    with pytest.raises(ValueError, match="scale"):
+        ctx.attention(Q, Q, Q, scale=1e-50)      # 0 as a float32: the library's default
+    with pytest.raises(ValueError, match="scale"):
+        ctx.attention(Q, Q, Q, scale=1e39)       # inf as a float32
+    with pytest.raises(ValueError, match="window"):
+        ctx.attention(Q, Q, Q, window=(2 ** 32 + 1, 0))
+
+
+def test_big_endian_and_float64_masks(ctx):
+    """A big-endian array's dtype is still named float32: it is converted, not read swapped; a
+    float64 tensor mask is converted as a NumPy one is."""
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 2, 4, 8)).astype(np.float32) for _ in range(3))
+    want = ctx.attention(q, k, v)
+    got = ctx.attention(q.astype(">f4"), k.astype(">f4"), v.astype(">f4"))
+    assert np.array_equal(got, want)
+    mask = np.triu(np.full((4, 4), -1e9), 1)
+    want = ctx.attention(q, k, v, mask=mask.astype(np.float32))
+    assert np.array_equal(ctx.attention(q, k, v, mask=mask.astype(">f8")), want)
+    t = [torch.from_numpy(a) for a in (q, k, v)]
+    assert np.array_equal(ctx.attention(*t, mask=torch.from_numpy(mask)).numpy(), want)
+
+
 def test_tensor_refusals(ctx):
     t = torch.ones(1, 2, 4, 8, dtype=torch.float64)
     with pytest.raises(ValueError, match="float64"):

@@ -133,6 +133,22 @@ def test_refusals(ctx):
         layer(x, x, x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="attn_mask"):
         layer(x, x, x, attn_mask=torch.zeros(3, 5))
+    # an integer mask is neither of the module's conventions (PyTorch refuses it too): added as
+    # 0/1 it would hide nothing
+    with pytest.raises(ValueError, match="bool"):
+        layer(x, x, x, key_padding_mask=torch.tensor([[0, 0, 0, 0, 1]] * 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match="shape"):
         clattn.MultiheadAttention(32, 4, in_proj_weight=np.zeros((96, 31), np.float32),
                                   out_proj_weight=np.zeros((32, 32), np.float32))
+
+
+def test_weights_are_copied(ctx, rng):
+    """from_torch copies the module's tensors: training it afterwards does not change the layer."""
+    m = module()
+    layer = clattn.MultiheadAttention.from_torch(m, context=ctx)
+    x = torch.from_numpy(rng.standard_normal((2, 5, 32), dtype=np.float32))
+    before = layer(x, x, x)[0].clone()
+    with torch.no_grad():
+        m.out_proj.weight.zero_()
+        m.in_proj_weight.mul_(2.0)
+    assert torch.equal(layer(x, x, x)[0], before)

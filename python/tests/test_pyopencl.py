@@ -95,3 +95,24 @@ def test_device_refusals(dctx, queue, ctx):
         dctx.attention(t, t, t)
     with pytest.raises(clattn.InvalidArgumentError, match="takes host arrays"):
         clattn.attention_reference(a, a, a)
+
+
+def test_device_reshape_and_cache_dtype_refusals(dctx, queue):
+    """The kernel reads and writes the bytes as k_new's dtype: a cache or v_new of another dtype
+    would be overwritten with garbage (a larger buffer passes the size check), so it is refused,
+    and the caches are left as they were."""
+    Hkv, D, bs, nb, n = 2, 8, 4, 3, 2
+    kc = cla.zeros(queue, (nb, bs, Hkv, D), np.float32)
+    vc = cla.zeros(queue, (nb, bs, Hkv, D), np.float32)
+    slots = cla.to_device(queue, np.array([0, 5], np.int32))
+    k16 = cla.to_device(queue, np.ones((n, Hkv, D), np.float16))
+    k32 = cla.to_device(queue, np.ones((n, Hkv, D), np.float32))
+    with pytest.raises(clattn.InvalidArgumentError, match="one dtype"):
+        dctx.reshape_and_cache(k16, k16, kc, vc, slots)
+    with pytest.raises(clattn.InvalidArgumentError, match="one dtype"):
+        dctx.reshape_and_cache(k32, k16, kc, vc, slots)
+    assert not kc.get().any() and not vc.get().any()
+    k8 = cla.zeros(queue, (nb, bs, Hkv, D), np.int8)
+    s64 = cla.zeros(queue, (nb, bs, Hkv), np.float64)
+    with pytest.raises(clattn.InvalidArgumentError, match="float32"):
+        dctx.reshape_and_cache(k32, k32, k8, k8, slots, k_scale=s64, v_scale=s64)
