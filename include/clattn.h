@@ -481,7 +481,8 @@ typedef enum { CLATTN_SPLIT_AUTO = 0, CLATTN_SPLIT_HEADS, CLATTN_SPLIT_KEYS } cl
 CLATTN_API clattn_status clattn_group_create(int n, const char *const *selectors,
                                              const clattn_context_options *options,
                                              clattn_group **out, char *err, size_t err_len);
-/* A group over the caller's contexts, borrowed: they must outlive the group. */
+/* A group over the caller's contexts, borrowed: they must outlive the group. Each context once
+   (CLATTN_INVALID_ARGUMENT for one given twice). */
 CLATTN_API clattn_status clattn_group_create_from_contexts(int n, clattn_context *const *contexts,
                                                            clattn_group **out);
 CLATTN_API void clattn_group_release(clattn_group *group);   /* NULL is a no-op */

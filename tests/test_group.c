@@ -424,6 +424,9 @@ static void test_bad_arguments(void **state)
     clattn_context *none[2] = {f->ctx[0], NULL};
     assert_int_equal(clattn_group_create_from_contexts(2, none, &g), CLATTN_INVALID_ARGUMENT);
     assert_int_equal(clattn_group_create_from_contexts(2, f->ctx, NULL), CLATTN_INVALID_ARGUMENT);
+    clattn_context *twice[2] = {f->ctx[0], f->ctx[0]};
+    assert_int_equal(clattn_group_create_from_contexts(2, twice, &g), CLATTN_INVALID_ARGUMENT);
+    assert_null(g);
     clattn_group_release(NULL);
     assert_int_equal(clattn_group_size(NULL), 0);
     assert_null(clattn_group_context(f->g2, 2));

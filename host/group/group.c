@@ -98,9 +98,14 @@ clattn_status clattn_group_create_from_contexts(int n, clattn_context *const *co
         *out = NULL;
     if (!out || !contexts || n < 1 || n > CLATTN_GROUP_MAX)
         return CLATTN_INVALID_ARGUMENT;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (!contexts[i])
             return CLATTN_INVALID_ARGUMENT;
+        for (int j = 0; j < i; j++)   /* one context twice would run two parts on one device at
+                                         once, and their messages would mix */
+            if (contexts[j] == contexts[i])
+                return CLATTN_INVALID_ARGUMENT;
+    }
     clattn_group *g;
     clattn_status st = group_new(n, &g);
     if (st != CLATTN_SUCCESS)
