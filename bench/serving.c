@@ -5,8 +5,9 @@
  *            median ~1k, the longest 16k (4k), Hq 32, Hkv 8, d 128, block_size 16; the block table
  *            shuffled;
  *   prefill  8 sequences each adding 512 new tokens (128) to cached prefixes of mixed lengths.
- * Methods: paged (one clattn_attention_varlen); packed (the same with the keys packed, not paged:
- * what paging costs); padded (dense clattn_attention over the batch
+ * Methods: paged (one clattn_attention_varlen); paged in order (the same cache, its blocks handed
+ * out in order: what the shuffle costs, a memory-order effect on a CPU); packed (the same with the
+ * keys packed, not paged: what paging costs); padded (dense clattn_attention over the batch
  * padded to its longest context, in as few calls as the device's largest allocation allows, left-padded so that bottom-right causality holds, with a [B,Lk]
  * key-padding mask); loop (a dense call per sequence, on sub-buffers); uniform (a dense batch of
  * the same total K/V bytes with every length equal: what paging should cost nothing against);
@@ -209,7 +210,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     const double kv_bytes = (double)total_k * 2.0 * (double)krow;
     printf("\n%s: %d sequences, %ld new tokens, contexts %ld keys in all (longest %d), K/V needed "
            "%.1f MB\n", title, B, total_q, total_k, max_k, kv_bytes / 1e6);
-    enum { PAGED, PACKED, PADDED, LOOP, UNIFORM, CPUBLAS, N };
+    enum { PAGED, IN_ORDER, PACKED, PADDED, LOOP, UNIFORM, CPUBLAS, N };
     method ms[N];
     memset(ms, 0, sizeof ms);
     for (int i = 0; i < N; i++)
@@ -218,6 +219,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     const int max_blocks = (max_k + BS - 1) / BS;
     table = calloc((size_t)B * (size_t)(max_blocks ? max_blocks : 1), sizeof(int));
     int *perm = calloc((size_t)(blocks ? blocks : 1), sizeof(int));
+    int *ordered = calloc((size_t)B * (size_t)(max_blocks ? max_blocks : 1), sizeof(int));
     for (long i = 0; i < blocks; i++)
         perm[i] = (int)i;
     unsigned long long seed = 12345;
@@ -231,8 +233,10 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     long next = 0;
     for (int b = 0; b < B; b++) {
         cu_q[b + 1] = cu_q[b] + lq[b];
-        for (int i = 0; i < (lk[b] + BS - 1) / BS; i++)
-            table[(size_t)b * max_blocks + i] = perm[next++];
+        for (int i = 0; i < (lk[b] + BS - 1) / BS; i++, next++) {
+            table[(size_t)b * max_blocks + i] = perm[next];
+            ordered[(size_t)b * max_blocks + i] = (int)next;
+        }
     }
     /* paged */
     method *m = &ms[PAGED];
@@ -256,6 +260,22 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     m->q = filled(dev, (size_t)total_q * qrow, 0.01f);
     m->k = filled(dev, (size_t)blocks * BS * krow, 0.02f);
     m->v = filled(dev, (size_t)blocks * BS * krow, 0.03f);
+    m->out = filled(dev, (size_t)total_q * qrow, 0.0f);
+    m->ok = m->q && m->k && m->v && m->out && v->cu_seqlens_q && v->seqlens_k && v->block_table;
+    /* paged, blocks in order: the same cache buffers (retained), another table */
+    m = &ms[IN_ORDER];
+    m->name = "paged, in order";
+    m->run = run_varlen;
+    m->vdesc = ms[PAGED].vdesc;
+    v = &m->vdesc;
+    v->cu_seqlens_q = ints(dev, cu_q, (size_t)B + 1);
+    v->seqlens_k = ints(dev, lk, (size_t)B);
+    v->block_table = ints(dev, ordered, (size_t)B * (size_t)(max_blocks ? max_blocks : 1));
+    if ((m->k = ms[PAGED].k) != NULL)
+        clRetainMemObject(m->k);
+    if ((m->v = ms[PAGED].v) != NULL)
+        clRetainMemObject(m->v);
+    m->q = filled(dev, (size_t)total_q * qrow, 0.01f);
     m->out = filled(dev, (size_t)total_q * qrow, 0.0f);
     m->ok = m->q && m->k && m->v && m->out && v->cu_seqlens_q && v->seqlens_k && v->block_table;
     /* packed: the same ragged call with the keys packed instead of paged (what paging costs) */
@@ -411,6 +431,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
         release_method(&ms[i]);
     free(cu_q);
     free(table);
+    free(ordered);
     free(perm);
     return failed;
 }
