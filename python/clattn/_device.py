@@ -88,9 +88,10 @@ def attention(ctx, q, k, v, *, mask, causal, scale, layout, return_weights, retu
     probs = _empty(ctx, full, np.float32) if return_weights else None
     lse = _empty(ctx, full[:3], np.float32) if return_lse else None
     handle = lambda a: a.base_data.int_ptr if a is not None and a.size else None  # noqa: E731
-    check(_lib.LIB.clattn_attention(ctx.handle, ctypes.byref(desc), mem(q, "q", keep),
-                                    mem(k, "k", keep), mem(v, "v", keep), mask_mem, handle(out),
-                                    handle(probs), handle(lse)), ctx.handle)
+    with ctx.using() as h:
+        check(_lib.LIB.clattn_attention(h, ctypes.byref(desc), mem(q, "q", keep),
+                                        mem(k, "k", keep), mem(v, "v", keep), mask_mem,
+                                        handle(out), handle(probs), handle(lse)), h)
     del host_keep, keep   # enqueued commands keep their buffers alive (OpenCL's rule)
     if probs is None and lse is None:
         return out

@@ -96,7 +96,8 @@ def run(ctx, q, k, v, *, mask=None, causal=False, scale=None, layout="bhsd",
     if invoke is not None:
         invoke(*args)
     else:
-        check(_lib.LIB.clattn_attention_host(ctx.handle, *args), ctx.handle)
+        with ctx.using() as h:
+            check(_lib.LIB.clattn_attention_host(h, *args), h)
     del keep
     return _results(_arrays.wrap(out, qh.dtype, like), _arrays.wrap(probs, "float32", like),
                     _arrays.wrap(lse, "float32", like))
@@ -110,8 +111,9 @@ def describe(ctx, q, k, v, *, mask=None, causal=False, scale=None, layout="bhsd"
     desc, keep, _ = desc_of(q, k, v, layout, causal=causal, scale=scale, path=path, window=window,
                             softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks, mask=mask)
     buf = ctypes.create_string_buffer(8192)
-    check(_lib.LIB.clattn_plan_describe(ctx.handle, ctypes.byref(desc), int(bool(return_weights)),
-                                        buf, len(buf)), ctx.handle)
+    with ctx.using() as h:
+        check(_lib.LIB.clattn_plan_describe(h, ctypes.byref(desc), int(bool(return_weights)),
+                                            buf, len(buf)), h)
     del keep
     return buf.value.decode()
 

@@ -100,23 +100,27 @@ class Context(Handle):
     # -- what it is --
     @property
     def device_name(self):
-        return _lib.LIB.clattn_context_device_name(self.handle).decode(errors="replace")
+        with self.using() as h:
+            return _lib.LIB.clattn_context_device_name(h).decode(errors="replace")
 
     @property
     def last_warning(self):
-        return (_lib.LIB.clattn_context_last_warning(self.handle) or b"").decode(errors="replace")
+        with self.using() as h:
+            return (_lib.LIB.clattn_context_last_warning(h) or b"").decode(errors="replace")
 
     @property
     def scratch_bytes(self):
-        return _lib.LIB.clattn_context_scratch_bytes(self.handle)
+        with self.using() as h:
+            return _lib.LIB.clattn_context_scratch_bytes(h)
 
     @property
     def cl_queue(self):
         """The context's queue as a pyopencl CommandQueue (pyopencl required)."""
         if self._cl_queue is None:
             import pyopencl as cl
-            self._cl_queue = cl.CommandQueue.from_int_ptr(
-                _lib.LIB.clattn_context_queue(self.handle), retain=True)
+            with self.using() as h:   # retained: the queue outlives the context if need be
+                self._cl_queue = cl.CommandQueue.from_int_ptr(_lib.LIB.clattn_context_queue(h),
+                                                              retain=True)
         return self._cl_queue
 
     @property
@@ -167,7 +171,8 @@ class Context(Handle):
 
     def set_tuning(self, enabled):
         """False: calls use the device class's defaults, not tuning results; True: back to normal."""
-        _lib.LIB.clattn_context_set_tuning(self.handle, int(bool(enabled)))
+        with self.using() as h:
+            _lib.LIB.clattn_context_set_tuning(h, int(bool(enabled)))
 
 
 class Device:

@@ -28,9 +28,17 @@ class Group(Handle):
                 raise invalid("give devices (with options) or contexts, not both")
             if not all(isinstance(c, Context) for c in contexts):
                 raise InvalidTypeError("contexts must be clattn.Context objects")
-            self._contexts = list(contexts)
-            arr = (ctypes.c_void_p * len(contexts))(*[c.handle for c in contexts])
-            check(_lib.LIB.clattn_group_create_from_contexts(len(contexts), arr, ctypes.byref(h)))
+            # each borrowed context is held open while the group lives: closing one meanwhile
+            # only marks it closed, and the group's release lets it go
+            self._contexts = []
+            try:
+                for c in contexts:
+                    self._contexts.append((c, c._acquire()))
+                arr = (ctypes.c_void_p * len(contexts))(*[ch for _, ch in self._contexts])
+                check(_lib.LIB.clattn_group_create_from_contexts(len(contexts), arr, ctypes.byref(h)))
+            except BaseException:
+                self._let_contexts_go()
+                raise
         else:
             if not devices or isinstance(devices, str):
                 raise invalid("devices must be a list of selectors (\"0:0\", \"gpu\", ...)")
@@ -42,20 +50,31 @@ class Group(Handle):
                                               err, len(err))
             if st != _lib.SUCCESS:
                 raise_for(st, err.value.decode(errors="replace"))
-            self._contexts = None
-        self._open(h.value, _lib.LIB.clattn_group_release)
+            self._contexts = []
+        self._open(h.value, self._release_group)
 
-    def _fail(self, status):
-        raise_for(status, (_lib.LIB.clattn_group_last_error(self.handle) or b"").decode(errors="replace"))
+    def _let_contexts_go(self):
+        borrowed, self._contexts = self._contexts, []
+        for c, _ in borrowed:
+            c._drop()
+
+    def _release_group(self, h):
+        _lib.LIB.clattn_group_release(h)
+        self._let_contexts_go()
+
+    @staticmethod
+    def _fail(h, status):
+        raise_for(status, (_lib.LIB.clattn_group_last_error(h) or b"").decode(errors="replace"))
 
     def attention(self, q, k, v, *, split="auto", **kwargs):
         """:meth:`Context.attention`'s arguments and results on host arrays, shared out."""
         s = _choice(split)
 
         def invoke(desc, *ptrs):
-            st = _lib.LIB.clattn_group_attention_host(self.handle, desc, s, *ptrs)
-            if st != _lib.SUCCESS:
-                self._fail(st)
+            with self.using() as h:
+                st = _lib.LIB.clattn_group_attention_host(h, desc, s, *ptrs)
+                if st != _lib.SUCCESS:
+                    self._fail(h, st)
         return run(None, q, k, v, invoke=invoke, **kwargs)
 
     def plan(self, q, k, v, *, split="auto", return_weights=False, layout="bhsd", mask=None,
@@ -64,10 +83,11 @@ class Group(Handle):
         be arrays or (shape, dtype) pairs."""
         desc, keep, _ = desc_of(q, k, v, layout, mask=mask, **kwargs)
         p = _lib.GroupPlan()
-        st = _lib.LIB.clattn_group_plan_for(self.handle, ctypes.byref(desc), int(bool(return_weights)),
-                                            _choice(split), ctypes.byref(p))
-        if st != _lib.SUCCESS:
-            self._fail(st)
+        with self.using() as h:
+            st = _lib.LIB.clattn_group_plan_for(h, ctypes.byref(desc), int(bool(return_weights)),
+                                                _choice(split), ctypes.byref(p))
+            if st != _lib.SUCCESS:
+                self._fail(h, st)
         return {"split": _SPLIT_NAMES[p.split], "units": p.units, "first": list(p.first[:p.n + 1]),
                 "share": list(p.share[:p.n]), "measured": bool(p.measured)}
 
@@ -77,14 +97,16 @@ class Group(Handle):
         desc, keep, _ = desc_of(q, k, v, layout, **kwargs)
         n = self.size
         ms = (ctypes.c_double * n)()
-        st = _lib.LIB.clattn_group_calibrate(self.handle, ctypes.byref(desc), int(repeats), ms)
-        if st != _lib.SUCCESS:
-            self._fail(st)
+        with self.using() as h:
+            st = _lib.LIB.clattn_group_calibrate(h, ctypes.byref(desc), int(repeats), ms)
+            if st != _lib.SUCCESS:
+                self._fail(h, st)
         return list(ms)
 
     @property
     def size(self):
-        return _lib.LIB.clattn_group_size(self.handle)
+        with self.using() as h:
+            return _lib.LIB.clattn_group_size(h)
 
 
 def _choice(split):

@@ -1,4 +1,5 @@
 """Attention maps: clattn_attention_map_rgb / _png as a NumPy image that Jupyter shows inline."""
+import contextlib
 import ctypes
 import struct
 import zlib
@@ -92,19 +93,20 @@ def attention_map(weights, q_labels=None, k_labels=None, head=0, *, batch=0, tit
         d.vmin = float(0.0 if vmin is None else vmin)
         d.vmax = float(w.max() if vmax is None else vmax)
     d.zero_as_value = int(bool(zero_as_value))
-    ctx = context.handle if context is not None else None
-    width, height = ctypes.c_int(), ctypes.c_int()
-    check(_lib.LIB.clattn_attention_map_rgb(ctx, ctypes.byref(d), w.ctypes.data, None, 0,
-                                            ctypes.byref(width), ctypes.byref(height)), ctx)
-    rgb = np.empty((height.value, width.value, 3), np.uint8)
-    check(_lib.LIB.clattn_attention_map_rgb(ctx, ctypes.byref(d), w.ctypes.data, rgb.ctypes.data,
-                                            rgb.nbytes, ctypes.byref(width), ctypes.byref(height)),
-          ctx)
-    if path is not None:
-        status = _lib.LIB.clattn_attention_map_png(ctx, ctypes.byref(d), w.ctypes.data,
-                                                   str(path).encode())
-        if status == _lib.IO_ERROR and ctx is None:
-            raise_for(status, "cannot write the PNG file %s" % path)
-        check(status, ctx)
+    # the context only carries the messages; held open while it does
+    with context.using() if context is not None else contextlib.nullcontext() as ctx:
+        width, height = ctypes.c_int(), ctypes.c_int()
+        check(_lib.LIB.clattn_attention_map_rgb(ctx, ctypes.byref(d), w.ctypes.data, None, 0,
+                                                ctypes.byref(width), ctypes.byref(height)), ctx)
+        rgb = np.empty((height.value, width.value, 3), np.uint8)
+        check(_lib.LIB.clattn_attention_map_rgb(ctx, ctypes.byref(d), w.ctypes.data, rgb.ctypes.data,
+                                                rgb.nbytes, ctypes.byref(width), ctypes.byref(height)),
+              ctx)
+        if path is not None:
+            status = _lib.LIB.clattn_attention_map_png(ctx, ctypes.byref(d), w.ctypes.data,
+                                                       str(path).encode())
+            if status == _lib.IO_ERROR and ctx is None:
+                raise_for(status, "cannot write the PNG file %s" % path)
+            check(status, ctx)
     del keep
     return rgb.view(AttentionMap)

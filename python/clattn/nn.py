@@ -159,10 +159,11 @@ class MultiheadAttention:
         out = np.empty((B, L, self.embed_dim), np.float32)
         weights = np.empty((B, H, L, S), np.float32) if need_weights else None
         ctx = self.context or default_context()
-        check(_lib.LIB.clattn_mha_forward_host(
-            ctx.handle, ctypes.byref(d), ctypes.byref(self._weights), xq.ctypes.data,
-            xk.ctypes.data, xv.ctypes.data, None if mask is None else mask.ctypes.data,
-            out.ctypes.data, None if weights is None else weights.ctypes.data), ctx.handle)
+        with ctx.using() as h:
+            check(_lib.LIB.clattn_mha_forward_host(
+                h, ctypes.byref(d), ctypes.byref(self._weights), xq.ctypes.data,
+                xk.ctypes.data, xv.ctypes.data, None if mask is None else mask.ctypes.data,
+                out.ctypes.data, None if weights is None else weights.ctypes.data), h)
 
         if not batched:
             out = out[0]

@@ -54,9 +54,10 @@ def quantize_kv(x, layout="bhsd", *, ctx=None):
         x8 = _device._empty(ctx, x.shape, np.int8)
         sc = _device._empty(ctx, x.shape[:-1], np.float32)
         if x.size:
-            check(_lib.LIB.clattn_quantize_kv(ctx.handle, ctypes.byref(desc), _lib.KV_KEYS,
-                                              _device.mem(x, "x", keep), x8.base_data.int_ptr,
-                                              sc.base_data.int_ptr), ctx.handle)
+            with ctx.using() as hc:
+                check(_lib.LIB.clattn_quantize_kv(hc, ctypes.byref(desc), _lib.KV_KEYS,
+                                                  _device.mem(x, "x", keep), x8.base_data.int_ptr,
+                                                  sc.base_data.int_ptr), hc)
         return x8, sc
     h = _arrays.host(x, "x")
     desc = _quant_desc(h.shape, _arrays.storage_of(h, "x"), layout)
@@ -187,9 +188,11 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
         out = _device._empty(ctx, (d.total_q, d.heads_q, d.head_dim_v), q.dtype)
         lse = _device._empty(ctx, (d.heads_q, d.total_q), np.float32) if return_lse else None
         handle = lambda a: a.base_data.int_ptr if a is not None and a.size else None  # noqa: E731
-        check(_lib.LIB.clattn_attention_varlen(ctx.handle, ctypes.byref(d), _device.mem(q, "q", keep),
-                                               _device.mem(k, "k", keep), _device.mem(v, "v", keep),
-                                               handle(out), handle(lse)), ctx.handle)
+        with ctx.using() as hc:
+            check(_lib.LIB.clattn_attention_varlen(hc, ctypes.byref(d), _device.mem(q, "q", keep),
+                                                   _device.mem(k, "k", keep),
+                                                   _device.mem(v, "v", keep), handle(out),
+                                                   handle(lse)), hc)
         return (out, lse) if return_lse else out
 
     sizes, scale_bytes = _lib.TensorSizes(), ctypes.c_size_t()
@@ -210,8 +213,9 @@ def _varlen(ctx, q, k, v, *, cu_seqlens_q, cu_seqlens_k=None, seqlens_k=None, bl
                                                          out.ctypes.data, lse_ptr, err, len(err)),
               err_buf=err)
     else:
-        check(_lib.LIB.clattn_attention_varlen_host(ctx.handle, ctypes.byref(d), qh.ptr, kh.ptr,
-                                                    vh.ptr, out.ctypes.data, lse_ptr), ctx.handle)
+        with ctx.using() as hc:
+            check(_lib.LIB.clattn_attention_varlen_host(hc, ctypes.byref(d), qh.ptr, kh.ptr,
+                                                        vh.ptr, out.ctypes.data, lse_ptr), hc)
     del keep
     like = _arrays.kind(q)
     out = _arrays.wrap(out, qh.dtype, like)
@@ -307,11 +311,11 @@ def reshape_and_cache(self, k_new, v_new, k_cache, v_cache, slot_mapping, k_scal
                 _device.mem(v_scale, "v_scale", keep)
         if slot_mapping.dtype != np.int32:
             raise invalid("slot_mapping must be int32")
-        check(_lib.LIB.clattn_reshape_and_cache(
-            self.handle, ctypes.byref(d), n, _device.mem(slot_mapping, "slot_mapping", keep),
-            _device.mem(k_new, "k_new", keep), _device.mem(v_new, "v_new", keep),
-            _device.mem(k_cache, "k_cache", keep), _device.mem(v_cache, "v_cache", keep)),
-            self.handle)
+        with self.using() as hc:
+            check(_lib.LIB.clattn_reshape_and_cache(
+                hc, ctypes.byref(d), n, _device.mem(slot_mapping, "slot_mapping", keep),
+                _device.mem(k_new, "k_new", keep), _device.mem(v_new, "v_new", keep),
+                _device.mem(k_cache, "k_cache", keep), _device.mem(v_cache, "v_cache", keep)), hc)
         return
     slots = _arrays.int32_array(slot_mapping, "slot_mapping")
     if slots.shape != (n,):

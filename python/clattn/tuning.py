@@ -81,10 +81,10 @@ def tune(self, q, k, v, *, causal=False, scale=None, layout="bhsd", path="auto",
                             softcap=softcap, alibi_slopes=alibi_slopes, sinks=sinks)
     opt = _tune_options(budget_s, max_candidates, seed, repeats, families, save, progress, keep)
     rep = _lib.TuneReport()
-    status = _lib.LIB.clattn_tune(self.handle, ctypes.byref(desc), ctypes.byref(opt),
-                                  ctypes.byref(rep))
-    _raise_kept(keep)
-    check(status, self.handle)
+    with self.using() as h:
+        status = _lib.LIB.clattn_tune(h, ctypes.byref(desc), ctypes.byref(opt), ctypes.byref(rep))
+        _raise_kept(keep)
+        check(status, h)
     return _report(rep)
 
 
@@ -151,22 +151,24 @@ def tune_varlen(self, cu_seqlens_q, cu_seqlens_k=None, *, seqlens_k=None, block_
         d.max_seqlen_k = int(np.diff(cu_k).max(initial=0))
     opt = _tune_options(budget_s, max_candidates, seed, repeats, families, save, progress, keep)
     rep = _lib.TuneReport()
-    status = _lib.LIB.clattn_tune_varlen(self.handle, ctypes.byref(d), ctypes.byref(opt),
-                                         ctypes.byref(rep))
-    _raise_kept(keep)
-    check(status, self.handle)
+    with self.using() as h:
+        status = _lib.LIB.clattn_tune_varlen(h, ctypes.byref(d), ctypes.byref(opt),
+                                             ctypes.byref(rep))
+        _raise_kept(keep)
+        check(status, h)
     return _report(rep)
 
 
 def cache_info(self):
     """The context's caches (clattn_context_cache_info) as a dict."""
     i = _lib.CacheInfo()
-    check(_lib.LIB.clattn_context_cache_info(self.handle, ctypes.byref(i)), self.handle)
     s = lambda b: (b or b"").decode(errors="replace")   # noqa: E731
-    return {"enabled": bool(i.enabled), "tuning_enabled": bool(i.tuning_enabled),
-            "dir": s(i.dir), "tuning_file": s(i.tuning_file), "identity": s(i.identity),
-            "tuning_entries": i.tuning_entries, "programs_compiled": i.programs_compiled,
-            "programs_loaded": i.programs_loaded}
+    with self.using() as h:   # the strings point into the context: read them while it is open
+        check(_lib.LIB.clattn_context_cache_info(h, ctypes.byref(i)), h)
+        return {"enabled": bool(i.enabled), "tuning_enabled": bool(i.tuning_enabled),
+                "dir": s(i.dir), "tuning_file": s(i.tuning_file), "identity": s(i.identity),
+                "tuning_entries": i.tuning_entries, "programs_compiled": i.programs_compiled,
+                "programs_loaded": i.programs_loaded}
 
 
 def tuning_entries(self):
@@ -174,7 +176,8 @@ def tuning_entries(self):
     lines = []
     buf = ctypes.create_string_buffer(4096)
     for i in range(cache_info(self)["tuning_entries"]):
-        check(_lib.LIB.clattn_tuning_entry_string(self.handle, i, buf, len(buf)), self.handle)
+        with self.using() as h:
+            check(_lib.LIB.clattn_tuning_entry_string(h, i, buf, len(buf)), h)
         lines.append(buf.value.decode())
     return lines
 
@@ -182,4 +185,5 @@ def tuning_entries(self):
 def clear_cache(self, binaries=False):
     """Forgets the tuning entries and removes the device's tuning file (and, with binaries, every
     cached program binary)."""
-    check(_lib.LIB.clattn_cache_clear(self.handle, int(bool(binaries))), self.handle)
+    with self.using() as h:
+        check(_lib.LIB.clattn_cache_clear(h, int(bool(binaries))), h)
