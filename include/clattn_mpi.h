@@ -38,8 +38,9 @@
  * others the worst status across ranks, with a message (err) naming the rank. A desc or layout
  * that differs between ranks is found in the first agreement (CLATTN_INVALID_ARGUMENT on every
  * rank). Each wait (for the duplicate communicator, a step's transfers, an agreement) polls with
- * a deadline of timeout_s seconds (0: 600) from its start, so a long call between healthy ranks
- * never meets it: a rank that never calls, or has died, makes the others return CLATTN_IO_ERROR
+ * a deadline of timeout_s seconds (0: 600) from its start, so the whole call may take longer; an
+ * agreement also waits for the slowest rank's step, so timeout_s must exceed the longest step's
+ * compute. A rank that never calls, or has died, makes the others return CLATTN_IO_ERROR
  * at the deadline, with requests still pending on the communicator (then unusable: abort the
  * job, as MPI_Abort would) and the host buffers they use left allocated, since MPI may still
  * write them. On any failure the out and lse shards are not written. The call works on a

@@ -64,6 +64,15 @@ static int shard_rows(const shard *s)
 
 /* ---- one call's state ------------------------------------------------------------------------ */
 
+/* What the duplication, the agreements and the message broadcast write: allocated once before any
+   collective (so no rank skips one for want of memory), and left allocated when a request may
+   still be pending at a deadline (MPI may write it later). */
+struct scratch {
+    MPI_Comm comm;
+    int io[4];
+    char msg[512];
+};
+
 typedef struct ring {
     clattn_context *ctx;
     MPI_Comm comm;
@@ -76,9 +85,13 @@ typedef struct ring {
     MPI_Request *reqs;              /* the step's transfers, to progress between blocks */
     int n_req;
     int broken;                     /* requests may be pending: the duplicate stays, with its buffers */
+    struct scratch *s;              /* what the small collectives write (see scratch) */
     clattn_ring_stats st;
     char err[512];
 } ring;
+
+_Static_assert(sizeof(((ring *)0)->err) == sizeof(((struct scratch *)0)->msg),
+               "a rank's message travels in the scratch's msg");
 
 static clattn_status fail(ring *r, clattn_status st, const char *fmt, ...)
 {
@@ -125,26 +138,21 @@ static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
    (the message in r->err). */
 static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, int *who)
 {
-    /* On the heap: after a deadline the reduction is still pending and MPI may write its result
-       later, so the memory is left to it (a few bytes), never a stack frame that has returned. */
-    int *io = malloc(4 * sizeof *io);
+    int *io = r->s->io;   /* not the stack: a reduction pending at a deadline writes it later */
     MPI_Request req;
-    if (!io)
-        return fail(r, CLATTN_OUT_OF_MEMORY, "rank %d: out of host memory", r->rank);
     io[0] = (int)mine;
     io[1] = r->rank;
-    if (MPI_Iallreduce(io, io + 2, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS) {
-        free(io);
+    if (MPI_Iallreduce(io, io + 2, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS)
         return fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
-    }
     int w = wait_all(r, &req, 1, &r->st.sync_s);
-    if (w)   /* io stays allocated: the request may still be pending */
+    if (w) {
+        r->broken = 1;
         return fail(r, CLATTN_IO_ERROR, w == -1 ? "the ranks did not agree within %.0f s (a rank "
                     "never called, or died); the communicator has requests pending" :
                     "MPI_Iallreduce failed (%.0f s)", r->timeout);
+    }
     *worst = (clattn_status)io[2];
     *who = io[3];
-    free(io);
     return CLATTN_SUCCESS;
 }
 
@@ -171,48 +179,39 @@ static int desc_digest(const clattn_attention_desc *d, clattn_shard_layout layou
    < 0 an MPI failure or the deadline (the message in r->err). */
 static int same_everywhere(ring *r, int digest)
 {
-    int *io = malloc(4 * sizeof *io);   /* the heap, as in agree */
+    int *io = r->s->io;   /* as in agree */
     MPI_Request req;
-    if (!io)
-        return -1;
     io[0] = digest;
     io[1] = -digest;
     if (MPI_Iallreduce(io, io + 2, 2, MPI_INT, MPI_MAX, r->comm, &req) != MPI_SUCCESS) {
-        free(io);
         fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
         return -1;
     }
     if (wait_all(r, &req, 1, &r->st.sync_s)) {
+        r->broken = 1;
         fail(r, CLATTN_IO_ERROR, "the ranks did not meet within %.0f s (a rank never called, or "
              "died); the communicator has requests pending", r->timeout);
         return -1;
     }
-    const int same = io[2] == -io[3];
-    free(io);
-    return same;
+    return io[2] == -io[3];
 }
 
 /* After an agreement found a failure: every rank gets the failing rank's message (a broadcast
    from it), prefixed for the others with who failed. */
 static void share_message(ring *r, int who, clattn_status mine)
 {
-    char *msg = malloc(sizeof r->err);   /* the heap, as in agree */
+    char *msg = r->s->msg;   /* as in agree */
     MPI_Request req;
-    if (!msg)
-        return;   /* the rank's own words stay */
     memcpy(msg, r->err, sizeof r->err);
-    if (MPI_Ibcast(msg, (int)sizeof r->err, MPI_CHAR, who, r->comm, &req) != MPI_SUCCESS) {
-        free(msg);
-        return;
-    }
+    if (MPI_Ibcast(msg, (int)sizeof r->err, MPI_CHAR, who, r->comm, &req) != MPI_SUCCESS)
+        return;   /* the rank's own words stay */
     if (wait_all(r, &req, 1, &r->st.sync_s) != 0) {
-        r->broken = 1;   /* msg stays allocated: the broadcast may still be pending */
+        r->broken = 1;
         return;
     }
     msg[sizeof r->err - 1] = '\0';
     if (mine == CLATTN_SUCCESS)
         fail(r, CLATTN_SUCCESS, "rank %d failed: %s", who, msg);
-    free(msg);
 }
 
 /* Whether the K/V chunk [kf, kf+kn) is hidden from, fully visible to, or on the diagonal of the Q
@@ -318,25 +317,26 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
     r.timeout = timeout_s > 0 ? timeout_s : DEFAULT_TIMEOUT_S;
     if (err && err_len)
         err[0] = '\0';
-    /* A duplicate of comm, made without blocking: a rank that never calls is met by the deadline.
-       Its handle lives on the heap, since a duplication still pending at the deadline writes it
-       later (it is then left allocated). */
-    MPI_Comm *dup_comm = malloc(sizeof *dup_comm);
+    /* A duplicate of comm, made without blocking: a rank that never calls is met by the deadline
+       (a rank out of memory for the scratch returns before it, as one that never called). */
+    r.s = malloc(sizeof *r.s);
     MPI_Request dup;
     double dup_wait = 0.0;
-    const int dup_posted = dup_comm && MPI_Comm_idup(comm, dup_comm, &dup) == MPI_SUCCESS;
+    const int dup_posted = r.s && MPI_Comm_idup(comm, &r.s->comm, &dup) == MPI_SUCCESS;
     if (!dup_posted || wait_all(&r, &dup, 1, &dup_wait) != 0) {
-        const clattn_status st = dup_comm ? CLATTN_IO_ERROR : CLATTN_OUT_OF_MEMORY;
+        const clattn_status st = r.s ? CLATTN_IO_ERROR : CLATTN_OUT_OF_MEMORY;
         if (err && err_len)
-            snprintf(err, err_len, "%s", !dup_comm ? "out of host memory" :
+            snprintf(err, err_len, "%s", !r.s ? "out of host memory" :
                      "duplicating the communicator failed or took longer than the deadline (a rank "
                      "never called, or died)");
         if (!dup_posted)   /* else a pending duplication may still write it: left allocated */
-            free(dup_comm);
+            free(r.s);
+        r.st.total_s = now_s() - t_start;
+        if (stats)
+            *stats = r.st;
         return st;
     }
-    r.comm = *dup_comm;
-    free(dup_comm);
+    r.comm = r.s->comm;
     r.st.sync_s += dup_wait;
     MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
     MPI_Comm_size(r.comm, &r.P);
@@ -503,9 +503,10 @@ clattn_status clattn_ring_attention(clattn_context *ctx, MPI_Comm comm, const cl
 done:
     if (st != CLATTN_SUCCESS && err && err_len)
         snprintf(err, err_len, "%s", r.err[0] ? r.err : clattn_status_string(st));
-    if (!r.broken) {   /* else pending transfers may still use them: left allocated */
+    if (!r.broken) {   /* else pending requests may still use them: left allocated */
         free(buf[0]);
         free(buf[1]);
+        free(r.s);
     }
     free(run_out);
     free(run_lse);

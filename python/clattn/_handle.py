@@ -30,10 +30,11 @@ class Handle:
     def _acquire(self):
         with self._lock:
             h = self._handle
-            if h is None:
-                raise invalid("this clattn.%s is closed" % self._what)
-            self._users += 1
-            return h
+            if h is not None:
+                self._users += 1
+        if h is None:   # raised outside the lock: building the error may run a collection
+            raise invalid("this clattn.%s is closed" % self._what)
+        return h
 
     def _drop(self):
         with self._lock:

@@ -1,5 +1,6 @@
 """clattn.Group: several devices in one process sharing one attention call (clattn_group_*)."""
 import ctypes
+import functools
 
 from . import _lib
 from ._handle import Handle
@@ -37,7 +38,7 @@ class Group(Handle):
                 arr = (ctypes.c_void_p * len(contexts))(*[ch for _, ch in self._contexts])
                 check(_lib.LIB.clattn_group_create_from_contexts(len(contexts), arr, ctypes.byref(h)))
             except BaseException:
-                self._let_contexts_go()
+                _let_go(self._contexts)
                 raise
         else:
             if not devices or isinstance(devices, str):
@@ -51,16 +52,9 @@ class Group(Handle):
             if st != _lib.SUCCESS:
                 raise_for(st, err.value.decode(errors="replace"))
             self._contexts = []
-        self._open(h.value, self._release_group)
-
-    def _let_contexts_go(self):
-        borrowed, self._contexts = self._contexts, []
-        for c, _ in borrowed:
-            c._drop()
-
-    def _release_group(self, h):
-        _lib.LIB.clattn_group_release(h)
-        self._let_contexts_go()
+        # a function of the borrowed list, not a bound method: the group must not refer to
+        # itself, or dropping it would wait for the cycle collector to release it
+        self._open(h.value, functools.partial(_release_group, self._contexts))
 
     @staticmethod
     def _fail(h, status):
@@ -107,6 +101,16 @@ class Group(Handle):
     def size(self):
         with self.using() as h:
             return _lib.LIB.clattn_group_size(h)
+
+
+def _let_go(borrowed):
+    while borrowed:
+        borrowed.pop()[0]._drop()
+
+
+def _release_group(borrowed, h):
+    _lib.LIB.clattn_group_release(h)
+    _let_go(borrowed)
 
 
 def _choice(split):

@@ -67,3 +67,19 @@ def test_group_keeps_borrowed_contexts(rng):
     assert c._pending is None
     with pytest.raises(clattn.InvalidArgumentError, match="closed"):
         clattn.Group(contexts=[c])
+
+
+def test_a_dropped_group_is_released_at_once(rng):
+    """The group does not refer to itself: dropping the last reference releases it (and the
+    contexts it borrowed) without waiting for the cycle collector."""
+    import gc
+    gc.disable()
+    try:
+        c = clattn.Context(cache=False)
+        g = clattn.Group(contexts=[c])
+        c.close()
+        assert c._pending is not None
+        del g
+        assert c._pending is None
+    finally:
+        gc.enable()
