@@ -217,9 +217,10 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
         ms[i].ctx = ctx;
     int *cu_q = calloc((size_t)B + 1, sizeof(int)), *table = NULL;
     const int max_blocks = (max_k + BS - 1) / BS;
-    table = calloc((size_t)B * (size_t)(max_blocks ? max_blocks : 1), sizeof(int));
+    const size_t table_len = (size_t)B * (size_t)(max_blocks ? max_blocks : 1);
+    table = calloc(table_len, sizeof(int));
     int *perm = calloc((size_t)(blocks ? blocks : 1), sizeof(int));
-    int *ordered = calloc((size_t)B * (size_t)(max_blocks ? max_blocks : 1), sizeof(int));
+    int *ordered = calloc(table_len, sizeof(int));
     for (long i = 0; i < blocks; i++)
         perm[i] = (int)i;
     unsigned long long seed = 12345;
@@ -256,7 +257,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     v->max_blocks_per_seq = max_blocks;
     v->cu_seqlens_q = ints(dev, cu_q, (size_t)B + 1);
     v->seqlens_k = ints(dev, lk, (size_t)B);
-    v->block_table = ints(dev, table, (size_t)B * (size_t)(max_blocks ? max_blocks : 1));
+    v->block_table = ints(dev, table, table_len);
     m->q = filled(dev, (size_t)total_q * qrow, 0.01f);
     m->k = filled(dev, (size_t)blocks * BS * krow, 0.02f);
     m->v = filled(dev, (size_t)blocks * BS * krow, 0.03f);
@@ -270,7 +271,7 @@ static int scenario(const bench_device *dev, clattn_context *ctx, const char *ti
     v = &m->vdesc;
     v->cu_seqlens_q = ints(dev, cu_q, (size_t)B + 1);
     v->seqlens_k = ints(dev, lk, (size_t)B);
-    v->block_table = ints(dev, ordered, (size_t)B * (size_t)(max_blocks ? max_blocks : 1));
+    v->block_table = ints(dev, ordered, table_len);
     if ((m->k = ms[PAGED].k) != NULL)
         clRetainMemObject(m->k);
     if ((m->v = ms[PAGED].v) != NULL)

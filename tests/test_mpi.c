@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static int P, rank;
 
@@ -189,15 +188,23 @@ static int run_case(clattn_context *ctx, const ring_case *c)
     return bad;
 }
 
-/* Rank P-1 passes a NULL q: every rank must return an error, no rank may hang, out stays. */
-static int failing_rank(clattn_context *ctx)
+/* The small problem of the error cases (2 heads, 8 positions a rank, d 8), q of 0.5 and out
+   filled with 7 (it must stay so). q and out hold 2 * 16 * 8 floats (up to 4 ranks). */
+static clattn_attention_desc small_problem(float *q, float *out, size_t n)
 {
     clattn_attention_desc d;
     memset(&d, 0, sizeof d);
     d.batch = 1, d.heads_q = 2, d.seq_q = d.seq_kv = 8 * P, d.head_dim = 8;
-    float q[2 * 16 * 8], out[2 * 16 * 8], lse[2 * 16];
-    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
+    for (size_t i = 0; i < n; i++)
         q[i] = 0.5f, out[i] = 7.0f;
+    return d;
+}
+
+/* Rank P-1 passes a NULL q: every rank must return an error, no rank may hang, out stays. */
+static int failing_rank(clattn_context *ctx)
+{
+    float q[2 * 16 * 8], out[2 * 16 * 8], lse[2 * 16];
+    clattn_attention_desc d = small_problem(q, out, sizeof q / sizeof *q);
     char err[512];
     clattn_status s = clattn_ring_attention(ctx, MPI_COMM_WORLD, &d, CLATTN_SHARD_CONTIGUOUS,
                                             rank == P - 1 ? NULL : q, q, q, out, lse, 30.0, NULL, err,
@@ -221,13 +228,9 @@ static int failing_rank(clattn_context *ctx)
    not be one problem's. Every rank must refuse it (CLATTN_INVALID_ARGUMENT), nothing written. */
 static int mismatched_desc(clattn_context *ctx)
 {
-    clattn_attention_desc d;
-    memset(&d, 0, sizeof d);
-    d.batch = 1, d.heads_q = 2, d.seq_q = d.seq_kv = 8 * P, d.head_dim = 8;
-    d.scale = rank == P - 1 ? 0.5f : 0.0f;
     float q[2 * 16 * 8], out[2 * 16 * 8];
-    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
-        q[i] = 0.5f, out[i] = 7.0f;
+    clattn_attention_desc d = small_problem(q, out, sizeof q / sizeof *q);
+    d.scale = rank == P - 1 ? 0.5f : 0.0f;
     char err[512];
     clattn_status s = clattn_ring_attention(ctx, MPI_COMM_WORLD, &d, CLATTN_SHARD_CONTIGUOUS, q, q, q,
                                             out, NULL, 30.0, NULL, err, sizeof err);
@@ -264,12 +267,8 @@ static int missing_rank(clattn_context *ctx)
         MPI_Wait(&req, MPI_STATUS_IGNORE);
         return 0;
     }
-    clattn_attention_desc d;
-    memset(&d, 0, sizeof d);
-    d.batch = 1, d.heads_q = 2, d.seq_q = d.seq_kv = 8 * P, d.head_dim = 8;
     float q[2 * 16 * 8], out[2 * 16 * 8];
-    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
-        q[i] = 0.5f, out[i] = 7.0f;
+    clattn_attention_desc d = small_problem(q, out, sizeof q / sizeof *q);
     char err[512];
     const double t0 = seconds();
     clattn_status s = clattn_ring_attention(ctx, MPI_COMM_WORLD, &d, CLATTN_SHARD_CONTIGUOUS, q, q, q,

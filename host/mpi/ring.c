@@ -133,16 +133,14 @@ static int wait_all(ring *r, MPI_Request *reqs, int n, double *waited)
     }
 }
 
-/* The ranks agree: each gives its status, all get the worst (the largest code) and the lowest
-   rank that had it (MPI_MAXLOC's rule for ties). 0: agreed; else an MPI failure or the deadline
-   (the message in r->err). */
-static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, int *who)
+/* One reduction of io[0..count-1] into io[count..] (r->s->io: not the stack, since a reduction
+   pending at a deadline writes it later), waited for with the deadline. On failure the message
+   is in r->err. */
+static clattn_status reduce(ring *r, int count, MPI_Datatype type, MPI_Op op)
 {
-    int *io = r->s->io;   /* not the stack: a reduction pending at a deadline writes it later */
+    int *io = r->s->io;
     MPI_Request req;
-    io[0] = (int)mine;
-    io[1] = r->rank;
-    if (MPI_Iallreduce(io, io + 2, 1, MPI_2INT, MPI_MAXLOC, r->comm, &req) != MPI_SUCCESS)
+    if (MPI_Iallreduce(io, io + 2, count, type, op, r->comm, &req) != MPI_SUCCESS)
         return fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
     int w = wait_all(r, &req, 1, &r->st.sync_s);
     if (w) {
@@ -151,6 +149,20 @@ static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, in
                     "never called, or died); the communicator has requests pending" :
                     "MPI_Iallreduce failed (%.0f s)", r->timeout);
     }
+    return CLATTN_SUCCESS;
+}
+
+/* The ranks agree: each gives its status, all get the worst (the largest code) and the lowest
+   rank that had it (MPI_MAXLOC's rule for ties). 0: agreed; else an MPI failure or the deadline
+   (the message in r->err). */
+static clattn_status agree(ring *r, clattn_status mine, clattn_status *worst, int *who)
+{
+    int *io = r->s->io;
+    io[0] = (int)mine;
+    io[1] = r->rank;
+    clattn_status st = reduce(r, 1, MPI_2INT, MPI_MAXLOC);
+    if (st != CLATTN_SUCCESS)
+        return st;
     *worst = (clattn_status)io[2];
     *who = io[3];
     return CLATTN_SUCCESS;
@@ -179,20 +191,11 @@ static int desc_digest(const clattn_attention_desc *d, clattn_shard_layout layou
    < 0 an MPI failure or the deadline (the message in r->err). */
 static int same_everywhere(ring *r, int digest)
 {
-    int *io = r->s->io;   /* as in agree */
-    MPI_Request req;
+    int *io = r->s->io;
     io[0] = digest;
     io[1] = -digest;
-    if (MPI_Iallreduce(io, io + 2, 2, MPI_INT, MPI_MAX, r->comm, &req) != MPI_SUCCESS) {
-        fail(r, CLATTN_IO_ERROR, "MPI_Iallreduce failed");
+    if (reduce(r, 2, MPI_INT, MPI_MAX) != CLATTN_SUCCESS)
         return -1;
-    }
-    if (wait_all(r, &req, 1, &r->st.sync_s)) {
-        r->broken = 1;
-        fail(r, CLATTN_IO_ERROR, "the ranks did not meet within %.0f s (a rank never called, or "
-             "died); the communicator has requests pending", r->timeout);
-        return -1;
-    }
     return io[2] == -io[3];
 }
 

@@ -11,7 +11,7 @@ import ctypes
 
 import numpy as np
 
-from . import _lib
+from . import _arrays, _lib
 from ._problem import Dims, attention_desc, mask_type_of, set_mask_strides
 from .errors import check, invalid
 
@@ -48,8 +48,7 @@ def check_scales(int8, k_scale, v_scale):
         raise invalid("k_scale and v_scale are for int8 k and v only")
     for name, x in (("k_scale", k_scale), ("v_scale", v_scale)):
         # device scales are read as float32 as they are: another dtype would be read as garbage
-        if x is not None and type(x).__module__.split(".")[0] == "pyopencl" and \
-                x.dtype.name != "float32":
+        if _arrays.kind(x) == _arrays.PYOPENCL and x.dtype.name != "float32":
             raise invalid("%s has dtype %s; device scales are float32" % (name, x.dtype.name))
 
 
