@@ -18,6 +18,11 @@
 
 /* The kernel may round each __local array up to an alignment; it may not need more than that. */
 #define SLACK_BYTES 256
+/* An implementation may reserve a few bytes of local memory per kernel beyond its arrays: NVIDIA's
+   OpenCL (driver 580, H200) reported 8708 bytes for a kernel whose arrays take 8704. The fit check
+   after the build (cache/fit.c) holds the reported figure against the device, so such a reserve
+   can turn a configuration at the limit into a fallback, never into a failed launch. */
+#define IMPLEMENTATION_RESERVE_BYTES 16
 
 typedef struct shape {
     int B, Hq, Hkv, Lq, Lk, d, dv;
@@ -64,7 +69,7 @@ static void check_plan(clattn_context *ctx, const clattn_plan *plan, const char 
         clattn_params_string(s->family, &s->params, params, sizeof params);
         printf("  %-11s %-60s declared %6zu  kernel %6llu\n", s->family->name, params, declared,
                (unsigned long long)reported);
-        if (declared < reported || declared > reported + SLACK_BYTES)
+        if (declared + IMPLEMENTATION_RESERVE_BYTES < reported || declared > reported + SLACK_BYTES)
             fail_msg("%s, %s (%s): the family declares %zu bytes of local memory, the kernel %llu",
                      what, s->family->name, params, declared, (unsigned long long)reported);
         t->steps++;
