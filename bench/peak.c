@@ -6,12 +6,14 @@
  *                            timed with profiling events (clpeak's compute_sp, with fma); the best of
  *                            a few vector widths and accumulator counts
  *   bench_openblas_sgemm_nt  OpenBLAS SGEMM C = A·Wᵀ (the projections' form) on the host, as many
- *                            threads as the device has compute units, host clock, median */
+ *                            threads as the CPU device has compute units (beside a GPU, as the
+ *                            host has cores), host clock, median */
 #include "bench/bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* T: the vector type, N its width, ACC: independent accumulators (8 or 12). The result is stored so
    that no lane's chain is dead code; a and b arrive as arguments so that nothing folds. */
@@ -195,14 +197,18 @@ void bench_openblas_sgemm_nt(const bench_device *dev, int m, int n, int k, const
     for (size_t i = 0; i < (size_t)n * k; i++)
         w[i] = (float)(i % 7) * 0.05f - 0.15f;
     sgemm_run s = {m, n, k, a, w, c};
-    openblas_set_num_threads((int)dev->compute_units);
+    /* The CPU device's cores, as the cpu-blas rows use them; beside a GPU, the host's cores (its
+       compute units would ask OpenBLAS for 132 threads on an H200's 16-core host). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = (dev->type & CL_DEVICE_TYPE_CPU) || cpus < 1 ? dev->compute_units : (unsigned)cpus;
+    openblas_set_num_threads((int)threads);
     if ((rate->outcome = bench_measure(sgemm_once, &s, opt, &r)) != BENCH_OK) {
         snprintf(rate->note, sizeof rate->note, "%.200s", r.note);
         goto out;
     }
     rate->gflops = 2.0 * m * (double)n * k / r.kernel_s.median * 1e-9;
     snprintf(rate->note, sizeof rate->note, "%dx%dx%d, A·Wᵀ, %u threads, median of %d", m, n, k,
-             dev->compute_units, r.reps);
+             threads, r.reps);
 out:
     free(a), free(w), free(c);
 }

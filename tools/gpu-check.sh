@@ -6,6 +6,7 @@
 #                        oclgrind are left out: they test PoCL, not the GPU)
 #   bench-before.json    clattn-bench --json with the device class's default parameters
 #   tune.txt             clattn-tune of the benchmark's shapes, each within BUDGET seconds a path
+#   tune-f16.txt         the same in f16, fused path only
 #   bench-after.json     clattn-bench --json --f16 with the tuning file just written
 #   variants.txt, kv-int8.txt, serving.txt   clattn-bench --variants, --kv-int8, --serving (tuned)
 #   tuning-file.txt      that tuning file (clattn-tune --list)
@@ -143,6 +144,10 @@ limited "$bdir"/bench/clattn-bench "${quick[@]}" --no-tuning --json "$out/bench-
 
 step "tuning the benchmark's shapes, $budget s per shape and path"
 limited "$bdir"/tools/clattn-tune "${quick[@]}" --budget "$budget" >"$out/tune.txt" 2>&1 || status=1
+# The tuning key holds the storage type: untuned, the benchmark's f16 rows would run the defaults.
+step "tuning the benchmark's shapes in f16, fused path, $budget s per shape"
+limited "$bdir"/tools/clattn-tune "${quick[@]}" --f16 --path fused --no-mha --no-serving --budget "$budget" \
+    >"$out/tune-f16.txt" 2>&1 || status=1
 "$bdir"/tools/clattn-tune --list >"$out/tuning-file.txt" 2>&1 || true
 
 step "benchmark with the tuned parameters"
