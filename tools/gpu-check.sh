@@ -33,7 +33,8 @@
 # steps on PoCL (a dry run of the script itself).
 #
 # On a lent machine that has the vendor's driver but no ICD loader (docs/gpu-check.md says how the
-# developers run it there): unpack Debian's ocl-icd-libopencl1 and clinfo with dpkg -x, write
+# developers run it there): unpack Debian's ocl-icd-libopencl1 and the libraries the build links
+# into a folder of their own with dpkg -x, put it on LD_LIBRARY_PATH, write
 # /etc/OpenCL/vendors/nvidia.icd naming libnvidia-opencl.so.1, then run this with --no-build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +63,7 @@ while [ $# -gt 0 ]; do
     --test-timeout) test_timeout=$2; shift ;;
     --step-timeout) step_timeout=$2; shift ;;
     --archive) archive=$2; shift ;;
-    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
