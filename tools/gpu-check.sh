@@ -4,6 +4,7 @@
 #   devices.txt          what the ICD loader offers (clattn-info) and which device was used
 #   tests.txt            the device suite on the GPU (meson test; the other device classes' runs and
 #                        oclgrind are left out: they test PoCL, not the GPU)
+#   multidevice.txt      test_multidevice on the GPU and a CPU device together, where there is one
 #   bench-before.json    clattn-bench --json with the device class's default parameters
 #   tune.txt             clattn-tune of the benchmark's shapes, each within BUDGET seconds a path
 #   tune-f16.txt         the same in f16, fused path only
@@ -63,7 +64,7 @@ while [ $# -gt 0 ]; do
     --test-timeout) test_timeout=$2; shift ;;
     --step-timeout) step_timeout=$2; shift ;;
     --archive) archive=$2; shift ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -137,6 +138,17 @@ if [ $tests -eq 1 ]; then
         if grep -qE '^(FAIL|TIMEOUT) ' "$out/tests.txt"; then status=1; fi
     fi
     grep -E "^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass):" "$out/tests.txt" || true
+    # Two devices of two platforms in one process, where a CPU's OpenCL sits beside the GPU (the
+    # suite's own run uses two PoCL devices): contexts alone, interleaved and from two threads.
+    if [ "$device" != cpu ] && "$bdir"/tools/clattn-info --device cpu >/dev/null 2>&1; then
+        step "two platforms in one process: $device and cpu"
+        rc=0
+        (cd "$bdir/tests" && CLATTN_DEVICE_A="$device" CLATTN_DEVICE_B=cpu \
+            CLATTN_CACHE_DIR="$out/cache/multidevice" timeout "$test_timeout" ./test_multidevice) \
+            >"$out/multidevice.txt" 2>&1 || rc=$?
+        echo "test_multidevice, $device + cpu: exit $rc" | tee -a "$out/tests.txt"
+        [ $rc -eq 0 ] || [ $rc -eq 77 ] || status=1
+    fi
 fi
 
 step "benchmark with the default parameters"
