@@ -200,7 +200,8 @@ void bench_openblas_sgemm_nt(const bench_device *dev, int m, int n, int k, const
     /* The CPU device's cores, as the cpu-blas rows use them; beside a GPU, the host's cores (its
        compute units would ask OpenBLAS for 132 threads on an H200's 16-core host). */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = (dev->type & CL_DEVICE_TYPE_CPU) || cpus < 1 ? dev->compute_units : (unsigned)cpus;
+    unsigned threads =
+        (dev->type & CL_DEVICE_TYPE_CPU) || cpus < 1 ? dev->compute_units : (unsigned)cpus;
     openblas_set_num_threads((int)threads);
     if ((rate->outcome = bench_measure(sgemm_once, &s, opt, &r)) != BENCH_OK) {
         snprintf(rate->note, sizeof rate->note, "%.200s", r.note);
