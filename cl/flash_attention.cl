@@ -268,24 +268,7 @@ typedef data_t out_t;
  * where o_* are the partial layout and o_split/lse_split the per-chunk offsets); lse may be
  * NULL. */
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
-void flash_attention(const __global data_t *q, const __global kv_t *k, const __global kv_t *v,
-                     const __global mask_t *mask, __global out_t *out, __global float *lse,
-                     const int Hq, const int Hkv, const int Lq, const int Lk, const float qscale,
-                     const int causal_offset_arg, const int chunk,
-                     const long q_bs, const long q_hs, const long q_rs,
-                     const long k_bs, const long k_hs, const long k_rs,
-                     const long v_bs, const long v_hs, const long v_rs,
-                     const long o_bs, const long o_hs, const long o_rs, const long o_split,
-                     const long lse_split,
-                     const long m_bs, const long m_hs, const long m_rs,
-                     const int lo_offset_arg, const float softcap_l2,
-                     const __global float *alibi, const __global float *sinks,
-                     const __global float *k_scale, const __global float *v_scale,
-                     const long s_bs, const long s_hs, const long s_rs,
-                     const __global int *cu_q, const __global int *cu_k,
-                     const __global int *seqlens_k, const __global int *block_table,
-                     const int total_q, const int total_k, const int num_blocks,
-                     const int max_blocks, const int page_shift, const int causal_abs)
+void flash_attention(FLASH_KERNEL_ARGS)
 {
     __local float Ql[HEAD_D * BLOCK_M];   /* [k][row] */
     __local float Kl[BLOCK_N * KD];       /* [key][k] */

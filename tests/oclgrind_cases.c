@@ -56,7 +56,7 @@ static int run_split(clattn_context *ctx, int splits, clattn_causal causal, tu_k
     cl_mem bv = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.v, v, &e);
     cl_mem bo = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.out, NULL, &e);
     cl_mem bl = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.lse, NULL, &e);
-    const clattn_family *fam = clattn_flash_family_for(&p);
+    const clattn_family *fam = clattn_flash_family_for(clattn_test_device(ctx), &p);
     clattn_params params;
     clattn_status st = clattn_params_lookup(ctx, fam, &p, &params);
     if (st == CLATTN_SUCCESS)
@@ -127,6 +127,10 @@ int main(void)
         {1, 2, 2, 9, 20, 16, 16, CLATTN_F32, CLATTN_LAYOUT_BSHD, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
         /* decode through the public call: the library picks the split count and merges */
         {1, 2, 1, 1, 600, 8, 8, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_NONE, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
+        /* decode with d and dv multiples of 16: cl/flash_decode.cl on a CPU-class device (a GQA
+           group of 4 over keys split and merged; 3 positions of causal rows over an odd length) */
+        {1, 4, 1, 1, 600, 16, 32, CLATTN_F32, CLATTN_LAYOUT_BHSD, CLATTN_CAUSAL_NONE, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
+        {2, 4, 2, 3, 37, 16, 16, CLATTN_F16, CLATTN_LAYOUT_BSHD, CLATTN_CAUSAL_BOTTOM_RIGHT, CLATTN_MASK_NONE, CLATTN_PATH_FUSED},
     };
     tu_keep keep = {0};
     int ok = 1;
@@ -152,7 +156,7 @@ int main(void)
     }
     /* Int8 K/V (their per-token scales are two more buffers each kernel reads) on the unfused path,
        the fused one and split-KV decode, F32 and F16 q. */
-    static const size_t with_int8[] = {1, 4, 7};
+    static const size_t with_int8[] = {1, 4, 7, 8};
     for (size_t t = 0; t < sizeof with_int8 / sizeof with_int8[0]; t++) {
         tu_case c = shape_case(&shapes[with_int8[t]], 300 + t, &keep);
         c.desc.kv_storage = CLATTN_KV_INT8;

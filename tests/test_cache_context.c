@@ -315,9 +315,9 @@ static void test_small_local_memory(void **state)
     small_case(&c, CLATTN_PATH_FUSED, 256);
     c.desc.seq_q = 150;
     assert_int_equal(clattn_problem_init(&c.desc, &p, NULL, 0), CLATTN_SUCCESS);
-    assert_ptr_equal(clattn_flash_family_for(&p), fl);
 
     clattn_context *ctx = new_context(f);
+    assert_ptr_equal(clattn_flash_family_for(clattn_test_device(ctx), &p), fl);
     clattn_context_set_tuning(ctx, 0);
     clattn_test_device(ctx)->local_mem_bytes = 48 * 1024;
     clattn_params_defaults(fl, clattn_test_device(ctx)->cls, &def);

@@ -33,6 +33,7 @@ typedef struct shape {
 static const shape shapes[] = {
     {2, 4, 4, 70, 90, 64, 64, CLATTN_F32, CLATTN_CAUSAL_NONE},        /* prefill */
     {1, 8, 2, 1, 3000, 40, 24, CLATTN_F16, CLATTN_CAUSAL_BOTTOM_RIGHT}, /* decode, split keys */
+    {2, 8, 2, 2, 1500, 64, 32, CLATTN_F32, CLATTN_CAUSAL_BOTTOM_RIGHT}, /* decode: flash_decode */
     {1, 6, 3, 33, 33, 128, 80, CLATTN_F32, CLATTN_CAUSAL_TOP_LEFT},   /* GQA, odd dv */
     {1, 2, 2, 17, 5, 7, 7, CLATTN_F16, CLATTN_CAUSAL_NONE},           /* tiny, odd d */
 };
@@ -130,7 +131,14 @@ static void test_local_memory(void **state)
         }
     }
     printf("%d kernels of %d families checked\n", t.steps, t.families_seen);
-    assert_int_equal(t.families_seen, 6);   /* qk, softmax, pv, flash, flash_split, merge */
+    /* qk, softmax, pv, flash, flash_split, merge; and flash_decode where the device takes it */
+    int decode_seen = 0;
+    for (int i = 0; i < t.families_seen; i++)
+        decode_seen |= t.seen[i] == &clattn_family_flash_decode;
+    assert_int_equal(t.families_seen, 6 + decode_seen);
+    const clattn_device_info *dev = clattn_test_device(ctx);
+    if (dev->cls == CLATTN_CLASS_CPU && !clattn_device_loop_cap(dev))
+        assert_true(decode_seen);
 }
 
 int main(void)

@@ -21,6 +21,7 @@
 static const clattn_family *const families[] = {
     &clattn_family_qk,    &clattn_family_softmax,     &clattn_family_pv,
     &clattn_family_flash, &clattn_family_flash_split, &clattn_family_merge,
+    &clattn_family_flash_decode,
 };
 #define N_FAMILIES (sizeof families / sizeof *families)
 

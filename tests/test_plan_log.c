@@ -82,10 +82,20 @@ static void test_describe_paths(void **state)
     assert_non_null(strstr(text, "softmax "));
     assert_non_null(strstr(text, "pv "));
 
-    /* decode with grouped heads: the split family; unfused, the group's rows fold into one head */
+    /* decode with grouped heads: a decode family (flash_decode on CPUs, flash_split elsewhere);
+       unfused, the group's rows fold into one head */
     clattn_attention_desc decode = shape(1, 8, 2, 1, 4096, 64, CLATTN_CAUSAL_BOTTOM_RIGHT);
     describe(ctx, &decode, 0, text, sizeof text);
-    assert_non_null(strstr(text, "flash_split"));
+    clattn_problem dp;
+    assert_int_equal(clattn_problem_init(&decode, &dp, NULL, 0), CLATTN_SUCCESS);
+    const clattn_family *decode_family = clattn_flash_family_for(clattn_test_device(ctx), &dp);
+    assert_true(decode_family == &clattn_family_flash_decode ||
+                decode_family == &clattn_family_flash_split);
+    if (clattn_test_device(ctx)->cls == CLATTN_CLASS_CPU)
+        assert_ptr_equal(decode_family, &clattn_family_flash_decode);
+    char named[32];
+    snprintf(named, sizeof named, "%s ", decode_family->name);
+    assert_non_null(strstr(text, named));
     decode.path = CLATTN_PATH_UNFUSED;
     describe(ctx, &decode, 0, text, sizeof text);
     assert_non_null(strstr(text, "reshaped"));

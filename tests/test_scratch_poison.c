@@ -154,7 +154,7 @@ static void check_internal(clattn_context *ctx, const shape *sh, run_kind kind, 
         clattn_test_lock(ctx);   /* the internal entry points run with it held */
         if (kind == RUN_SPLITS) {
             clattn_params params;
-            st = clattn_params_lookup(ctx, clattn_flash_family_for(&p), &p, &params);
+            st = clattn_params_lookup(ctx, clattn_flash_family_for(clattn_test_device(ctx), &p), &p, &params);
             if (st == CLATTN_SUCCESS)
                 st = clattn_flash_enqueue_with(ctx, &p, &params, (int)arg, bq, bk, bv, NULL, bo, bl);
         } else {

@@ -1,7 +1,7 @@
 /* Small devices (clattn_context_options.max_local_mem_bytes, .max_work_group_size) of every device
  * class (.device_class): local memory capped at 16 or 32 KiB and work-groups at 64 or 256
  * work-items, as on small GPUs and FPGAs, with each class's defaults and search space. Every kernel
- * family (qk, softmax, pv; flash; flash_split with the merge) runs at the parameters the capped
+ * family (qk, softmax, pv; flash; flash_split or, on the CPU class, flash_decode, with the merge) runs at the parameters the capped
  * context chooses (with the fallbacks of host/attention/params.c) and must match the reference
  * (tolerances: testutil.h); so must the multi-head layer with the own projection GEMM (tolerances:
  * mha_fixture.h). Where the capped device genuinely cannot serve a shape (the fused kernel's
@@ -124,12 +124,15 @@ static void run_device(const small_device *dev)
     d.causal = CLATTN_CAUSAL_TOP_LEFT;
     check_case(ctx, dev, "fused F32 d256/128 causal", &d, 0, 0);
 
-    /* flash_split and the merge: decode of a GQA group over 4096 keys */
+    /* flash_split (flash_decode on the CPU class) and the merge: decode of a GQA group over 4096
+       keys */
     d = shape(1, 4, 1, 1, 4096, 128, 128, CLATTN_F16, F);
     char plan[2048];
     assert_int_equal(clattn_plan_describe(ctx, &d, 0, plan, sizeof plan), CLATTN_SUCCESS);
-    if (!strstr(plan, "flash_split") || !strstr(plan, "merge"))
-        fail_msg("%s: the decode does not split:\n%s", dev->name, plan);
+    const char *decode_family =
+        clattn_test_device(ctx)->cls == CLATTN_CLASS_CPU ? "flash_decode " : "flash_split ";
+    if (!strstr(plan, decode_family) || !strstr(plan, "merge"))
+        fail_msg("%s: the decode does not split on %s:\n%s", dev->name, decode_family, plan);
     check_case(ctx, dev, "split decode F16 Lk4096", &d, 0, 0);
 
     /* d = dv = 256: the fused kernel's smallest tiles need more than 16 KiB */

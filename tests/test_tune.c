@@ -459,8 +459,11 @@ static void test_tune_varlen(void **state)
     vd.block_table_host = table;
     clattn_context *ctx = new_context(f);
     clattn_tune_report rep;
+    /* the decode family this device's plan takes (flash.c, clattn_flash_family_for) */
     clattn_tune_options opt = {.budget_s = 120, .max_candidates = 3, .repeats = 1, .seed = 9,
-                               .families = "flash_split"};
+                               .families = clattn_test_device(ctx)->cls == CLATTN_CLASS_CPU
+                                               ? "flash_decode"
+                                               : "flash_split"};
     assert_int_equal(clattn_tune_varlen(ctx, &vd, &opt, &rep), CLATTN_SUCCESS);
     assert_int_equal(rep.path, CLATTN_PATH_FUSED);
     assert_int_equal(rep.n_families, 1);

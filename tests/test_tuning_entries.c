@@ -4,9 +4,9 @@
  * entry, gives the reference's result, records a warning, and builds no program for the entry
  * (bad entries are refused before any build, so a bad value costs no compile).
  *
- * For every family (qk, softmax, pv, flash, flash_split, merge) and every parameter of it, the
- * bad values are put into the context's tuning table for the exact shape class of a call that
- * consults the family; one more test goes through a tuning file on disk. The problems are small
+ * For every family (qk, softmax, pv, flash, flash_split, flash_decode, merge) and every parameter
+ * of it, the bad values are put into the context's tuning table for the exact shape class of a call
+ * that consults the family; one more test goes through a tuning file on disk. The problems are small
  * and each test builds its programs once, on the first (untuned) call. */
 #define _XOPEN_SOURCE 700     /* nftw, mkdtemp, strdup */
 #include "host/cache/cache.h"
@@ -50,7 +50,8 @@ static clattn_attention_desc prefill_desc(void)
     return d;
 }
 
-/* Fused, decode-shaped and long: consults flash_split, splits the keys and so consults merge. */
+/* Fused, decode-shaped and long: consults flash_decode on CPUs (flash_split elsewhere), splits the
+   keys and so consults merge. */
 static clattn_attention_desc decode_desc(void)
 {
     clattn_attention_desc d = {0};
@@ -61,6 +62,14 @@ static clattn_attention_desc decode_desc(void)
     d.seq_kv = 2048;
     d.head_dim = 16;
     d.path = CLATTN_PATH_FUSED;
+    return d;
+}
+
+/* The same with d = 24, which flash_decode does not take (multiples of 16): flash_split everywhere. */
+static clattn_attention_desc split_desc(void)
+{
+    clattn_attention_desc d = decode_desc();
+    d.head_dim = 24;
     return d;
 }
 
@@ -294,16 +303,18 @@ static void run_scenario(const scenario *sc)
     clattn_test_lock(ctx);
     assert_int_equal(clattn_params_lookup(ctx, f, &p, &ref), CLATTN_SUCCESS);
     clattn_test_unlock(ctx);
-    if (f == &clattn_family_flash_split || f == &clattn_family_merge) {
+    const clattn_family *fused = clattn_flash_family_for(clattn_test_device(ctx), &p);
+    if (f == &clattn_family_merge) {
         /* the decode call only consults merge when it splits the keys */
         clattn_params split_ref;
         clattn_test_lock(ctx);
-        assert_int_equal(clattn_params_lookup(ctx, &clattn_family_flash_split, &p, &split_ref),
-                         CLATTN_SUCCESS);
+        assert_int_equal(clattn_params_lookup(ctx, fused, &p, &split_ref), CLATTN_SUCCESS);
         clattn_test_unlock(ctx);
         assert_true(clattn_flash_splits(ctx, &p, &split_ref) > 1);
-    } else if (f == &clattn_family_flash) {
-        assert_ptr_equal(clattn_flash_family_for(&p), f);
+    } else if (sc->desc.path == CLATTN_PATH_FUSED) {
+        assert_ptr_equal(fused, f);   /* the call consults the family under test */
+        if (f != &clattn_family_flash)
+            assert_true(clattn_flash_splits(ctx, &p, &ref) > 1);
     }
     /* builds the programs, on the parameters the bad entries must leave in place */
     assert_true(run_call(ctx, &sc->desc, "untuned"));
@@ -371,7 +382,20 @@ static void test_flash(void **state)
 static void test_flash_split(void **state)
 {
     (void)state;
-    scenario sc = {&clattn_family_flash_split, decode_desc(), 0};
+    scenario sc = {&clattn_family_flash_split, split_desc(), 0};
+    run_scenario(&sc);
+}
+
+/* flash_decode serves decode on CPUs only: elsewhere the decode call takes flash_split. */
+static void test_flash_decode(void **state)
+{
+    (void)state;
+    clattn_context *ctx = new_context(1);
+    const int cpu = clattn_test_device(ctx)->cls == CLATTN_CLASS_CPU;
+    clattn_context_release(ctx);
+    if (!cpu)
+        skip();
+    scenario sc = {&clattn_family_flash_decode, decode_desc(), 0};
     run_scenario(&sc);
 }
 
@@ -449,7 +473,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qk),          cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_pv),          cmocka_unit_test(test_flash),
-        cmocka_unit_test(test_flash_split), cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_flash_split), cmocka_unit_test(test_flash_decode),
+        cmocka_unit_test(test_merge),
         cmocka_unit_test(test_entries_from_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -185,12 +185,16 @@ clattn_status clattn_unfused_enqueue_chunked(clattn_context *ctx, const clattn_p
 
 /* flash.c */
 /* Both run cl/flash_attention.cl with the same parameters; "flash" serves prefill-shaped problems,
-   "flash_split" decode-shaped ones (at most 16 query rows per KV head), split-KV or not. */
+   "flash_split" decode-shaped ones (at most 16 query rows per KV head), split-KV or not.
+   "flash_decode" runs cl/flash_decode.cl (the same arguments and results, lanes along d) on the
+   decode-shaped problems of CPUs that it serves (flash.c, decode_serves). */
 extern const clattn_family clattn_family_flash;
 extern const clattn_family clattn_family_flash_split;
-/* The family the fused path's plan takes for p (clattn_flash_plan), and the split count it takes
-   with params (1: none; from the compute units, the family's SPLIT_OCC and Lk). */
-const clattn_family *clattn_flash_family_for(const clattn_problem *p);
+extern const clattn_family clattn_family_flash_decode;
+/* The family the fused path's plan takes for p on dev (clattn_flash_plan), and the split count it
+   takes with params (1: none; from the compute units, the family's SPLIT_OCC and Lk). */
+const clattn_family *clattn_flash_family_for(const clattn_device_info *dev,
+                                             const clattn_problem *p);
 int clattn_flash_splits(const clattn_context *ctx, const clattn_problem *p, const clattn_params *params);
 int clattn_flash_splits_on(const clattn_device_info *dev, const clattn_problem *p,
                            const clattn_params *params);

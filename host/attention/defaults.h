@@ -12,6 +12,7 @@ enum { P_WGS, P_VEC, CLATTN_MERGE_PARAMS };
 
 extern const clattn_param_def clattn_flash_params[P_COUNT];
 extern const clattn_param_def clattn_flash_split_params[P_COUNT];
+extern const clattn_param_def clattn_flash_decode_params[P_COUNT];
 extern const clattn_param_def clattn_qk_params[CLATTN_GEMM_PARAMS];
 extern const clattn_param_def clattn_pv_params[CLATTN_GEMM_PARAMS];
 extern const clattn_param_def clattn_softmax_params[CLATTN_SOFTMAX_PARAMS];

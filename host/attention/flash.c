@@ -97,9 +97,10 @@ static int flash_valid(const clattn_params *pr, const clattn_device_info *dev,
     return 1;
 }
 
-/* SPLIT_OCC only sets the split count: values giving the same count launch the same work. */
-static void flash_canonical(clattn_params *pr, const clattn_params *ref,
-                            const clattn_device_info *dev, const clattn_problem *p)
+/* SPLIT_OCC only sets the split count: values giving the same count launch the same work, so pr
+   takes ref's value, or else the first of the family's candidates (defs), that gives its count. */
+static void canonical_occ(const clattn_param_def *defs, clattn_params *pr, const clattn_params *ref,
+                          const clattn_device_info *dev, const clattn_problem *p)
 {
     int splits = clattn_flash_splits_on(dev, p, pr);
     clattn_params alt = *pr;
@@ -108,7 +109,7 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
         *pr = alt;
         return;
     }
-    const clattn_param_def *occ = &clattn_flash_params[P_SPLIT_OCC];
+    const clattn_param_def *occ = &defs[P_SPLIT_OCC];
     for (int i = 0; i < occ->n_candidates; i++) {
         alt.v[P_SPLIT_OCC] = occ->candidates[i];
         if (clattn_flash_splits_on(dev, p, &alt) == splits) {
@@ -116,6 +117,12 @@ static void flash_canonical(clattn_params *pr, const clattn_params *ref,
             return;
         }
     }
+}
+
+static void flash_canonical(clattn_params *pr, const clattn_params *ref,
+                            const clattn_device_info *dev, const clattn_problem *p)
+{
+    canonical_occ(clattn_flash_params, pr, ref, dev, p);
 }
 
 /* A sliding window: a block's keys span the window plus the positions of its rows, so a tall block
@@ -144,11 +151,92 @@ const clattn_family clattn_family_flash_split = {"flash_split", "flash_attention
                                                  clattn_flash_split_params, flash_valid, flash_canonical,
                                                  NULL, flash_local_bytes, flash_work_group_size};
 
-const clattn_family *clattn_flash_family_for(const clattn_problem *p)
+/* ---- flash_decode (cl/flash_decode.cl) ------------------------------------------------------- */
+
+/* Lanes along d in cl/flash_decode.cl, and the head dimensions it takes: its private arrays hold
+   a row's q and accumulator, BLOCK_M rows at a time. */
+#define DECODE_LANES 16
+#define DECODE_MAX_DIM 256
+
+/* Whether cl/flash_decode.cl serves p on dev, and if not, why (one rule, for the routing and for
+   valid()). What it does not serve runs on flash_split, which serves everything. */
+static int decode_serves(const clattn_device_info *dev, const clattn_problem *p, char *why,
+                         size_t why_len)
 {
-    if ((long)p->group * p->Lq <= DECODE_ROWS)
-        return &clattn_family_flash_split;
-    return &clattn_family_flash;
+    const char *no = NULL;
+    if (dev->cls != CLATTN_CLASS_CPU)
+        no = "its vector lanes along d suit CPUs only";
+    else if (clattn_device_loop_cap(dev))
+        no = "the device ends long loops early";
+    else if ((long)p->group * p->Lq > DECODE_ROWS)
+        no = "more than 16 query rows per KV head";
+    else if (p->d % DECODE_LANES || p->dv % DECODE_LANES || p->d > DECODE_MAX_DIM ||
+             p->dv > DECODE_MAX_DIM)
+        no = "d and dv must be multiples of 16, at most 256";
+    else if (p->mask_type != CLATTN_MASK_NONE)
+        no = "no mask";
+    else if (clattn_problem_variants(p) &
+             ~(CLATTN_VARIANT_KV_INT8 | CLATTN_VARIANT_VARLEN | CLATTN_VARIANT_PAGED))
+        no = "no window, soft-cap, ALiBi or sinks";
+    if (no && why)
+        snprintf(why, why_len, "flash_decode: %s", no);
+    return !no;
+}
+
+static int decode_valid(const clattn_params *pr, const clattn_device_info *dev,
+                        const clattn_problem *p, char *why, size_t why_len)
+{
+    if (!clattn_params_in_range(clattn_flash_decode_params, P_COUNT, pr, why, why_len) ||
+        !decode_serves(dev, p, why, why_len))
+        return 0;
+    if (pr->v[P_BLOCK_N] != DECODE_LANES || pr->v[P_VW] != DECODE_LANES || pr->v[P_RM] != 1 ||
+        pr->v[P_WPR] != 1 || pr->v[P_UNROLL] != 1 || pr->v[P_LVW] != 1) {
+        snprintf(why, why_len, "flash_decode takes BLOCK_N=VW=16 and RM=WPR=UNROLL=LVW=1");
+        return 0;
+    }
+    return 1;
+}
+
+/* Rows per work-item cut to the problem's rows (a power of two at least): more only idle. */
+static void decode_fit_defaults(clattn_params *pr, const clattn_problem *p)
+{
+    const long rows = (long)p->group * p->Lq;
+    while (pr->v[P_BLOCK_M] / 2 >= rows && pr->v[P_BLOCK_M] > 1)
+        pr->v[P_BLOCK_M] /= 2;
+}
+
+static void decode_canonical(clattn_params *pr, const clattn_params *ref,
+                             const clattn_device_info *dev, const clattn_problem *p)
+{
+    decode_fit_defaults(pr, p);
+    canonical_occ(clattn_flash_decode_params, pr, ref, dev, p);
+}
+
+/* No local memory, one work-item a work-group. */
+static size_t decode_local_bytes(const clattn_params *pr, const clattn_problem *p)
+{
+    (void)pr;
+    (void)p;
+    return 0;
+}
+
+static size_t decode_work_group_size(const clattn_params *pr)
+{
+    (void)pr;
+    return 1;
+}
+
+const clattn_family clattn_family_flash_decode = {"flash_decode", "flash_decode.cl", P_COUNT,
+                                                  clattn_flash_decode_params, decode_valid,
+                                                  decode_canonical, decode_fit_defaults,
+                                                  decode_local_bytes, decode_work_group_size};
+
+const clattn_family *clattn_flash_family_for(const clattn_device_info *dev, const clattn_problem *p)
+{
+    if ((long)p->group * p->Lq > DECODE_ROWS)
+        return &clattn_family_flash;
+    return decode_serves(dev, p, NULL, 0) ? &clattn_family_flash_decode
+                                          : &clattn_family_flash_split;
 }
 
 /* Work-groups of the unsplit launch. */
@@ -241,7 +329,7 @@ static clattn_status fill_plan(clattn_context *ctx, const clattn_problem *p,
                                const clattn_plan_config *cfg, int splits, clattn_plan *plan)
 {
     clattn_plan_step *s = &plan->step[0];
-    clattn_status st = clattn_plan_params(ctx, clattn_flash_family_for(p), p, cfg, s);
+    clattn_status st = clattn_plan_params(ctx, clattn_flash_family_for(&ctx->info, p), p, cfg, s);
     if (st != CLATTN_SUCCESS)
         return st;
     plan->n_steps = 1;
@@ -281,7 +369,10 @@ clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, 
     if (clattn_problem_defines(p, options, sizeof options) ||
         clattn_params_defines(plan->step[0].family, &plan->step[0].params, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
-    return clattn_kernel_get(ctx, clattn_family_flash.file, options, "flash_attention", out);
+    const clattn_family *f = plan->step[0].family;
+    return clattn_kernel_get(ctx, f->file, options,
+                             f == &clattn_family_flash_decode ? "flash_decode" : "flash_attention",
+                             out);
 }
 
 /* The problem the merge of a ragged batch's partials writes: one "batch entry" of total_q packed
@@ -429,12 +520,12 @@ static clattn_status flash_launch(clattn_context *ctx, const clattn_plan *plan,
         ARG(vt->causal_abs);
     }
 
-    const size_t wgs = flash_work_group_size(pr);
+    const size_t wgs = plan->step[0].family->work_group_size(pr);
     const long rows = (long)p->group * p->Lq;
     const size_t global[3] = {(size_t)((rows + bm - 1) / bm) * wgs, (size_t)p->B * (size_t)p->Hkv,
                               (size_t)splits};
     const size_t local[3] = {wgs, 1, 1};
-    st = clattn_launch(ctx, kernel, 3, global, local, "flash_attention");
+    st = clattn_launch(ctx, kernel, 3, global, local, plan->step[0].family->name);
     if (st == CLATTN_SUCCESS && split) {
         clattn_problem pm;
         const clattn_problem *merged = p;
@@ -456,7 +547,7 @@ clattn_status clattn_flash_enqueue_with(clattn_context *ctx, const clattn_proble
                                         cl_mem v, cl_mem mask, cl_mem out, cl_mem lse)
 {
     clattn_plan plan;
-    clattn_plan_config cfg = {clattn_flash_family_for(p), *params, 0};
+    clattn_plan_config cfg = {clattn_flash_family_for(&ctx->info, p), *params, 0};
     memset(&plan, 0, sizeof plan);
     plan.path = CLATTN_PATH_FUSED;
     plan.p = *p;

@@ -113,7 +113,8 @@ clattn_status clattn_plan_step_kernel(clattn_context *ctx, const clattn_plan *pl
     if (i < 0 || i >= plan->n_steps)
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "step %d of a plan of %d", i, plan->n_steps);
     const clattn_plan_step *s = &plan->step[i];
-    if (s->family == &clattn_family_flash || s->family == &clattn_family_flash_split)
+    if (s->family == &clattn_family_flash || s->family == &clattn_family_flash_split ||
+        s->family == &clattn_family_flash_decode)
         return clattn_flash_kernel(ctx, plan, out);
     if (s->family == &clattn_family_merge)
         return clattn_merge_kernel(ctx, &plan->p, &s->params, 0, 1, out);   /* split partials */
