@@ -717,15 +717,22 @@ static void test_corrupt_tables(void **state)
 /* Corruption with the keys split (long contexts) and with packed keys: a bad block id in a block
    only a later chunk reads, a skipped sequence (its rows merge to 0 and lse -inf), and packed key
    ranges that are negative, past the end or decreasing: NaN rows and lse for the sequence hit,
-   the others right. */
+   the others right. At d 8 and 16: on a CPU the second is cl/flash_decode.cl's (d a multiple of
+   16), the first cl/flash_attention.cl's. */
+static void corrupt_split_and_packed(clattn_context *ctx, int d);
 static void test_corrupt_split_and_packed(void **state)
 {
-    clattn_context *ctx = *state;
+    corrupt_split_and_packed(*state, 8);
+    corrupt_split_and_packed(*state, 16);
+}
+
+static void corrupt_split_and_packed(clattn_context *ctx, int d)
+{
     enum { SPLIT_BLOCK, SPLIT_SKIP, PACKED_NEG, PACKED_PAST, PACKED_DOWN, CASES };
     enum { REF, NANS, ZEROS };
     for (int kase = 0; kase < CASES; kase++) {
         const int packed = kase >= PACKED_NEG;
-        vcase c = base_case(3, 2, 1, 8, CLATTN_F32, packed ? 0 : 16, 800 + (uint64_t)kase);
+        vcase c = base_case(3, 2, 1, d, CLATTN_F32, packed ? 0 : 16, 800 + (uint64_t)kase);
         c.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
         c.use_buffers = 1;
         const int lq[3] = {1, 2, 1}, lk[3] = {packed ? 40 : 700, 30, packed ? 25 : 300};
@@ -757,6 +764,8 @@ static void test_corrupt_split_and_packed(void **state)
         for (size_t i = 0; i < nl; i++)
             lse[i] = 1234.0f;
         assert_int_equal(run_device(ctx, &c, &x, out, lse), CLATTN_SUCCESS);
+        if (keep_all)   /* d 16 grows the scratch that d 8 made: keep the old (testutil.h) */
+            tu_keep_scratch(keep_all, ctx);
         for (int b = 0; b < c.B; b++)
             for (int i = 0; i < lq[b]; i++) {
                 const size_t t = (size_t)(good.cu_q[b] + i);
