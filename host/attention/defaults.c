@@ -61,14 +61,18 @@ const clattn_param_def clattn_flash_split_params[P_COUNT] = {
    as flash, so that the split logic serves both, with the meanings that kernel gives them:
    BLOCK_M query rows per work-item (cut to the problem's rows, a power of two), BLOCK_N and VW the
    16 keys and 16 d-lanes of its reduction tree, and no loops for RM, WPR, UNROLL or LVW (1).
-   SPLIT_OCC counts single work-items: measured on PoCL (2-core AVX-512, B 8, Hq 32, Hkv 8, Lk
-   4096, d 128), chunks of 256-512 keys (64 work-items a compute unit and more) ran int8 K/V
-   1.3x faster than whole rows (3.9 against 5.3 ms), f32 and f16 alike. Only CPUs take this
-   family (decode_serves in flash.c); the other columns are never used. */
+   SPLIT_OCC counts single work-items: the keys are split until there are SPLIT_OCC of them a
+   compute unit. Measured on PoCL (2-core AVX-512 Xeon, f32, d 128, clattn-bench --shape, one run
+   a value; SPLIT_OCC 16 / 4 / 64 / 256): B 8 Hq 32 Hkv 8 Lk 4096 13.3 / 13.7 / 13.8 / 15.0 ms
+   (int8 K/V 4.28 / 4.28 / 4.58 / 4.93 ms); B 1 of the same 0.79 / 0.74 / 0.82 / 0.83 ms; one KV
+   head over 16384 keys 0.64 / 0.64 / 0.67 / 0.70 ms; 4 positions of B 4 over 2048 keys 6.6 /
+   6.2 / 7.4 / 8.1 ms. Chunks cost their partial writes and the merge, and a work-item walks its
+   keys fast enough that a few per core balance the load. Only CPUs take this family
+   (decode_serves in flash.c); the other columns are never used. */
 static const int decode_rows_candidates[] = {16, 8, 4, 2, 1};
 static const int decode_lanes_candidates[] = {16};
 static const int decode_one_candidates[] = {1};
-static const int decode_occ_candidates[] = {256, 64, 16, 4, 1024};
+static const int decode_occ_candidates[] = {16, 4, 1, 64, 256};
 const clattn_param_def clattn_flash_decode_params[P_COUNT] = {
     {"BLOCK_M", decode_rows_candidates, COUNT(decode_rows_candidates), {16, 16, 16}, 0},
     {"BLOCK_N", decode_lanes_candidates, 1, {16, 16, 16}, 0},
@@ -77,7 +81,7 @@ const clattn_param_def clattn_flash_decode_params[P_COUNT] = {
     {"WPR", decode_one_candidates, 1, {1, 1, 1}, 0},
     {"UNROLL", decode_one_candidates, 1, {1, 1, 1}, 0},
     {"LVW", decode_one_candidates, 1, {1, 1, 1}, 0},
-    {"SPLIT_OCC", decode_occ_candidates, COUNT(decode_occ_candidates), {256, 256, 256}, 1},
+    {"SPLIT_OCC", decode_occ_candidates, COUNT(decode_occ_candidates), {16, 16, 16}, 1},
 };
 
 /* ---- qk, pv (cl/qk_scores.cl, cl/pv.cl) and softmax (cl/softmax.cl) ------------------------- */
