@@ -38,49 +38,14 @@ static int run_split(clattn_context *ctx, int splits, clattn_causal causal, tu_k
     clattn_attention_desc d = {0};
     d.batch = 1, d.heads_q = 4, d.heads_kv = 2, d.seq_q = 1, d.seq_kv = 45, d.head_dim = 8;
     d.head_dim_v = 6, d.causal = causal;
-    clattn_problem p;
-    if (clattn_problem_init(&d, &p, NULL, 0) != CLATTN_SUCCESS)
-        return 0;
-    tu_rng r;
-    tu_rng_seed(&r, 7 + (uint64_t)splits);
-    float *q = tu_alloc(p.bytes.q), *k = tu_alloc(p.bytes.k), *v = tu_alloc(p.bytes.v);
-    float *out = tu_alloc(p.bytes.out), *ref = tu_alloc(p.bytes.out);
-    float *lse = tu_alloc(p.bytes.lse), *ref_lse = tu_alloc(p.bytes.lse);
-    tu_fill_normal(q, CLATTN_F32, p.bytes.q / 4, 1, &r);
-    tu_fill_normal(k, CLATTN_F32, p.bytes.k / 4, 1, &r);
-    tu_fill_normal(v, CLATTN_F32, p.bytes.v / 4, 1, &r);
-    cl_context cl = clattn_context_cl_context(ctx);
-    cl_int e;
-    cl_mem bq = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.q, q, &e);
-    cl_mem bk = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.k, k, &e);
-    cl_mem bv = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.v, v, &e);
-    cl_mem bo = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.out, NULL, &e);
-    cl_mem bl = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.lse, NULL, &e);
-    const clattn_family *fam = clattn_flash_family_for(clattn_test_device(ctx), &p);
-    clattn_params params;
-    clattn_status st = clattn_params_lookup(ctx, fam, &p, &params);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_flash_enqueue_with(ctx, &p, &params, splits, bq, bk, bv, NULL, bo, bl);
-    if (st == CLATTN_SUCCESS) {
-        clEnqueueReadBuffer(clattn_context_queue(ctx), bo, CL_TRUE, 0, p.bytes.out, out, 0, NULL, NULL);
-        clEnqueueReadBuffer(clattn_context_queue(ctx), bl, CL_TRUE, 0, p.bytes.lse, lse, 0, NULL, NULL);
-    }
-    clattn_attention_reference(&d, q, k, v, NULL, ref, NULL, ref_lse);
-    tu_keep_scratch(keep, ctx);
-    cl_mem mems[] = {bq, bk, bv, bo, bl};
-    for (int i = 0; i < 5; i++)
-        tu_keep_add(keep, mems[i]);
+    int ok;
     tu_diff dout, dlse;
-    int ok = st == CLATTN_SUCCESS &&
-             tu_compare_out(CLATTN_F32, out, ref, p.bytes.out / 4,
-                            tu_out_tolerance(CLATTN_F32, ref, p.bytes.out / 4, 1), &dout) &&
-             tu_compare_rel(lse, ref_lse, p.bytes.lse / 4, 1e-5, &dlse);
+    clattn_status st = tu_run_fused_with(ctx, &d, 0, splits, 7 + (uint64_t)splits, keep, &ok, &dout,
+                                         &dlse);
+    ok &= st == CLATTN_SUCCESS;
     printf("%-4s split-KV splits=%d causal=%d\n", ok ? "ok" : "FAIL", splits, (int)causal);
     if (st != CLATTN_SUCCESS)
         printf("     %s\n", clattn_context_last_error(ctx));
-    clReleaseMemObject(bq), clReleaseMemObject(bk), clReleaseMemObject(bv);
-    clReleaseMemObject(bo), clReleaseMemObject(bl);
-    free(q), free(k), free(v), free(out), free(ref), free(lse), free(ref_lse);
     return ok;
 }
 

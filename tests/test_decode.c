@@ -10,7 +10,6 @@
 #include "testutil.h"
 
 #include "host/attention/attention.h"
-#include "host/attention/defaults.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -96,54 +95,20 @@ static void test_grid(void **state)
     printf("%d decode cases, %d on flash_decode\n", n, on_decode);
 }
 
-/* One problem at explicit parameters and split count against the reference (F32). */
+/* One problem at BLOCK_M block_m and splits key ranges against the reference (F32). */
 static void run_forced(clattn_context *ctx, const clattn_attention_desc *d, int block_m, int splits)
 {
-    clattn_problem p;
-    assert_int_equal(clattn_problem_init(d, &p, NULL, 0), CLATTN_SUCCESS);
-    tu_rng r;
-    tu_rng_seed(&r, 77 + (uint64_t)(block_m * 16 + splits));
-    float *q = tu_alloc(p.bytes.q), *k = tu_alloc(p.bytes.k), *v = tu_alloc(p.bytes.v);
-    float *out = tu_alloc(p.bytes.out), *ref = tu_alloc(p.bytes.out);
-    float *lse = tu_alloc(p.bytes.lse), *ref_lse = tu_alloc(p.bytes.lse);
-    tu_fill_normal(q, CLATTN_F32, p.bytes.q / 4, 1, &r);
-    tu_fill_normal(k, CLATTN_F32, p.bytes.k / 4, 1, &r);
-    tu_fill_normal(v, CLATTN_F32, p.bytes.v / 4, 1, &r);
-    cl_context cl = clattn_context_cl_context(ctx);
-    cl_int e;
-    cl_mem bq = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.q, q, &e);
-    cl_mem bk = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.k, k, &e);
-    cl_mem bv = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.v, v, &e);
-    cl_mem bo = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.out, NULL, &e);
-    cl_mem bl = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.lse, NULL, &e);
-    clattn_params params;
-    clattn_test_lock(ctx);
-    clattn_status st = clattn_params_lookup(ctx, &clattn_family_flash_decode, &p, &params);
-    params.v[P_BLOCK_M] = block_m;
-    char why[256];
-    if (st == CLATTN_SUCCESS &&
-        !clattn_family_flash_decode.valid(&params, clattn_test_device(ctx), &p, why, sizeof why))
-        fail_msg("BLOCK_M=%d: %s", block_m, why);
-    if (st == CLATTN_SUCCESS)
-        st = clattn_flash_enqueue_with(ctx, &p, &params, splits, bq, bk, bv, NULL, bo, bl);
-    clattn_test_unlock(ctx);
+    int ok;
+    tu_diff dout, dlse;
+    clattn_status st = tu_run_fused_with(ctx, d, block_m, splits,
+                                         77 + (uint64_t)(block_m * 16 + splits), NULL, &ok, &dout,
+                                         &dlse);
     if (st != CLATTN_SUCCESS)
         fail_msg("BLOCK_M=%d splits=%d: %s", block_m, splits, clattn_context_last_error(ctx));
-    clEnqueueReadBuffer(clattn_context_queue(ctx), bo, CL_TRUE, 0, p.bytes.out, out, 0, NULL, NULL);
-    clEnqueueReadBuffer(clattn_context_queue(ctx), bl, CL_TRUE, 0, p.bytes.lse, lse, 0, NULL, NULL);
-    assert_int_equal(clattn_attention_reference(d, q, k, v, NULL, ref, NULL, ref_lse),
-                     CLATTN_SUCCESS);
-    tu_diff dout, dlse;
-    const size_t no = p.bytes.out / 4, nl = p.bytes.lse / 4;
-    const double tol = tu_out_tolerance(CLATTN_F32, ref, no, 1);
-    if (!tu_compare_out(CLATTN_F32, out, ref, no, tol, &dout) ||
-        !tu_compare_rel(lse, ref_lse, nl, TU_LSE_REL, &dlse))
+    if (!ok)
         fail_msg("BLOCK_M=%d splits=%d causal=%d Lq=%d Lk=%d: out err %g (tol %g), lse err %g",
                  block_m, splits, (int)d->causal, d->seq_q, d->seq_kv, dout.err, dout.tol,
                  dlse.err);
-    clReleaseMemObject(bq), clReleaseMemObject(bk), clReleaseMemObject(bv);
-    clReleaseMemObject(bo), clReleaseMemObject(bl);
-    free(q), free(k), free(v), free(out), free(ref), free(lse), free(ref_lse);
 }
 
 /* Every BLOCK_M at 3 splits, bottom-right causal: 6 rows per KV head (a group of 3, two

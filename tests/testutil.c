@@ -2,6 +2,9 @@
  * assertions, so every helper may run on any thread (test_threads.c calls them from four). */
 #include "testutil.h"
 
+#include "host/attention/attention.h"
+#include "host/attention/defaults.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -717,4 +720,64 @@ cl_mem tu_image_or_null(clattn_context *ctx, size_t min_bytes)
         abort();
     }
     return m;
+}
+
+clattn_status tu_run_fused_with(clattn_context *ctx, const clattn_attention_desc *d, int block_m,
+                                int splits, uint64_t seed, tu_keep *keep, int *ok, tu_diff *dout,
+                                tu_diff *dlse)
+{
+    *ok = 0;
+    clattn_problem p;
+    if (clattn_problem_init(d, &p, NULL, 0) != CLATTN_SUCCESS)
+        return CLATTN_INVALID_ARGUMENT;
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    float *q = tu_alloc(p.bytes.q), *k = tu_alloc(p.bytes.k), *v = tu_alloc(p.bytes.v);
+    float *out = tu_alloc(p.bytes.out), *ref = tu_alloc(p.bytes.out);
+    float *lse = tu_alloc(p.bytes.lse), *ref_lse = tu_alloc(p.bytes.lse);
+    tu_fill_normal(q, CLATTN_F32, p.bytes.q / 4, 1, &r);
+    tu_fill_normal(k, CLATTN_F32, p.bytes.k / 4, 1, &r);
+    tu_fill_normal(v, CLATTN_F32, p.bytes.v / 4, 1, &r);
+    cl_context cl = clattn_context_cl_context(ctx);
+    cl_int e;
+    cl_mem bq = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.q, q, &e);
+    cl_mem bk = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.k, k, &e);
+    cl_mem bv = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.v, v, &e);
+    cl_mem bo = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.out, NULL, &e);
+    cl_mem bl = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.lse, NULL, &e);
+    const clattn_family *fam = clattn_flash_family_for(clattn_test_device(ctx), &p);
+    clattn_params params;
+    char why[256];
+    clattn_test_lock(ctx);
+    clattn_status st = clattn_params_lookup(ctx, fam, &p, &params);
+    if (st == CLATTN_SUCCESS && block_m > 0) {
+        params.v[P_BLOCK_M] = block_m;
+        if (!fam->valid(&params, clattn_test_device(ctx), &p, why, sizeof why)) {
+            printf("     %s BLOCK_M=%d: %s\n", fam->name, block_m, why);
+            st = CLATTN_INVALID_ARGUMENT;
+        }
+    }
+    if (st == CLATTN_SUCCESS)
+        st = clattn_flash_enqueue_with(ctx, &p, &params, splits, bq, bk, bv, NULL, bo, bl);
+    clattn_test_unlock(ctx);
+    if (st == CLATTN_SUCCESS) {
+        cl_command_queue queue = clattn_context_queue(ctx);
+        clEnqueueReadBuffer(queue, bo, CL_TRUE, 0, p.bytes.out, out, 0, NULL, NULL);
+        clEnqueueReadBuffer(queue, bl, CL_TRUE, 0, p.bytes.lse, lse, 0, NULL, NULL);
+        const size_t no = p.bytes.out / 4;
+        *ok = clattn_attention_reference(d, q, k, v, NULL, ref, NULL, ref_lse) == CLATTN_SUCCESS &&
+              tu_compare_out(CLATTN_F32, out, ref, no, tu_out_tolerance(CLATTN_F32, ref, no, 1),
+                             dout) &&
+              tu_compare_rel(lse, ref_lse, p.bytes.lse / 4, TU_LSE_REL, dlse);
+    }
+    cl_mem mems[] = {bq, bk, bv, bo, bl};
+    if (keep) {
+        tu_keep_scratch(keep, ctx);
+        for (int i = 0; i < 5; i++)
+            tu_keep_add(keep, mems[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        clReleaseMemObject(mems[i]);
+    free(q), free(k), free(v), free(out), free(ref), free(lse), free(ref_lse);
+    return st;
 }

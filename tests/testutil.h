@@ -152,6 +152,16 @@ size_t tu_kv_scale_bytes(const clattn_attention_desc *d);
 float *tu_dequantize(const clattn_attention_desc *d, clattn_kv_tensor which, const signed char *x8,
                      const float *scale);
 
+/* d's problem with F32 storage (N(0,1) inputs from seed) on the fused kernel of the family its plan
+   takes, at that family's parameters from the lookup with BLOCK_M set to block_m (0: as looked up)
+   and splits key ranges (clattn_flash_enqueue_with), against the reference: out at the F32
+   tolerance, lse within TU_LSE_REL. The buffers go into keep (NULL: released at once). Returns the
+   call's status (CLATTN_INVALID_ARGUMENT, with a line saying why, where block_m is not valid for
+   the family); *ok is the comparison's verdict, dout and dlse its differences. */
+clattn_status tu_run_fused_with(clattn_context *ctx, const clattn_attention_desc *d, int block_m,
+                                int splits, uint64_t seed, tu_keep *keep, int *ok, tu_diff *dout,
+                                tu_diff *dlse);
+
 /* Describes c in one line ("B=2 Hq=8 Hkv=2 Lq=7 Lk=300 d=40 dv=64 F16 BSHD causal=BR ..."). */
 void tu_case_string(const tu_case *c, char *buf, size_t len);
 /* Makes c's inputs, runs them on ctx and on the reference, compares. Returns the device status. */

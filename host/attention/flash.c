@@ -383,10 +383,11 @@ clattn_status clattn_flash_kernel(clattn_context *ctx, const clattn_plan *plan, 
     if (clattn_problem_defines(p, options, sizeof options) ||
         clattn_params_defines(plan->step[0].family, &plan->step[0].params, options, sizeof options))
         return clattn_fail(ctx, CLATTN_INVALID_ARGUMENT, "flash kernel options too long");
-    const clattn_family *f = plan->step[0].family;
-    return clattn_kernel_get(ctx, f->file, options,
-                             f == &clattn_family_flash_decode ? "flash_decode" : "flash_attention",
-                             out);
+    /* each fused kernel is named as its file (flash_attention.cl: flash_attention) */
+    const char *file = plan->step[0].family->file;
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(file, "."), file);
+    return clattn_kernel_get(ctx, file, options, name, out);
 }
 
 /* The problem the merge of a ragged batch's partials writes: one "batch entry" of total_q packed
