@@ -1,8 +1,9 @@
 /* Small devices (clattn_context_options.max_local_mem_bytes, .max_work_group_size) of every device
  * class (.device_class): local memory capped at 16 or 32 KiB and work-groups at 64 or 256
  * work-items, as on small GPUs and FPGAs, with each class's defaults and search space. Every kernel
- * family (qk, softmax, pv; flash; flash_split or, on the CPU class, flash_decode, with the merge) runs at the parameters the capped
- * context chooses (with the fallbacks of host/attention/params.c) and must match the reference
+ * family (qk, softmax, pv; flash; flash_split or, on the CPU class, flash_decode, with the merge)
+ * runs at the parameters the capped context chooses (with the fallbacks of
+ * host/attention/params.c) and must match the reference
  * (tolerances: testutil.h); so must the multi-head layer with the own projection GEMM (tolerances:
  * mha_fixture.h). Where the capped device genuinely cannot serve a shape (the fused kernel's
  * smallest tiles for d = dv = 256 need 17 KiB, for d = dv = 512 35 KiB), the call must answer
