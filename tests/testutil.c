@@ -738,18 +738,18 @@ clattn_status tu_run_fused_with(clattn_context *ctx, const clattn_attention_desc
     tu_fill_normal(q, CLATTN_F32, p.bytes.q / 4, 1, &r);
     tu_fill_normal(k, CLATTN_F32, p.bytes.k / 4, 1, &r);
     tu_fill_normal(v, CLATTN_F32, p.bytes.v / 4, 1, &r);
-    cl_context cl = clattn_context_cl_context(ctx);
-    cl_int e;
-    cl_mem bq = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.q, q, &e);
-    cl_mem bk = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.k, k, &e);
-    cl_mem bv = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, p.bytes.v, v, &e);
-    cl_mem bo = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.out, NULL, &e);
-    cl_mem bl = clCreateBuffer(cl, CL_MEM_READ_WRITE, p.bytes.lse, NULL, &e);
+    cl_int err = CL_SUCCESS;
+    cl_mem bq = make_buffer(ctx, p.bytes.q, q, &err);
+    cl_mem bk = make_buffer(ctx, p.bytes.k, k, &err);
+    cl_mem bv = make_buffer(ctx, p.bytes.v, v, &err);
+    cl_mem bo = make_buffer(ctx, p.bytes.out, NULL, &err);
+    cl_mem bl = make_buffer(ctx, p.bytes.lse, NULL, &err);
     const clattn_family *fam = clattn_flash_family_for(clattn_test_device(ctx), &p);
     clattn_params params;
     char why[256];
     clattn_test_lock(ctx);
-    clattn_status st = clattn_params_lookup(ctx, fam, &p, &params);
+    clattn_status st = err == CL_SUCCESS ? clattn_params_lookup(ctx, fam, &p, &params)
+                                         : CLATTN_OPENCL_ERROR;
     if (st == CLATTN_SUCCESS && block_m > 0) {
         params.v[P_BLOCK_M] = block_m;
         if (!fam->valid(&params, clattn_test_device(ctx), &p, why, sizeof why)) {
@@ -762,22 +762,30 @@ clattn_status tu_run_fused_with(clattn_context *ctx, const clattn_attention_desc
     clattn_test_unlock(ctx);
     if (st == CLATTN_SUCCESS) {
         cl_command_queue queue = clattn_context_queue(ctx);
-        clEnqueueReadBuffer(queue, bo, CL_TRUE, 0, p.bytes.out, out, 0, NULL, NULL);
-        clEnqueueReadBuffer(queue, bl, CL_TRUE, 0, p.bytes.lse, lse, 0, NULL, NULL);
+        err = clEnqueueReadBuffer(queue, bo, CL_TRUE, 0, p.bytes.out, out, 0, NULL, NULL);
+        if (err == CL_SUCCESS)
+            err = clEnqueueReadBuffer(queue, bl, CL_TRUE, 0, p.bytes.lse, lse, 0, NULL, NULL);
+        if (err != CL_SUCCESS)
+            st = CLATTN_OPENCL_ERROR;
+    }
+    if (err != CL_SUCCESS)
+        printf("     OpenCL error %d making or reading the buffers\n", (int)err);
+    if (st == CLATTN_SUCCESS) {
         const size_t no = p.bytes.out / 4;
         *ok = clattn_attention_reference(d, q, k, v, NULL, ref, NULL, ref_lse) == CLATTN_SUCCESS &&
               tu_compare_out(CLATTN_F32, out, ref, no, tu_out_tolerance(CLATTN_F32, ref, no, 1),
                              dout) &&
               tu_compare_rel(lse, ref_lse, p.bytes.lse / 4, TU_LSE_REL, dlse);
     }
-    cl_mem mems[] = {bq, bk, bv, bo, bl};
-    if (keep) {
+    if (keep)
         tu_keep_scratch(keep, ctx);
-        for (int i = 0; i < 5; i++)
-            tu_keep_add(keep, mems[i]);
+    cl_mem all[] = {bq, bk, bv, bo, bl};
+    for (int i = 0; i < 5; i++) {
+        if (keep)
+            tu_keep_add(keep, all[i]);
+        if (all[i])
+            clReleaseMemObject(all[i]);
     }
-    for (int i = 0; i < 5; i++)
-        clReleaseMemObject(mems[i]);
     free(q), free(k), free(v), free(out), free(ref), free(lse), free(ref_lse);
     return st;
 }

@@ -157,7 +157,8 @@ float *tu_dequantize(const clattn_attention_desc *d, clattn_kv_tensor which, con
    and splits key ranges (clattn_flash_enqueue_with), against the reference: out at the F32
    tolerance, lse within TU_LSE_REL. The buffers go into keep (NULL: released at once). Returns the
    call's status (CLATTN_INVALID_ARGUMENT, with a line saying why, where block_m is not valid for
-   the family); *ok is the comparison's verdict, dout and dlse its differences. */
+   the family; CLATTN_OPENCL_ERROR, with its code, where a buffer cannot be made or read); *ok is
+   the comparison's verdict (0 unless the call succeeded), dout and dlse its differences. */
 clattn_status tu_run_fused_with(clattn_context *ctx, const clattn_attention_desc *d, int block_m,
                                 int splits, uint64_t seed, tu_keep *keep, int *ok, tu_diff *dout,
                                 tu_diff *dlse);
